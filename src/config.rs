@@ -1,0 +1,960 @@
+//! `feeds.toml` → a validated [`Config`].
+//!
+//! Every error carries the file, line and column it comes from, so the CLI can
+//! print `feeds.toml:12:7: message` and an editor can jump to it. This module
+//! reads the file and nothing else: no network, no database.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+/// A configuration error located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The configuration file, as given by the user.
+    pub path: PathBuf,
+    /// 1-based line; 0 when the error is about the file as a whole.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong and, where possible, what to do.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                self.line,
+                self.col,
+                self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where the stories are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite file (created when missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string.
+    Postgres(String),
+}
+
+/// Where a feed is read from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FeedSource {
+    /// Fetched over HTTP(S).
+    Http(Url),
+    /// Read from a local file (scripts that generate feeds, offline demos).
+    File(PathBuf),
+}
+
+impl FeedSource {
+    /// The source as a URL string (`file://` for local files), for ids and OPML.
+    pub fn as_url_string(&self) -> String {
+        match self {
+            FeedSource::Http(u) => u.to_string(),
+            FeedSource::File(p) => Url::from_file_path(p)
+                .map(|u| u.to_string())
+                .unwrap_or_else(|_| p.display().to_string()),
+        }
+    }
+}
+
+impl fmt::Display for FeedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FeedSource::Http(u) => write!(f, "{u}"),
+            FeedSource::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// One `[[feeds]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedConfig {
+    /// Unique display name; also the feed's key in the store.
+    pub name: String,
+    /// Where to read it.
+    pub source: FeedSource,
+    /// Tags every story of this feed gets.
+    pub tags: Vec<String>,
+    /// How often to poll it (the global `poll_interval` when unset).
+    pub interval: Duration,
+}
+
+/// One `[[tags]]` rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagRule {
+    /// The tag's name (a slug: used in `tags/<name>.atom`).
+    pub name: String,
+    /// Whole words or phrases, matched case-insensitively.
+    pub keywords: Vec<String>,
+}
+
+/// `[fetch]`: how feeds are fetched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchConfig {
+    /// Whole-request timeout, body included.
+    pub timeout: Duration,
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Bodies larger than this are abandoned (after decompression).
+    pub max_body_size: u64,
+    /// Feeds fetched at once, over all hosts.
+    pub concurrency: usize,
+    /// Feeds fetched at once from one host.
+    pub per_host: usize,
+    /// Longest wait after repeated failures.
+    pub max_backoff: Duration,
+    /// Overrides the default `gazette/VERSION (+site_url)` User-Agent.
+    pub user_agent: Option<String>,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_body_size: 10_000_000,
+            concurrency: 16,
+            per_host: 4,
+            max_backoff: Duration::from_secs(24 * 3600),
+            user_agent: None,
+        }
+    }
+}
+
+/// `[http]`: the built-in web server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// Address to listen on; loopback by default.
+    pub listen: SocketAddr,
+}
+
+/// `[publish]`: the written feeds and page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishConfig {
+    /// Output folder.
+    pub dir: PathBuf,
+    /// Stories per published feed.
+    pub entries: usize,
+}
+
+/// How digests leave the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// `.eml` files in the outbox folder.
+    File,
+    /// An SMTP server.
+    Smtp,
+}
+
+/// SMTP connection security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption (loopback relays only).
+    None,
+}
+
+/// `[digest.smtp]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmtpConfig {
+    /// Server host name.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Connection security.
+    pub security: SmtpSecurity,
+    /// AUTH user name, if the server wants one.
+    pub username: Option<String>,
+    /// Name of the environment variable holding the password.
+    pub password_env: Option<String>,
+}
+
+/// `[digest]`: the weekly email.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestConfig {
+    /// 5-field cron expression, evaluated in `timezone`.
+    pub schedule: String,
+    /// IANA time zone name.
+    pub timezone: String,
+    /// From header.
+    pub from: String,
+    /// Recipients listed in the file.
+    pub to: Vec<String>,
+    /// A file with one recipient per line.
+    pub subscribers: Option<PathBuf>,
+    /// File outbox or SMTP.
+    pub transport: Transport,
+    /// Folder for `.eml` files with the file transport.
+    pub outbox: PathBuf,
+    /// SMTP settings.
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Title of the published feeds and the digest.
+    pub title: String,
+    /// Public address; ids and self links derive from it.
+    pub site_url: Url,
+    /// The store.
+    pub database: DatabaseUrl,
+    /// Default polling interval.
+    pub poll_interval: Duration,
+    /// No feed is polled more often than this.
+    pub min_interval: Duration,
+    /// Fetch settings.
+    pub fetch: FetchConfig,
+    /// Web server settings.
+    pub http: HttpConfig,
+    /// Publishing settings.
+    pub publish: PublishConfig,
+    /// Digest settings, when a digest is configured.
+    pub digest: Option<DigestConfig>,
+    /// The feeds, in file order.
+    pub feeds: Vec<FeedConfig>,
+    /// Keyword tag rules.
+    pub tags: Vec<TagRule>,
+}
+
+// ---- raw, spanned shape as written in the file ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    title: Option<Spanned<String>>,
+    site_url: Option<Spanned<String>>,
+    database: Option<Spanned<String>>,
+    poll_interval: Option<Spanned<String>>,
+    min_interval: Option<Spanned<String>>,
+    fetch: Option<RawFetch>,
+    http: Option<RawHttp>,
+    publish: Option<RawPublish>,
+    digest: Option<Spanned<RawDigest>>,
+    #[serde(default)]
+    feeds: Vec<Spanned<RawFeed>>,
+    #[serde(default)]
+    tags: Vec<Spanned<RawTag>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFetch {
+    timeout: Option<Spanned<String>>,
+    connect_timeout: Option<Spanned<String>>,
+    max_body_size: Option<Spanned<String>>,
+    concurrency: Option<Spanned<i64>>,
+    per_host: Option<Spanned<i64>>,
+    max_backoff: Option<Spanned<String>>,
+    user_agent: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublish {
+    dir: Option<String>,
+    entries: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDigest {
+    schedule: Option<Spanned<String>>,
+    timezone: Option<String>,
+    from: Option<Spanned<String>>,
+    #[serde(default)]
+    to: Vec<Spanned<String>>,
+    subscribers: Option<String>,
+    transport: Option<Transport>,
+    outbox: Option<String>,
+    smtp: Option<Spanned<RawSmtp>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    security: Option<SmtpSecurity>,
+    username: Option<String>,
+    password_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    #[serde(default)]
+    tags: Vec<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTag {
+    name: Spanned<String>,
+    #[serde(default)]
+    keywords: Vec<Spanned<String>>,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read the configuration: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path` (relative paths resolve beside it).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let ctx = Ctx { path, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            ctx.err(span, improve_serde_message(e.message()))
+        })?;
+        ctx.validate(raw)
+    }
+
+    /// The folder relative paths in the file are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        base_dir_of(&self.path)
+    }
+
+    /// The interval a feed is actually polled at (never below `min_interval`).
+    pub fn effective_interval(&self, feed: &FeedConfig) -> Duration {
+        feed.interval.max(self.min_interval)
+    }
+}
+
+fn base_dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        let (line, col) = line_col(self.text, span.start);
+        ConfigError {
+            path: self.path.to_path_buf(),
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base_dir_of(self.path).join(p)
+        }
+    }
+
+    fn duration(&self, v: &Spanned<String>) -> Result<Duration, ConfigError> {
+        let d = parse_duration(v.get_ref()).map_err(|m| self.err(v.span(), m))?;
+        if d.is_zero() {
+            return Err(self.err(v.span(), "duration must be greater than zero"));
+        }
+        Ok(d)
+    }
+
+    fn positive(&self, v: &Spanned<i64>, what: &str) -> Result<usize, ConfigError> {
+        match usize::try_from(*v.get_ref()) {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(self.err(v.span(), format!("{what} must be a positive number"))),
+        }
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let title = match raw.title {
+            Some(t) if t.get_ref().trim().is_empty() => {
+                return Err(self.err(t.span(), "title must not be empty"));
+            }
+            Some(t) => t.into_inner(),
+            None => "gazette".to_string(),
+        };
+        let site_url = match raw.site_url {
+            Some(s) => {
+                let u = Url::parse(s.get_ref())
+                    .map_err(|e| self.err(s.span(), format!("site_url is not a valid URL: {e}")))?;
+                if !matches!(u.scheme(), "http" | "https") {
+                    return Err(self.err(s.span(), "site_url must be an http:// or https:// URL"));
+                }
+                u
+            }
+            None => Url::parse("http://127.0.0.1:8080/").expect("static url"),
+        };
+        let database = match raw.database {
+            Some(d) => self.database(&d)?,
+            None => DatabaseUrl::Sqlite(self.resolve("gazette.db")),
+        };
+        let poll_interval = match &raw.poll_interval {
+            Some(d) => self.duration(d)?,
+            None => Duration::from_secs(3600),
+        };
+        let min_interval = match &raw.min_interval {
+            Some(d) => self.duration(d)?,
+            None => Duration::from_secs(300),
+        };
+
+        let mut fetch = FetchConfig::default();
+        if let Some(f) = raw.fetch {
+            if let Some(v) = &f.timeout {
+                fetch.timeout = self.duration(v)?;
+            }
+            if let Some(v) = &f.connect_timeout {
+                fetch.connect_timeout = self.duration(v)?;
+            }
+            if let Some(v) = &f.max_body_size {
+                fetch.max_body_size = parse_size(v.get_ref()).map_err(|m| self.err(v.span(), m))?;
+            }
+            if let Some(v) = &f.concurrency {
+                fetch.concurrency = self.positive(v, "concurrency")?;
+            }
+            if let Some(v) = &f.per_host {
+                fetch.per_host = self.positive(v, "per_host")?;
+            }
+            if let Some(v) = &f.max_backoff {
+                fetch.max_backoff = self.duration(v)?;
+            }
+            fetch.user_agent = f.user_agent;
+        }
+
+        let http = HttpConfig {
+            listen: match raw.http.and_then(|h| h.listen) {
+                Some(l) => l.get_ref().parse().map_err(|_| {
+                    self.err(
+                        l.span(),
+                        format!(
+                            "listen must be an address and port such as 127.0.0.1:8080, not {:?}",
+                            l.get_ref()
+                        ),
+                    )
+                })?,
+                None => "127.0.0.1:8080".parse().expect("static addr"),
+            },
+        };
+
+        let mut publish = PublishConfig {
+            dir: self.resolve("public"),
+            entries: 100,
+        };
+        if let Some(p) = raw.publish {
+            if let Some(d) = p.dir {
+                publish.dir = self.resolve(&d);
+            }
+            if let Some(e) = &p.entries {
+                publish.entries = self.positive(e, "entries")?;
+            }
+        }
+
+        let digest = match raw.digest {
+            Some(d) => Some(self.digest(d)?),
+            None => None,
+        };
+
+        let mut tags = Vec::new();
+        let mut tag_names: HashMap<String, usize> = HashMap::new();
+        for t in raw.tags {
+            let span = t.span();
+            let t = t.into_inner();
+            self.slug(&t.name)?;
+            if let Some(line) = tag_names.get(t.name.get_ref()) {
+                return Err(self.err(
+                    t.name.span(),
+                    format!(
+                        "tag {:?} is already defined on line {line}",
+                        t.name.get_ref()
+                    ),
+                ));
+            }
+            tag_names.insert(t.name.get_ref().clone(), line_col(self.text, span.start).0);
+            if t.keywords.is_empty() {
+                return Err(self.err(span, "a [[tags]] rule needs at least one keyword"));
+            }
+            let mut keywords = Vec::new();
+            for k in t.keywords {
+                if k.get_ref().trim().is_empty() {
+                    return Err(self.err(k.span(), "keywords must not be empty"));
+                }
+                keywords.push(k.into_inner().trim().to_string());
+            }
+            tags.push(TagRule {
+                name: t.name.into_inner(),
+                keywords,
+            });
+        }
+
+        let mut feeds = Vec::new();
+        let mut names: HashMap<String, usize> = HashMap::new();
+        let mut urls: HashMap<FeedSource, usize> = HashMap::new();
+        for f in raw.feeds {
+            let f = f.into_inner();
+            let name = f.name.get_ref().trim().to_string();
+            if name.is_empty() {
+                return Err(self.err(f.name.span(), "feed name must not be empty"));
+            }
+            let name_line = line_col(self.text, f.name.span().start).0;
+            if let Some(line) = names.get(&name.to_lowercase()) {
+                return Err(self.err(
+                    f.name.span(),
+                    format!("duplicate feed name {name:?}: already used on line {line}"),
+                ));
+            }
+            names.insert(name.to_lowercase(), name_line);
+            let source = self.feed_source(&f.url)?;
+            if let Some(line) = urls.get(&source) {
+                return Err(self.err(
+                    f.url.span(),
+                    format!("duplicate feed url {source}: already listed on line {line}"),
+                ));
+            }
+            urls.insert(source.clone(), line_col(self.text, f.url.span().start).0);
+            let mut feed_tags = Vec::new();
+            for t in &f.tags {
+                self.slug(t)?;
+                if !feed_tags.contains(t.get_ref()) {
+                    feed_tags.push(t.get_ref().clone());
+                }
+            }
+            let interval = match &f.interval {
+                Some(d) => self.duration(d)?,
+                None => poll_interval,
+            };
+            feeds.push(FeedConfig {
+                name,
+                source,
+                tags: feed_tags,
+                interval,
+            });
+        }
+
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            title,
+            site_url,
+            database,
+            poll_interval,
+            min_interval,
+            fetch,
+            http,
+            publish,
+            digest,
+            feeds,
+            tags,
+        })
+    }
+
+    fn database(&self, d: &Spanned<String>) -> Result<DatabaseUrl, ConfigError> {
+        let s = d.get_ref().trim();
+        if let Some(rest) = s.strip_prefix("sqlite:") {
+            let rest = rest.trim_start_matches("//");
+            if rest.is_empty() {
+                return Err(self.err(d.span(), "database: sqlite:// needs a file path"));
+            }
+            let rest = rest.split('?').next().unwrap_or(rest);
+            return Ok(DatabaseUrl::Sqlite(self.resolve(rest)));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(s.to_string()));
+        }
+        Err(self.err(
+            d.span(),
+            format!("database must be sqlite://PATH or postgres://USER@HOST/DB, not {s:?}"),
+        ))
+    }
+
+    fn feed_source(&self, u: &Spanned<String>) -> Result<FeedSource, ConfigError> {
+        let s = u.get_ref().trim();
+        if s.is_empty() {
+            return Err(self.err(u.span(), "feed url must not be empty"));
+        }
+        let lower = s.to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            let url = Url::parse(s)
+                .map_err(|e| self.err(u.span(), format!("invalid feed url {s:?}: {e}")))?;
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(self.err(u.span(), format!("feed url {s:?} has no host")));
+            }
+            return Ok(FeedSource::Http(url));
+        }
+        if lower.starts_with("file://") {
+            let url = Url::parse(s)
+                .map_err(|e| self.err(u.span(), format!("invalid file url {s:?}: {e}")))?;
+            let p = url
+                .to_file_path()
+                .map_err(|_| self.err(u.span(), format!("file url {s:?} is not a local path")))?;
+            return Ok(FeedSource::File(p));
+        }
+        if let Some((scheme, _)) = s.split_once("://") {
+            return Err(self.err(
+                u.span(),
+                format!(
+                    "unsupported url scheme {scheme:?}: use http://, https://, file:// or a file path"
+                ),
+            ));
+        }
+        Ok(FeedSource::File(self.resolve(s)))
+    }
+
+    fn slug(&self, t: &Spanned<String>) -> Result<(), ConfigError> {
+        let s = t.get_ref();
+        let ok = !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            && !s.starts_with('-');
+        if ok {
+            Ok(())
+        } else {
+            Err(self.err(
+                t.span(),
+                format!(
+                    "tag {s:?} must use lower-case letters, digits, '-' and '_' only (it becomes a file name)"
+                ),
+            ))
+        }
+    }
+
+    fn digest(&self, d: Spanned<RawDigest>) -> Result<DigestConfig, ConfigError> {
+        let span = d.span();
+        let d = d.into_inner();
+        let schedule = match d.schedule {
+            Some(s) => {
+                let fields = s.get_ref().split_whitespace().count();
+                if fields != 5 {
+                    return Err(self.err(
+                        s.span(),
+                        format!(
+                            "schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week), got {fields} fields"
+                        ),
+                    ));
+                }
+                s.into_inner()
+            }
+            None => "0 8 * * Mon".to_string(),
+        };
+        let from = match d.from {
+            Some(f) if looks_like_mailbox(f.get_ref()) => f.into_inner(),
+            Some(f) => {
+                return Err(self.err(
+                    f.span(),
+                    format!("from {:?} is not an email address", f.get_ref()),
+                ));
+            }
+            None => return Err(self.err(span, "[digest] needs a `from` address")),
+        };
+        let mut to = Vec::new();
+        for t in d.to {
+            if !looks_like_mailbox(t.get_ref()) {
+                return Err(self.err(
+                    t.span(),
+                    format!("{:?} is not an email address", t.get_ref()),
+                ));
+            }
+            to.push(t.into_inner());
+        }
+        let transport = d.transport.unwrap_or(Transport::File);
+        let smtp = d.smtp.map(|s| {
+            let s = s.into_inner();
+            let security = s.security.unwrap_or(SmtpSecurity::Starttls);
+            SmtpConfig {
+                host: s.host,
+                port: s.port.unwrap_or(match security {
+                    SmtpSecurity::Tls => 465,
+                    SmtpSecurity::Starttls => 587,
+                    SmtpSecurity::None => 25,
+                }),
+                security,
+                username: s.username,
+                password_env: s.password_env,
+            }
+        });
+        if transport == Transport::Smtp && smtp.is_none() {
+            return Err(self.err(span, "transport = \"smtp\" needs a [digest.smtp] section"));
+        }
+        Ok(DigestConfig {
+            schedule,
+            timezone: d.timezone.unwrap_or_else(|| "UTC".to_string()),
+            from,
+            to,
+            subscribers: d.subscribers.map(|s| self.resolve(&s)),
+            transport,
+            outbox: self.resolve(d.outbox.as_deref().unwrap_or("outbox")),
+            smtp,
+        })
+    }
+}
+
+/// A light check that a mailbox (`addr` or `Name <addr>`) holds an address.
+fn looks_like_mailbox(s: &str) -> bool {
+    let addr = match (s.find('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &s[a + 1..b],
+        _ => s,
+    };
+    let addr = addr.trim();
+    match addr.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !addr.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Adds a "did you mean" to serde's unknown-field messages.
+fn improve_serde_message(msg: &str) -> String {
+    let msg = msg.trim();
+    let Some(rest) = msg.strip_prefix("unknown field `") else {
+        return msg.to_string();
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return msg.to_string();
+    };
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let best = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(field, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min();
+    match best {
+        Some((_, c)) => format!("unknown key `{field}`; did you mean `{c}`?"),
+        None if !candidates.is_empty() => format!(
+            "unknown key `{field}`; expected one of {}",
+            candidates
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => format!("unknown key `{field}`"),
+    }
+}
+
+/// Parses `30m`, `1h`, `90s`, `7d`, `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|_| {
+        format!("invalid duration {s:?}: use a number and a unit, e.g. 30s, 30m, 1h, 7d")
+    })
+}
+
+/// Parses `10MB`, `512KiB`, `1GB`, `1048576`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let err = || format!("invalid size {s:?}: use a number and a unit, e.g. 512KB or 10MB");
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1000,
+        "kib" => 1024,
+        "mb" | "m" => 1000 * 1000,
+        "mib" => 1024 * 1024,
+        "gb" | "g" => 1000 * 1000 * 1000,
+        "gib" => 1024 * 1024 * 1024,
+        _ => return Err(err()),
+    };
+    let v = n.checked_mul(mult).ok_or_else(err)?;
+    if v == 0 {
+        return Err("size must be greater than zero".into());
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("feeds.toml"), text)
+    }
+
+    const MINIMAL: &str = r#"
+title = "Watch"
+site_url = "https://news.example.org/"
+
+[[feeds]]
+name = "ISHR"
+url = "https://ishr.ch/feed/"
+tags = ["ngo"]
+interval = "30m"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.title, "Watch");
+        assert_eq!(c.feeds.len(), 1);
+        assert_eq!(c.feeds[0].interval, Duration::from_secs(1800));
+        assert_eq!(c.feeds[0].tags, vec!["ngo"]);
+        assert_eq!(c.poll_interval, Duration::from_secs(3600));
+        assert_eq!(c.publish.entries, 100);
+        assert_eq!(c.fetch.max_body_size, 10_000_000);
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            c.database,
+            DatabaseUrl::Sqlite(PathBuf::from("./gazette.db"))
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_located_with_a_suggestion() {
+        let e = parse("title = \"x\"\npoll_intervall = \"1h\"\n").unwrap_err();
+        assert_eq!((e.line, e.col), (2, 1), "{e}");
+        assert!(e.message.contains("did you mean `poll_interval`"), "{e}");
+        assert!(e.to_string().starts_with("feeds.toml:2:1: "), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_in_a_feed_is_located() {
+        let text = format!("{MINIMAL}nmae = \"x\"\n");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.message.contains("did you mean `name`"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_points_at_the_value() {
+        let text = MINIMAL.replace("\"30m\"", "\"half an hour\"");
+        let e = parse(&text).unwrap_err();
+        assert_eq!((e.line, e.col), (9, 12), "{e}");
+        assert!(e.message.contains("invalid duration"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_and_urls_are_rejected() {
+        let dup_name =
+            format!("{MINIMAL}\n[[feeds]]\nname = \"ishr\"\nurl = \"https://other.example/\"\n");
+        let e = parse(&dup_name).unwrap_err();
+        assert!(e.message.contains("duplicate feed name"), "{e}");
+        assert_eq!(e.line, 12);
+        let dup_url =
+            format!("{MINIMAL}\n[[feeds]]\nname = \"Other\"\nurl = \"https://ishr.ch/feed/\"\n");
+        let e = parse(&dup_url).unwrap_err();
+        assert!(e.message.contains("duplicate feed url"), "{e}");
+        assert!(e.message.contains("line 7"), "{e}");
+    }
+
+    #[test]
+    fn urls_are_validated() {
+        let e = parse(&MINIMAL.replace("https://ishr.ch/feed/", "https://")).unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        let e = parse(&MINIMAL.replace("https://ishr.ch/feed/", "ftp://x.org/f")).unwrap_err();
+        assert!(e.message.contains("unsupported url scheme"), "{e}");
+        let c = parse(&MINIMAL.replace("https://ishr.ch/feed/", "feeds/local.xml")).unwrap();
+        assert_eq!(
+            c.feeds[0].source,
+            FeedSource::File(PathBuf::from("./feeds/local.xml"))
+        );
+        let c = parse(&MINIMAL.replace("https://ishr.ch/feed/", "file:///tmp/x.xml")).unwrap();
+        assert_eq!(
+            c.feeds[0].source,
+            FeedSource::File(PathBuf::from("/tmp/x.xml"))
+        );
+        let e = parse(&MINIMAL.replace("https://news.example.org/", "news")).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+    }
+
+    #[test]
+    fn postgres_url_is_accepted_as_a_kind() {
+        let c = parse("database = \"postgres://u@127.0.0.1/test\"\n").unwrap();
+        assert!(matches!(c.database, DatabaseUrl::Postgres(_)));
+        let e = parse("database = \"mysql://x\"\n").unwrap_err();
+        assert_eq!(e.line, 1);
+    }
+
+    #[test]
+    fn syntax_error_is_located() {
+        let e = parse("title = \"x\"\n[[feeds]\nname = 1\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn tags_must_be_slugs() {
+        let e = parse(&MINIMAL.replace("[\"ngo\"]", "[\"../etc\"]")).unwrap_err();
+        assert!(e.message.contains("lower-case"), "{e}");
+        let e = parse("[[tags]]\nname = \"china\"\nkeywords = []\n").unwrap_err();
+        assert!(e.message.contains("at least one keyword"), "{e}");
+    }
+
+    #[test]
+    fn digest_addresses_and_schedule_are_checked() {
+        let base = "[digest]\nschedule = \"0 8 * * Mon\"\nfrom = \"Gazette <d@example.org>\"\nto = [\"team@example.org\"]\n";
+        let d = parse(base).unwrap().digest.unwrap();
+        assert_eq!(d.transport, Transport::File);
+        let e = parse(&base.replace("team@example.org", "team")).unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        let e = parse(&base.replace("0 8 * * Mon", "0 8 * *")).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = parse(&format!("{base}transport = \"smtp\"\n")).unwrap_err();
+        assert!(e.message.contains("[digest.smtp]"), "{e}");
+        let e = parse(&format!("{base}transport = \"pigeon\"\n")).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
+        assert_eq!(parse_size("512KiB").unwrap(), 524_288);
+        assert!(parse_size("ten").is_err());
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+    }
+}

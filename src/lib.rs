@@ -1,0 +1,23 @@
+//! gazette: a self-hosted news aggregator and newsletter builder.
+//!
+//! Data flows one way through modules that each own one step:
+//!
+//! ```text
+//! feeds.toml ─ config ─▶ scheduler ─▶ fetch ─▶ parse (+ sanitize) ─▶ tag ─▶ store
+//!                                       └──────────── pipeline ───────────┘
+//! store ─▶ publish (Atom, HTTP)      store ─▶ digest ─▶ mail
+//! ```
+//!
+//! [`pipeline`] is the only module that sees every ingest step; the others
+//! talk through the plain types in [`model`]. [`app`] wires them for the CLI.
+
+pub mod app;
+pub mod config;
+pub mod fetch;
+pub mod model;
+pub mod parse;
+pub mod pipeline;
+pub mod sanitize;
+pub mod scheduler;
+pub mod store;
+pub mod tag;

@@ -1,0 +1,262 @@
+//! The `gazette` command line: argument parsing, terminal output and exit
+//! codes. The work itself is in the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Parser, Subcommand};
+use gazette::app;
+use gazette::config::Config;
+use gazette::model::ItemQuery;
+use gazette::pipeline::{FeedReport, Waits};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// gazette: polls news feeds, removes duplicates, tags stories, publishes
+/// a combined feed and emails a digest.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = "feeds.toml")]
+    config: PathBuf,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration; errors are printed as file:line:col: message.
+    Check,
+    /// Fetch every feed once now and store new and changed stories.
+    Poll {
+        /// Also fetch feeds that asked to wait (Retry-After) or were marked gone.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List stored stories, newest first.
+    Items {
+        /// Only stories with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only stories published since this date (2026-11-01, an RFC 3339 time, or an age such as 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many stories.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        // `gazette items | head` closes the pipe early: not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GAZETTE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Loads the configuration, printing `file:line:col: message` on error.
+fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&cli.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    match cli.command {
+        Command::Check => {
+            println!(
+                "{}: ok ({} feeds, {} tag rules)",
+                cli.config.display(),
+                config.feeds.len(),
+                config.tags.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Poll { force } => poll(config, force).await,
+        Command::Items {
+            tag,
+            since,
+            limit,
+            json,
+        } => {
+            let since = since.as_deref().map(parse_since).transpose()?;
+            let store = app::open_store(&config).await?;
+            let items = app::items(&store, &ItemQuery { tag, since, limit }).await?;
+            let mut out = std::io::stdout().lock();
+            for item in &items {
+                if json {
+                    serde_json::to_writer(&mut out, item)?;
+                    writeln!(out)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:>6}  {}  {}\n        {}\n        sources: {}{}",
+                        item.id,
+                        item.published.format("%Y-%m-%d %H:%M"),
+                        item.title,
+                        item.link.as_deref().unwrap_or("(no link)"),
+                        item.sources.join(", "),
+                        if item.tags.is_empty() {
+                            String::new()
+                        } else {
+                            format!("   tags: {}", item.tags.join(", "))
+                        }
+                    )?;
+                }
+            }
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn poll(config: Config, force: bool) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(config);
+    let store = app::open_store(&config).await?;
+    let ingest = app::ingest(config.clone(), store.clone())?;
+    let total = config.feeds.len() as u64;
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} feeds {elapsed} {msg}")
+                .expect("static template"),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let on_done = |r: &FeedReport| match &bar {
+        Some(bar) => {
+            bar.inc(1);
+            bar.set_message(r.name.clone());
+        }
+        None => eprintln!(
+            "{}: {}{}",
+            r.name,
+            r.status,
+            r.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ),
+    };
+    let waits = if force {
+        Waits::Ignore
+    } else {
+        Waits::ServerRequested
+    };
+    let reports = app::poll(&ingest, waits, &on_done).await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    print_summary(&reports);
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(reports: &[FeedReport]) {
+    let name_w = reports
+        .iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    let status_w = reports
+        .iter()
+        .map(|r| r.status.to_string().len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:<name_w$}  {:<status_w$}  {:>5}  {:>7}  error",
+        "feed", "status", "new", "updated"
+    );
+    for r in reports {
+        let name: String = r.name.chars().take(name_w).collect();
+        let _ = writeln!(
+            out,
+            "{:<name_w$}  {:<status_w$}  {:>5}  {:>7}  {}",
+            name,
+            r.status.to_string(),
+            r.new,
+            r.updated,
+            r.message.as_deref().unwrap_or("")
+        );
+    }
+    let failed = reports.iter().filter(|r| r.is_error()).count();
+    let new: usize = reports.iter().map(|r| r.new).sum();
+    let updated: usize = reports.iter().map(|r| r.updated).sum();
+    let _ = writeln!(
+        out,
+        "{} feeds: {} ok, {} failed; {} new, {} updated stories",
+        reports.len(),
+        reports.len() - failed,
+        failed,
+        new,
+        updated
+    );
+}
+
+fn parse_since(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Ok(d.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    }
+    let age = gazette::config::parse_duration(s).map_err(|_| {
+        anyhow::anyhow!("--since {s:?}: use a date (2026-11-01), an RFC 3339 time or an age (7d)")
+    })?;
+    let age = chrono::Duration::from_std(age).context("--since: age too large")?;
+    Ok(Utc::now() - age)
+}

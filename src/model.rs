@@ -1,0 +1,141 @@
+//! Plain data types that flow between the pipeline steps.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A media file attached to an item (podcast audio, PDF report…).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enclosure {
+    /// Absolute URL of the file.
+    pub url: String,
+    /// MIME type, when the feed gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+    /// Size in bytes, when the feed gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+}
+
+/// One normalised item, ready to store: plain-text title, absolute link,
+/// sanitised HTML, UTC dates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// Identity within its feed: `guid:…`, `link:…` or `hash:…`.
+    pub key: String,
+    /// Hash of the item as the feed sent it; unchanged hash means nothing to do.
+    pub raw_hash: i64,
+    /// The feed's own id for the item, when it has one.
+    pub guid: Option<String>,
+    /// Absolute link to the story.
+    pub link: Option<String>,
+    /// Plain-text title, entities decoded.
+    pub title: String,
+    /// Sanitised summary HTML.
+    pub summary_html: Option<String>,
+    /// Sanitised full content HTML.
+    pub content_html: Option<String>,
+    /// Plain-text excerpt of the content or summary.
+    pub excerpt: String,
+    /// Author names.
+    pub authors: Vec<String>,
+    /// The feed's categories for the item.
+    pub categories: Vec<String>,
+    /// Attached media.
+    pub enclosures: Vec<Enclosure>,
+    /// Publication date, UTC.
+    pub published: Option<DateTime<Utc>>,
+    /// Last update date, UTC.
+    pub updated: Option<DateTime<Utc>>,
+    /// Tags from the feed and the keyword rules.
+    pub tags: Vec<String>,
+}
+
+/// A feed's fetch state, kept between polls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchState {
+    /// ETag of the last 200 response.
+    pub etag: Option<String>,
+    /// Last-Modified of the last 200 response.
+    pub last_modified: Option<String>,
+    /// Where a permanent redirect pointed; fetched instead of the configured URL.
+    pub permanent_url: Option<String>,
+    /// Outcome of the last fetch (`ok`, `not_modified`, `gone`, or an error kind).
+    pub status: String,
+    /// Message of the last error.
+    pub last_error: Option<String>,
+    /// Consecutive failures; drives the backoff.
+    pub error_count: u32,
+    /// When the feed was last fetched (unix seconds).
+    pub last_fetch_at: Option<i64>,
+    /// When the feed last answered 200 or 304 (unix seconds).
+    pub last_success_at: Option<i64>,
+    /// Not to be fetched before this time (unix seconds): backoff or Retry-After.
+    pub next_fetch_at: Option<i64>,
+    /// The feed's own title.
+    pub title: Option<String>,
+    /// The feed's web site.
+    pub site_link: Option<String>,
+    /// The feed's `ttl` / `sy:updatePeriod` hint, in seconds.
+    pub ttl_seconds: Option<i64>,
+}
+
+/// A feed as the store knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedRow {
+    /// Store id.
+    pub id: i64,
+    /// Name from the configuration.
+    pub name: String,
+    /// URL from the configuration.
+    pub url: String,
+    /// Fetch state.
+    pub state: FetchState,
+}
+
+/// A stored story as listed by `gazette items`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredItem {
+    /// Store id.
+    pub id: i64,
+    /// Plain-text title.
+    pub title: String,
+    /// Absolute link.
+    pub link: Option<String>,
+    /// Feeds the story came from.
+    pub sources: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Publication date (first-seen time when the feed gave none).
+    pub published: DateTime<Utc>,
+    /// Last update, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated: Option<DateTime<Utc>>,
+    /// The feed's guid, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guid: Option<String>,
+    /// Author names.
+    pub authors: Vec<String>,
+    /// Feed categories.
+    pub categories: Vec<String>,
+    /// Attached media.
+    pub enclosures: Vec<Enclosure>,
+    /// Plain-text excerpt.
+    pub excerpt: String,
+    /// Sanitised summary HTML.
+    #[serde(skip)]
+    pub summary_html: Option<String>,
+    /// Sanitised content HTML.
+    #[serde(skip)]
+    pub content_html: Option<String>,
+}
+
+/// Filters for listing stories.
+#[derive(Debug, Clone, Default)]
+pub struct ItemQuery {
+    /// Only stories with this tag.
+    pub tag: Option<String>,
+    /// Only stories published at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many.
+    pub limit: Option<usize>,
+}

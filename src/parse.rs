@@ -1,0 +1,512 @@
+//! Feed bytes → normalised items. feed-rs lives here and nowhere else.
+//!
+//! Two steps, so that unchanged items cost almost nothing:
+//! [`parse`] decodes the bytes (BOM, HTTP charset, XML declaration), runs
+//! feed-rs and gives each entry its identity key and a hash of its raw
+//! content; [`RawEntry::normalise`] then makes the stored [`Item`] (plain-text
+//! title, absolute link, sanitised HTML, excerpt, UTC dates). The pipeline
+//! only normalises entries whose hash it has not stored yet.
+
+use std::borrow::Cow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use chrono::{DateTime, Utc};
+use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
+use feed_rs::model::{Entry, FeedType, Text};
+use url::Url;
+use xxhash_rust::xxh3::{Xxh3, xxh3_128};
+
+use crate::model::{Enclosure, Item};
+use crate::sanitize::{self, Sanitizer};
+
+/// Length of the plain-text excerpt kept with each item.
+pub const EXCERPT_CHARS: usize = 300;
+
+/// Why a document could not be read as a feed.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not a well-formed RSS, Atom or JSON feed.
+    #[error("not a valid RSS/Atom/JSON feed: {0}")]
+    Invalid(String),
+    /// The parsing crate panicked on this document; contained here.
+    #[error("the feed parser crashed on this document ({0}); the feed is skipped")]
+    Panicked(String),
+}
+
+/// What the parser needs to know besides the bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParseContext<'a> {
+    /// The URL the document came from: the base for relative links.
+    pub base_url: Option<&'a Url>,
+    /// The Content-Type header, for its charset.
+    pub content_type: Option<&'a str>,
+}
+
+/// A parsed document: feed metadata and entries not yet normalised.
+#[derive(Debug)]
+pub struct ParsedFeed {
+    /// The feed's title.
+    pub title: Option<String>,
+    /// The feed's web site.
+    pub site_link: Option<String>,
+    /// `ttl` hint in seconds.
+    pub ttl_seconds: Option<i64>,
+    /// Entries in document order.
+    pub entries: Vec<RawEntry>,
+}
+
+/// One entry as feed-rs gave it, with its identity and raw hash.
+#[derive(Debug)]
+pub struct RawEntry {
+    /// Identity within the feed: `guid:…`, `link:…` or `hash:…`.
+    pub key: String,
+    /// Hash of the raw entry; equal hashes mean nothing changed.
+    pub raw_hash: i64,
+    entry: Entry,
+    link: Option<String>,
+    title_is_html: bool,
+    base: Option<Url>,
+}
+
+/// Decodes, parses and keys a feed document. Never panics: a panic inside
+/// the parsing crate becomes [`ParseError::Panicked`].
+pub fn parse(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseError> {
+    match catch_unwind(AssertUnwindSafe(|| parse_inner(bytes, ctx))) {
+        Ok(r) => r,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ParseError::Panicked(msg))
+        }
+    }
+}
+
+fn parse_inner(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseError> {
+    let text = decode(bytes, ctx.content_type);
+    let text = strip_xml_declaration(&text);
+    let base = ctx
+        .base_url
+        .filter(|u| matches!(u.scheme(), "http" | "https"));
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(base.map(Url::as_str))
+        .id_generator(|_, _, _| String::new())
+        .build();
+    let feed = parser
+        .parse(text.as_bytes())
+        .map_err(|e| ParseError::Invalid(e.to_string()))?;
+
+    let site_link = feed
+        .links
+        .iter()
+        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+        .map(|l| l.href.clone());
+    // Relative links resolve against the document URL, else the feed's own site link.
+    let base: Option<Url> = base
+        .cloned()
+        .or_else(|| site_link.as_deref().and_then(|s| Url::parse(s).ok()));
+    let site_link = site_link.map(|s| absolutise(&s, base.as_ref()));
+    let title_is_html = feed.feed_type != FeedType::Atom;
+    let entries = feed
+        .entries
+        .into_iter()
+        .map(|entry| RawEntry::new(entry, base.clone(), title_is_html))
+        .collect();
+    Ok(ParsedFeed {
+        title: feed.title.map(|t| text_to_plain(&t, title_is_html)),
+        site_link,
+        ttl_seconds: feed.ttl.map(|m| i64::from(m) * 60),
+        entries,
+    })
+}
+
+impl RawEntry {
+    fn new(entry: Entry, base: Option<Url>, title_is_html: bool) -> RawEntry {
+        let link = entry
+            .links
+            .iter()
+            .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+            .or_else(|| entry.links.first())
+            .map(|l| absolutise(&l.href, base.as_ref()));
+        let raw_hash = raw_hash(&entry);
+        let key = if !entry.id.trim().is_empty() {
+            format!("guid:{}", entry.id.trim())
+        } else if let Some(l) = &link {
+            format!("link:{l}")
+        } else {
+            let mut body = String::new();
+            if let Some(t) = &entry.title {
+                body.push_str(&t.content);
+            }
+            body.push('\u{1f}');
+            if let Some(c) = entry.content.as_ref().and_then(|c| c.body.as_deref()) {
+                body.push_str(c);
+            }
+            if let Some(s) = &entry.summary {
+                body.push_str(&s.content);
+            }
+            format!("hash:{:032x}", xxh3_128(body.as_bytes()))
+        };
+        RawEntry {
+            key,
+            raw_hash,
+            entry,
+            link,
+            title_is_html,
+            base,
+        }
+    }
+
+    /// The normalised item. `sanitizer` must have been built for this feed's base URL.
+    pub fn normalise(&self, sanitizer: &Sanitizer) -> Item {
+        let e = &self.entry;
+        let content_html = e
+            .content
+            .as_ref()
+            .and_then(|c| {
+                let body = c.body.as_deref()?;
+                let ct = c.content_type.to_string();
+                Some(html_of(body, ct.contains("html") || ct.contains("xml")))
+            })
+            .filter(|s| !s.trim().is_empty())
+            .map(|h| sanitizer.clean(&h));
+        let summary_html = e
+            .summary
+            .as_ref()
+            .map(|t| html_of(&t.content, is_html(t) || self.title_is_html))
+            .filter(|s| !s.trim().is_empty())
+            .map(|h| sanitizer.clean(&h));
+        let body_text = content_html
+            .as_deref()
+            .or(summary_html.as_deref())
+            .map(sanitize::clean_html_to_text)
+            .unwrap_or_default();
+        let excerpt = sanitize::excerpt(&body_text, EXCERPT_CHARS);
+        let title = e
+            .title
+            .as_ref()
+            .map(|t| text_to_plain(t, self.title_is_html))
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| {
+                if excerpt.is_empty() {
+                    self.link.clone().unwrap_or_else(|| "(untitled)".into())
+                } else {
+                    sanitize::excerpt(&body_text, 80)
+                }
+            });
+        let mut enclosures: Vec<Enclosure> = e
+            .media
+            .iter()
+            .flat_map(|m| &m.content)
+            .filter_map(|c| {
+                Some(Enclosure {
+                    url: c.url.as_ref()?.to_string(),
+                    mime: c.content_type.as_ref().map(|m| m.to_string()),
+                    length: c.size,
+                })
+            })
+            .collect();
+        for l in e
+            .links
+            .iter()
+            .filter(|l| l.rel.as_deref() == Some("enclosure"))
+        {
+            let url = absolutise(&l.href, self.base.as_ref());
+            if !enclosures.iter().any(|x| x.url == url) {
+                enclosures.push(Enclosure {
+                    url,
+                    mime: l.media_type.clone(),
+                    length: l.length,
+                });
+            }
+        }
+        let authors = e
+            .authors
+            .iter()
+            .filter_map(|p| {
+                let n = p.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+                n.or(p.email.as_deref()).map(str::to_string)
+            })
+            .collect();
+        let categories = e
+            .categories
+            .iter()
+            .map(|c| c.label.as_deref().unwrap_or(&c.term).trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        Item {
+            key: self.key.clone(),
+            raw_hash: self.raw_hash,
+            guid: Some(e.id.trim().to_string()).filter(|g| !g.is_empty()),
+            link: self.link.clone(),
+            title,
+            summary_html,
+            content_html,
+            excerpt,
+            authors,
+            categories,
+            enclosures,
+            published: e.published.or(e.updated).map(trim_future),
+            updated: e.updated.map(trim_future),
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// Dates more than a day ahead are publisher clock or time-zone mistakes: clamp them to now.
+fn trim_future(d: DateTime<Utc>) -> DateTime<Utc> {
+    let now = Utc::now();
+    if d > now + chrono::Duration::days(1) {
+        now
+    } else {
+        d
+    }
+}
+
+fn is_html(t: &Text) -> bool {
+    let ct = t.content_type.to_string();
+    ct.contains("html") || ct.contains("xml")
+}
+
+/// Text of a title: HTML titles (RSS, JSON, Atom `type="html"`) lose tags and entities.
+fn text_to_plain(t: &Text, html_by_default: bool) -> String {
+    if html_by_default || is_html(t) {
+        sanitize::html_to_text(&t.content)
+    } else {
+        t.content.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Content as HTML: plain text is escaped, paragraphs kept.
+fn html_of(body: &str, is_html: bool) -> String {
+    if is_html {
+        body.to_string()
+    } else {
+        body.split("\n\n")
+            .map(|p| format!("<p>{}</p>", sanitize::escape_html(p.trim())))
+            .collect()
+    }
+}
+
+fn absolutise(href: &str, base: Option<&Url>) -> String {
+    let href = href.trim();
+    if Url::parse(href).is_ok() {
+        return href.to_string();
+    }
+    base.and_then(|b| b.join(href).ok())
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| href.to_string())
+}
+
+fn raw_hash(e: &Entry) -> i64 {
+    let mut h = Xxh3::new();
+    let mut put = |s: &str| {
+        h.update(s.as_bytes());
+        h.update(&[0x1f]);
+    };
+    put(&e.id);
+    if let Some(t) = &e.title {
+        put(&t.content);
+    }
+    if let Some(s) = &e.summary {
+        put(&s.content);
+    }
+    if let Some(c) = e.content.as_ref().and_then(|c| c.body.as_deref()) {
+        put(c);
+    }
+    for l in &e.links {
+        put(&l.href);
+    }
+    for c in &e.categories {
+        put(&c.term);
+    }
+    for a in &e.authors {
+        put(a.name.as_deref().unwrap_or_default());
+    }
+    for m in e.media.iter().flat_map(|m| &m.content) {
+        put(m.url.as_ref().map_or("", Url::as_str));
+    }
+    put(&e
+        .published
+        .map(|d| d.timestamp())
+        .unwrap_or_default()
+        .to_string());
+    put(&e
+        .updated
+        .map(|d| d.timestamp())
+        .unwrap_or_default()
+        .to_string());
+    h.digest() as i64
+}
+
+/// Decodes a feed document to UTF-8.
+///
+/// Order: a byte-order mark; then the HTTP charset; then the XML declaration;
+/// then UTF-8. A document that claims UTF-8 but is not valid UTF-8 is read as
+/// its declared encoding, else windows-1252; one that the server labels with
+/// a single-byte charset but that is valid, non-ASCII UTF-8 and declares
+/// UTF-8 (or nothing) is read as UTF-8 — the common misconfiguration.
+pub fn decode<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
+    if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
+        return enc.decode_without_bom_handling(&bytes[bom_len..]).0;
+    }
+    let http = content_type
+        .and_then(charset_param)
+        .and_then(|l| Encoding::for_label(l.as_bytes()));
+    let declared = declared_encoding(bytes);
+    let primary = http.or(declared).unwrap_or(UTF_8);
+    let valid_utf8 = std::str::from_utf8(bytes).is_ok();
+    let enc = if primary == UTF_8 {
+        if valid_utf8 {
+            UTF_8
+        } else {
+            declared.filter(|d| *d != UTF_8).unwrap_or(WINDOWS_1252)
+        }
+    } else if primary.is_ascii_compatible()
+        && valid_utf8
+        && !bytes.is_ascii()
+        && declared.is_none_or(|d| d == UTF_8)
+    {
+        UTF_8
+    } else {
+        primary
+    };
+    if enc == UTF_8 && valid_utf8 {
+        return Cow::Borrowed(std::str::from_utf8(bytes).expect("checked above"));
+    }
+    enc.decode_without_bom_handling(bytes).0
+}
+
+fn charset_param(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches(['"', '\'']).to_string())
+    })
+}
+
+/// The encoding named in the XML declaration, or implied by UTF-16 without a BOM.
+fn declared_encoding(bytes: &[u8]) -> Option<&'static Encoding> {
+    if bytes.starts_with(b"<\0?\0") {
+        return Some(UTF_16LE);
+    }
+    if bytes.starts_with(b"\0<\0?") {
+        return Some(UTF_16BE);
+    }
+    let head = &bytes[..bytes.len().min(256)];
+    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    let head = &head[start..];
+    if !head.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = head.windows(2).position(|w| w == b"?>")?;
+    let decl = std::str::from_utf8(&head[..end]).ok()?;
+    let i = decl.find("encoding")?;
+    let rest = decl[i + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let label = rest[1..].split(quote).next()?;
+    let enc = Encoding::for_label(label.trim().as_bytes())?;
+    // A UTF-16 label on bytes that are not UTF-16 (we are reading ASCII) is a lie.
+    if enc == UTF_16LE || enc == UTF_16BE {
+        return Some(UTF_8);
+    }
+    Some(enc)
+}
+
+/// Drops the XML declaration: the text is UTF-8 now, whatever it said.
+fn strip_xml_declaration(text: &str) -> Cow<'_, str> {
+    let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    if trimmed.starts_with("<?xml")
+        && let Some(end) = trimmed.find("?>")
+    {
+        return Cow::Owned(trimmed[end + 2..].to_string());
+    }
+    match text {
+        t if t.len() == trimmed.len() => Cow::Borrowed(text),
+        _ => Cow::Owned(trimmed.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(xml: &[u8], ct: Option<&str>) -> Item {
+        let base = Url::parse("https://example.org/feed/").unwrap();
+        let f = parse(
+            xml,
+            ParseContext {
+                base_url: Some(&base),
+                content_type: ct,
+            },
+        )
+        .unwrap();
+        f.entries[0].normalise(&Sanitizer::new(Some(&base)))
+    }
+
+    #[test]
+    fn windows_1252_declared_is_decoded() {
+        let mut xml = b"<?xml version=\"1.0\" encoding=\"cp1252\"?><rss version=\"2.0\"><channel><title>t</title><item><title>Gen\xe8ve \x93quotes\x94</title><link>https://x.org/a</link></item></channel></rss>".to_vec();
+        let item = one(&xml, None);
+        assert_eq!(item.title, "Genève “quotes”");
+        // The same bytes labelled by the server win over a missing declaration.
+        xml = xml.split_off(xml.iter().position(|b| *b == b'>').unwrap() + 1);
+        let item = one(&xml, Some("application/rss+xml; charset=latin1"));
+        assert_eq!(item.title, "Genève “quotes”");
+    }
+
+    #[test]
+    fn utf16_with_bom_is_decoded() {
+        let s = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><feed xmlns=\"http://www.w3.org/2005/Atom\"><title>t</title><entry><id>1</id><title>Zürich</title><link href=\"/z\"/></entry></feed>";
+        let mut bytes = vec![0xff, 0xfe];
+        for u in s.encode_utf16() {
+            bytes.extend_from_slice(&u.to_le_bytes());
+        }
+        let item = one(&bytes, None);
+        assert_eq!(item.title, "Zürich");
+        assert_eq!(item.link.as_deref(), Some("https://example.org/z"));
+    }
+
+    #[test]
+    fn server_charset_lie_on_utf8_is_ignored() {
+        let xml = "<rss version=\"2.0\"><channel><title>t</title><item><title>Genève</title><guid>g</guid></item></channel></rss>";
+        let item = one(xml.as_bytes(), Some("text/xml; charset=ISO-8859-1"));
+        assert_eq!(item.title, "Genève");
+        assert_eq!(item.key, "guid:g");
+    }
+
+    #[test]
+    fn keys_fall_back_from_guid_to_link_to_hash() {
+        let xml = b"<rss version=\"2.0\"><channel><title>t</title>
+            <item><title>a</title><link>/a?x=1</link></item>
+            <item><title>b</title><description>only text</description></item>
+            </channel></rss>";
+        let base = Url::parse("https://example.org/feed/").unwrap();
+        let f = parse(
+            xml,
+            ParseContext {
+                base_url: Some(&base),
+                content_type: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(f.entries[0].key, "link:https://example.org/a?x=1");
+        assert!(f.entries[1].key.starts_with("hash:"));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(matches!(
+            parse(b"<html><body>nope", ParseContext::default()),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(parse(b"", ParseContext::default()).is_err());
+        assert!(parse(b"{\"version\": 1}", ParseContext::default()).is_err());
+    }
+}

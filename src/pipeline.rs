@@ -1,0 +1,347 @@
+//! Refreshing one feed: fetch → parse → normalise → tag → store. The only
+//! place that sees every ingest step; every failure ends here as a
+//! [`FeedReport`] naming the feed, never as an error that stops other feeds.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use url::Url;
+
+use crate::config::{Config, FeedConfig, FeedSource};
+use crate::fetch::{Conditional, FetchError, Fetched, Fetcher};
+use crate::model::{FeedRow, FetchState, Item};
+use crate::parse::{self, ParseContext, ParseError};
+use crate::sanitize::{self, Sanitizer};
+use crate::scheduler;
+use crate::store::{Store, StoreError};
+use crate::tag::Tagger;
+
+/// How a feed's refresh ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedStatus {
+    /// Fetched and parsed.
+    Ok,
+    /// 304 or unchanged file.
+    NotModified,
+    /// Not fetched: the server asked us to wait (Retry-After) until then.
+    Deferred(DateTime<Utc>),
+    /// The feed answered 410 Gone (now or earlier).
+    Gone,
+    /// Failed; the classification (`timeout`, `http_5xx`, `parse`…).
+    Failed(String),
+}
+
+impl fmt::Display for FeedStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FeedStatus::Ok => f.write_str("ok"),
+            FeedStatus::NotModified => f.write_str("not modified"),
+            FeedStatus::Deferred(_) => f.write_str("deferred"),
+            FeedStatus::Gone => f.write_str("gone"),
+            FeedStatus::Failed(kind) => write!(f, "error ({kind})"),
+        }
+    }
+}
+
+/// The outcome of refreshing one feed.
+#[derive(Debug, Clone)]
+pub struct FeedReport {
+    /// The feed's name.
+    pub name: String,
+    /// How it ended.
+    pub status: FeedStatus,
+    /// Items stored for the first time.
+    pub new: usize,
+    /// Items rewritten because they changed.
+    pub updated: usize,
+    /// Entries in the document that were already stored unchanged.
+    pub unchanged: usize,
+    /// What went wrong, or a notice (e.g. a permanent redirect).
+    pub message: Option<String>,
+}
+
+impl FeedReport {
+    fn new(name: &str, status: FeedStatus) -> FeedReport {
+        FeedReport {
+            name: name.to_string(),
+            status,
+            new: 0,
+            updated: 0,
+            unchanged: 0,
+            message: None,
+        }
+    }
+
+    /// Whether the feed failed.
+    pub fn is_error(&self) -> bool {
+        matches!(self.status, FeedStatus::Failed(_) | FeedStatus::Gone)
+    }
+}
+
+/// Everything a refresh needs, shared by all feeds of a poll.
+pub struct Ingest {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The store.
+    pub store: Store,
+    /// The HTTP client with its limits.
+    pub fetcher: Arc<Fetcher>,
+    /// Compiled tag rules.
+    pub tagger: Arc<Tagger>,
+}
+
+/// What to do about waits the store records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waits {
+    /// Skip feeds under Retry-After or marked gone (manual `poll`).
+    ServerRequested,
+    /// Also skip feeds backing off after failures (the daemon).
+    All,
+    /// Fetch regardless (`poll --force`).
+    Ignore,
+}
+
+impl Ingest {
+    /// Refreshes one feed and records its fetch state. Never fails: problems
+    /// are in the report (a store failure included).
+    pub async fn refresh(&self, feed: &FeedConfig, row: &FeedRow, waits: Waits) -> FeedReport {
+        match self.refresh_inner(feed, row, waits).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(feed = %feed.name, error = %e, "storing the feed failed");
+                let mut r = FeedReport::new(&feed.name, FeedStatus::Failed("store".into()));
+                r.message = Some(e.to_string());
+                r
+            }
+        }
+    }
+
+    async fn refresh_inner(
+        &self,
+        feed: &FeedConfig,
+        row: &FeedRow,
+        waits: Waits,
+    ) -> Result<FeedReport, StoreError> {
+        let now = Utc::now();
+        let mut st = row.state.clone();
+        if waits != Waits::Ignore {
+            if st.status == "gone" {
+                let mut r = FeedReport::new(&feed.name, FeedStatus::Gone);
+                r.message = Some(format!(
+                    "marked gone (HTTP 410) earlier: remove it from {} or poll with --force",
+                    self.config.path.display()
+                ));
+                return Ok(r);
+            }
+            let waiting = st.next_fetch_at.filter(|t| *t > now.timestamp());
+            let honour = waits == Waits::All || st.status == "throttled";
+            if let (Some(until), true) = (waiting, honour) {
+                let until = DateTime::from_timestamp(until, 0).unwrap_or(now);
+                let mut r = FeedReport::new(&feed.name, FeedStatus::Deferred(until));
+                r.message = Some(format!(
+                    "server asked to wait: next fetch after {}",
+                    until.format("%Y-%m-%d %H:%M:%S UTC")
+                ));
+                return Ok(r);
+            }
+        }
+
+        let source = match (&feed.source, &st.permanent_url) {
+            (FeedSource::Http(_), Some(p)) => Url::parse(p)
+                .map(FeedSource::Http)
+                .unwrap_or_else(|_| feed.source.clone()),
+            _ => feed.source.clone(),
+        };
+        let cond = Conditional {
+            etag: st.etag.clone(),
+            last_modified: st.last_modified.clone(),
+        };
+        st.last_fetch_at = Some(now.timestamp());
+        let fetched = self.fetcher.fetch(&source, &cond).await;
+        let (report, state) = match fetched {
+            Err(e) => self.failed(feed, st, e, now),
+            Ok(Fetched::NotModified { moved_permanently }) => {
+                let mut r = FeedReport::new(&feed.name, FeedStatus::NotModified);
+                note_moved(&mut r, &mut st, moved_permanently);
+                succeeded(&mut st, now, "not_modified");
+                (r, st)
+            }
+            Ok(Fetched::Body {
+                body,
+                content_type,
+                final_url,
+                etag,
+                last_modified,
+                moved_permanently,
+            }) => {
+                let known = self.store.known_hashes(row.id).await?;
+                let tagger = self.tagger.clone();
+                let feed_tags = feed.tags.clone();
+                let parsed = tokio::task::spawn_blocking(move || {
+                    parse_and_normalise(
+                        &body,
+                        content_type.as_deref(),
+                        final_url.as_ref(),
+                        &known,
+                        &tagger,
+                        &feed_tags,
+                    )
+                })
+                .await
+                .unwrap_or_else(|join| Err(ParseError::Panicked(join.to_string())));
+                match parsed {
+                    Err(e) => {
+                        let mut r = FeedReport::new(&feed.name, FeedStatus::Failed("parse".into()));
+                        r.message = Some(e.to_string());
+                        tracing::warn!(feed = %feed.name, error = %e, "feed could not be parsed");
+                        st.error_count += 1;
+                        st.status = "parse".into();
+                        st.last_error = Some(e.to_string());
+                        st.next_fetch_at = Some(now.timestamp() + self.backoff(st.error_count));
+                        (r, st)
+                    }
+                    Ok(out) => {
+                        let counts = self
+                            .store
+                            .save_items(row.id, &out.items, now.timestamp())
+                            .await?;
+                        let mut r = FeedReport::new(&feed.name, FeedStatus::Ok);
+                        r.new = counts.new;
+                        r.updated = counts.updated;
+                        r.unchanged = out.unchanged;
+                        note_moved(&mut r, &mut st, moved_permanently);
+                        st.etag = etag;
+                        st.last_modified = last_modified;
+                        st.title = out.title.or(st.title);
+                        st.site_link = out.site_link.or(st.site_link);
+                        st.ttl_seconds = out.ttl_seconds;
+                        succeeded(&mut st, now, "ok");
+                        (r, st)
+                    }
+                }
+            }
+        };
+        self.store.save_fetch_state(row.id, &state).await?;
+        Ok(report)
+    }
+
+    fn failed(
+        &self,
+        feed: &FeedConfig,
+        mut st: FetchState,
+        e: FetchError,
+        now: DateTime<Utc>,
+    ) -> (FeedReport, FetchState) {
+        tracing::warn!(feed = %feed.name, error = %e, "fetch failed");
+        st.error_count += 1;
+        st.status = e.kind().to_string();
+        st.last_error = Some(e.to_string());
+        let wait = match e.retry_after() {
+            Some(d) => d.as_secs() as i64,
+            None => self.backoff(st.error_count),
+        };
+        st.next_fetch_at = Some(now.timestamp() + wait);
+        let status = match e {
+            FetchError::Gone => FeedStatus::Gone,
+            _ => FeedStatus::Failed(e.kind().to_string()),
+        };
+        let mut r = FeedReport::new(&feed.name, status);
+        r.message = Some(e.to_string());
+        (r, st)
+    }
+
+    fn backoff(&self, errors: u32) -> i64 {
+        scheduler::backoff(
+            errors,
+            self.config.min_interval,
+            self.config.fetch.max_backoff,
+        )
+        .as_secs() as i64
+    }
+}
+
+fn succeeded(st: &mut FetchState, now: DateTime<Utc>, status: &str) {
+    st.status = status.to_string();
+    st.error_count = 0;
+    st.last_error = None;
+    st.next_fetch_at = None;
+    st.last_success_at = Some(now.timestamp());
+}
+
+fn note_moved(r: &mut FeedReport, st: &mut FetchState, moved: Option<Url>) {
+    if let Some(to) = moved {
+        r.message = Some(format!(
+            "moved permanently to {to}: update its url in the configuration"
+        ));
+        st.permanent_url = Some(to.to_string());
+    }
+}
+
+/// Parsed, filtered and normalised content of one document.
+struct Normalised {
+    title: Option<String>,
+    site_link: Option<String>,
+    ttl_seconds: Option<i64>,
+    items: Vec<Item>,
+    unchanged: usize,
+}
+
+/// CPU-bound part of a refresh: runs on a blocking thread. Entries already
+/// stored with the same raw hash are counted and skipped before the costly
+/// sanitising.
+fn parse_and_normalise(
+    body: &[u8],
+    content_type: Option<&str>,
+    base: Option<&Url>,
+    known: &HashMap<String, i64>,
+    tagger: &Tagger,
+    feed_tags: &[String],
+) -> Result<Normalised, ParseError> {
+    let parsed = parse::parse(
+        body,
+        ParseContext {
+            base_url: base,
+            content_type,
+        },
+    )?;
+    let sanitizer = Sanitizer::new(base.or(parsed_site(&parsed.site_link).as_ref()));
+    let mut seen = HashSet::new();
+    let mut unchanged = 0;
+    let mut items = Vec::new();
+    for entry in &parsed.entries {
+        if !seen.insert(entry.key.as_str()) {
+            continue;
+        }
+        if known.get(&entry.key) == Some(&entry.raw_hash) {
+            unchanged += 1;
+            continue;
+        }
+        let mut item = entry.normalise(&sanitizer);
+        let cats = item.categories.join(" \u{1f} ");
+        let summary = item
+            .summary_html
+            .as_deref()
+            .map(sanitize::clean_html_to_text)
+            .unwrap_or_default();
+        let content = item
+            .content_html
+            .as_deref()
+            .map(sanitize::clean_html_to_text)
+            .unwrap_or_default();
+        item.tags = tagger.tags(feed_tags, &[&item.title, &summary, &content, &cats]);
+        items.push(item);
+    }
+    Ok(Normalised {
+        title: parsed.title,
+        site_link: parsed.site_link,
+        ttl_seconds: parsed.ttl_seconds,
+        items,
+        unchanged,
+    })
+}
+
+fn parsed_site(s: &Option<String>) -> Option<Url> {
+    s.as_deref().and_then(|s| Url::parse(s).ok())
+}

@@ -1,0 +1,110 @@
+//! The only place with SQL. [`Store`] is the interface the rest of gazette
+//! uses; each backend lives in its own file.
+
+mod sqlite;
+
+use std::collections::HashMap;
+
+use crate::config::{DatabaseUrl, FeedConfig};
+use crate::model::{FeedRow, FetchState, Item, ItemQuery, StoredItem};
+
+pub use sqlite::SqliteStore;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database {target}: {source}")]
+    Open {
+        /// What was opened.
+        target: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// The configured backend is not available in this build.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Counts of what a save changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaveCounts {
+    /// Items stored for the first time.
+    pub new: usize,
+    /// Items whose content changed and were rewritten.
+    pub updated: usize,
+}
+
+/// The story store. Cheap to clone (a connection pool inside).
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// An SQLite file.
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating and migrating when needed) the configured database.
+    pub async fn open(db: &DatabaseUrl) -> Result<Store, StoreError> {
+        match db {
+            DatabaseUrl::Sqlite(path) => Ok(Store::Sqlite(SqliteStore::open(path).await?)),
+            DatabaseUrl::Postgres(_) => Err(StoreError::Unsupported(
+                "PostgreSQL is not supported yet: use database = \"sqlite://gazette.db\"".into(),
+            )),
+        }
+    }
+
+    /// Makes the feeds table match the configuration (by name) and returns
+    /// each configured feed's row, in configuration order. Feeds removed from
+    /// the configuration keep their rows and stories.
+    pub async fn sync_feeds(&self, feeds: &[FeedConfig]) -> Result<Vec<FeedRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.sync_feeds(feeds).await,
+        }
+    }
+
+    /// `item_key → raw_hash` of every stored item of a feed.
+    pub async fn known_hashes(&self, feed_id: i64) -> Result<HashMap<String, i64>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.known_hashes(feed_id).await,
+        }
+    }
+
+    /// Inserts new items and rewrites changed ones, in one transaction.
+    pub async fn save_items(
+        &self,
+        feed_id: i64,
+        items: &[Item],
+        now: i64,
+    ) -> Result<SaveCounts, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.save_items(feed_id, items, now).await,
+        }
+    }
+
+    /// Records a feed's fetch state.
+    pub async fn save_fetch_state(&self, feed_id: i64, st: &FetchState) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.save_fetch_state(feed_id, st).await,
+        }
+    }
+
+    /// Lists stored stories, newest first.
+    pub async fn list_items(&self, q: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.list_items(q).await,
+        }
+    }
+
+    /// Closes the connections, flushing the WAL.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+        }
+    }
+}

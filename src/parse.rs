@@ -87,6 +87,7 @@ pub fn parse(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseErr
 fn parse_inner(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseError> {
     let text = decode(bytes, ctx.content_type);
     let text = strip_xml_declaration(&text);
+    let text = atom03_as_atom10(text);
     let base = ctx
         .base_url
         .filter(|u| matches!(u.scheme(), "http" | "https"));
@@ -417,6 +418,31 @@ fn declared_encoding(bytes: &[u8]) -> Option<&'static Encoding> {
         return Some(UTF_8);
     }
     Some(enc)
+}
+
+/// The Atom 0.3 namespace; feed-rs reads only Atom 1.0.
+const ATOM_03_NS: &str = "http://purl.org/atom/ns#";
+
+/// Rewrites an Atom 0.3 document into the Atom 1.0 vocabulary feed-rs reads:
+/// the namespace, `issued` → `published`, `modified` → `updated`,
+/// `tagline` → `subtitle`, `copyright` → `rights`. Other documents pass through.
+fn atom03_as_atom10(text: Cow<'_, str>) -> Cow<'_, str> {
+    let head = &text[..text.floor_char_boundary(2048.min(text.len()))];
+    if !head.contains(ATOM_03_NS) {
+        return text;
+    }
+    let mut t = text.replace(ATOM_03_NS, "http://www.w3.org/2005/Atom");
+    for (old, new) in [
+        ("issued", "published"),
+        ("modified", "updated"),
+        ("tagline", "subtitle"),
+        ("copyright", "rights"),
+    ] {
+        t = t
+            .replace(&format!("<{old}>"), &format!("<{new}>"))
+            .replace(&format!("</{old}>"), &format!("</{new}>"));
+    }
+    Cow::Owned(t)
 }
 
 /// Drops the XML declaration: the text is UTF-8 now, whatever it said.

@@ -1,0 +1,132 @@
+//! The `gazette` binary as a user runs it.
+
+use std::process::Command;
+
+use crate::server::{FeedServer, Route};
+use crate::{Workspace, fixture};
+
+fn gazette(ws: &Workspace, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("--config")
+        .arg(ws.config_path())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_reports_file_line_and_column() {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.config_path(),
+        "title = \"x\"\n\n[[feeds]]\nname = \"ISHR\"\nurl = \"https://ishr.ch/feed/\"\ninterval = \"soon\"\n",
+    )
+    .unwrap();
+    let out = gazette(&ws, &["check"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let expected = format!("{}:6:12: invalid duration", ws.config_path().display());
+    assert!(err.starts_with(&expected), "{err}");
+
+    std::fs::write(ws.config_path(), "title = \"x\"\ntitel = \"y\"\n").unwrap();
+    let err = String::from_utf8(gazette(&ws, &["poll"]).stderr).unwrap();
+    assert!(
+        err.contains("feeds.toml:2:1: unknown key `titel`; did you mean `title`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_accepts_the_shipped_configs() {
+    for path in ["feeds.toml", "examples/demo.toml"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_gazette"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["--config", path, "check"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poll_exits_zero_with_a_summary_when_a_feed_fails_and_items_lists_json() {
+    let server = FeedServer::start().await;
+    server.set(
+        "ok.xml",
+        Route::feed(fixture("rss2.xml"), "application/rss+xml"),
+    );
+    let ws = Workspace::new();
+    ws.write_config(
+        &[
+            ("Good Feed", server.url("ok.xml")),
+            ("Broken Feed", server.url("missing")),
+        ],
+        "",
+    );
+    let out = tokio::task::block_in_place(|| gazette(&ws, &["poll"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let broken = table
+        .lines()
+        .find(|l| l.starts_with("Broken Feed"))
+        .unwrap();
+    assert!(
+        broken.contains("error") && broken.contains("HTTP 404"),
+        "{table}"
+    );
+    let good = table.lines().find(|l| l.starts_with("Good Feed")).unwrap();
+    assert!(good.contains("ok") && good.contains(" 3 "), "{table}");
+
+    let out =
+        tokio::task::block_in_place(|| gazette(&ws, &["items", "--json", "--tag", "nonexistent"]));
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let out =
+        tokio::task::block_in_place(|| gazette(&ws, &["items", "--json", "--since", "2022-04-07"]));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for l in &lines {
+        for key in ["id", "title", "link", "sources", "tags", "published"] {
+            assert!(l.get(key).is_some(), "{key} missing in {l}");
+        }
+    }
+    assert_eq!(
+        lines[2]["title"], "Hong Kong: Chow Hang-tung sentenced again",
+        "newest first"
+    );
+}
+
+#[test]
+fn unusable_database_is_a_clear_failure() {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.config_path(),
+        "database = \"postgres://u@127.0.0.1/test\"\n",
+    )
+    .unwrap();
+    let out = gazette(&ws, &["poll"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("PostgreSQL is not supported yet"), "{err}");
+    std::fs::create_dir(ws.dir.path().join("gazette.db")).unwrap();
+    std::fs::write(ws.config_path(), "database = \"sqlite://gazette.db\"\n").unwrap();
+    let out = gazette(&ws, &["poll"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("cannot open the database")
+    );
+}

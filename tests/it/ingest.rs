@@ -1,0 +1,534 @@
+//! Fetch → parse → normalise → store against a loopback feed server.
+
+use std::time::Duration;
+
+use gazette::pipeline::FeedStatus;
+
+use crate::server::{FeedServer, Route};
+use crate::{Workspace, by_title, fixture, report};
+
+const RSS: &str = "application/rss+xml";
+const ATOM: &str = "application/atom+xml";
+
+#[tokio::test]
+async fn every_format_is_stored_with_plain_titles_absolute_links_and_utc_dates() {
+    let server = FeedServer::start().await;
+    server.set("rss2.xml", Route::feed(fixture("rss2.xml"), RSS));
+    server.set("atom10.xml", Route::feed(fixture("atom10.xml"), ATOM));
+    server.set("atom03.xml", Route::feed(fixture("atom03.xml"), ATOM));
+    server.set("rss091.xml", Route::feed(fixture("rss091.xml"), RSS));
+    server.set(
+        "rss10.xml",
+        Route::feed(fixture("rss10.xml"), "application/rdf+xml"),
+    );
+    server.set(
+        "feed.json",
+        Route::feed(fixture("feed.json"), "application/feed+json"),
+    );
+    let ws = Workspace::new();
+    let names = ["rss2", "atom10", "atom03", "rss091", "rss10", "json"];
+    let paths = [
+        "rss2.xml",
+        "atom10.xml",
+        "atom03.xml",
+        "rss091.xml",
+        "rss10.xml",
+        "feed.json",
+    ];
+    let feeds: Vec<_> = names
+        .iter()
+        .zip(paths)
+        .map(|(n, p)| (*n, server.url(p)))
+        .collect();
+    let config = ws.write_config(&feeds, "");
+
+    let reports = ws.poll(&config).await;
+    for r in &reports {
+        assert_eq!(r.status, FeedStatus::Ok, "{r:?}");
+    }
+    assert_eq!(report(&reports, "rss2").new, 3);
+    assert_eq!(report(&reports, "atom10").new, 2);
+    let items = ws.items(&config).await;
+    assert_eq!(items.len(), 3 + 2 + 1 + 1 + 1 + 2);
+
+    // RSS 2.0: CDATA title with markup, relative link against the feed URL, offset date to UTC.
+    let chow = by_title(&items, "Hong Kong: Chow Hang-tung sentenced again");
+    assert_eq!(
+        chow.link.as_deref(),
+        Some(server.url("news/chow-hang-tung").as_str())
+    );
+    assert_eq!(chow.published.to_rfc3339(), "2022-04-07T13:30:00+00:00");
+    assert_eq!(chow.authors, vec!["Sarah M Brooks"]);
+    assert_eq!(chow.categories, vec!["China", "Hong Kong"]);
+    assert_eq!(
+        chow.enclosures[0].url,
+        "https://ishr.example/audio/chow.mp3"
+    );
+    assert_eq!(chow.enclosures[0].length, Some(12345));
+    assert_eq!(chow.sources, vec!["rss2"]);
+    // Entities, double-escaped ampersand and numeric references decode to plain text.
+    let russia = by_title(
+        &items,
+        "Russia & the Human Rights Council — membership suspended",
+    );
+    assert_eq!(russia.published.to_rfc3339(), "2022-04-07T18:00:00+00:00");
+    // No date: the first-seen time stands in.
+    let hope = by_title(&items, "Human rights inspire hope");
+    assert!((chrono::Utc::now() - hope.published).num_minutes() < 5);
+    assert!(
+        hope.excerpt
+            .starts_with("Human rights inspire hope. In January 2022")
+    );
+
+    // Atom 1.0: xml:base on the feed and on an entry; html title; offsets to UTC.
+    let sogie = by_title(
+        &items,
+        "Working together to combat violence based on SOGIE & discrimination",
+    );
+    assert_eq!(
+        sogie.link.as_deref(),
+        Some("http://ohchr.example/en/press/sogie-2022")
+    );
+    assert_eq!(sogie.published.to_rfc3339(), "2022-04-07T15:00:00+00:00");
+    assert_eq!(
+        sogie.updated.unwrap().to_rfc3339(),
+        "2022-04-07T17:00:00+00:00"
+    );
+    assert_eq!(
+        sogie.guid.as_deref(),
+        Some("tag:ohchr.example,2022:sogie-1")
+    );
+    let defenders = by_title(&items, "States have the obligation to respect defenders");
+    assert_eq!(
+        defenders.link.as_deref(),
+        Some("http://other.example/base/defenders")
+    );
+    assert_eq!(
+        defenders.published.to_rfc3339(),
+        "2022-04-06T06:00:00+00:00"
+    );
+
+    // Atom 0.3, RSS 0.91, RSS 1.0 and JSON Feed.
+    let yu = by_title(&items, "Lawyer Yu Wensheng sentenced to four years");
+    assert_eq!(yu.link.as_deref(), Some("http://old.example/yu-wensheng"));
+    let ho = by_title(&items, "Albert Ho: a life for democracy");
+    assert_eq!(
+        ho.link.as_deref(),
+        Some("http://ninetyone.example/albert-ho")
+    );
+    let luo = by_title(
+        &items,
+        "Human rights defender's story: Sophie Luo from China",
+    );
+    assert_eq!(luo.published.to_rfc3339(), "2022-04-04T08:20:00+00:00");
+    let fld = by_title(&items, "Defender released & reunited");
+    assert_eq!(fld.published.to_rfc3339(), "2022-04-03T08:00:00+00:00");
+    let untitled = items
+        .iter()
+        .find(|i| i.link.as_deref() == Some("https://fld.example/case/no-date"))
+        .unwrap();
+    assert!(
+        untitled.title.starts_with("A story with no title"),
+        "{}",
+        untitled.title
+    );
+}
+
+#[tokio::test]
+async fn hostile_html_is_sanitised_before_it_is_stored() {
+    let server = FeedServer::start().await;
+    server.set("rss2.xml", Route::feed(fixture("rss2.xml"), RSS));
+    server.set(
+        "feed.json",
+        Route::feed(fixture("feed.json"), "application/feed+json"),
+    );
+    let ws = Workspace::new();
+    let config = ws.write_config(
+        &[
+            ("rss2", server.url("rss2.xml")),
+            ("json", server.url("feed.json")),
+        ],
+        "",
+    );
+    ws.poll(&config).await;
+    let store = gazette::app::open_store(&config).await.unwrap();
+    let items = store.list_items(&Default::default()).await.unwrap();
+    let mut checked = 0;
+    for item in &items {
+        for html in [&item.summary_html, &item.content_html]
+            .into_iter()
+            .flatten()
+        {
+            let lower = html.to_lowercase();
+            assert!(!lower.contains("<script"), "{html}");
+            assert!(!lower.contains("javascript:"), "{html}");
+            assert!(!lower.contains("<iframe"), "{html}");
+            assert!(!lower.contains(" on"), "an on* attribute survived: {html}");
+            assert!(!lower.contains("style="), "{html}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "only {checked} html fields checked");
+    let chow = by_title(&items, "Hong Kong: Chow Hang-tung sentenced again");
+    let summary = chow.summary_html.as_deref().unwrap();
+    // Relative image URLs are made absolute against the feed URL.
+    assert!(
+        summary.contains(&format!("src=\"{}\"", server.url("img/chow.jpg"))),
+        "{summary}"
+    );
+}
+
+#[tokio::test]
+async fn encodings_from_declaration_header_and_bom_are_decoded() {
+    let server = FeedServer::start().await;
+    let template = |decl: &str| {
+        format!(
+            "{decl}<rss version=\"2.0\"><channel><title>t</title><item><title>Défenseurs à Genève – “José”</title><link>https://amnesty.example/geneve</link><description>Le comité de l’ONU à Genève.</description></item></channel></rss>"
+        )
+    };
+    let cp1252 = |s: &str| encoding_rs::WINDOWS_1252.encode(s).0.to_vec();
+    server.set(
+        "cp1252.xml",
+        Route::feed(
+            cp1252(&template(
+                "<?xml version=\"1.0\" encoding=\"windows-1252\"?>",
+            )),
+            "text/xml",
+        ),
+    );
+    server.set(
+        "alias.xml",
+        Route::feed(
+            cp1252(&template("<?xml version='1.0' encoding='cp1252'?>")),
+            "application/xml",
+        ),
+    );
+    // No declaration: only the HTTP header says ISO-8859-1.
+    let plain = template("").replace(['–', '“', '”', '’'], "'");
+    server.set(
+        "header.xml",
+        Route::feed(cp1252(&plain), "application/rss+xml; charset=ISO-8859-1"),
+    );
+    let mut utf16 = vec![0xFF, 0xFE];
+    for u in template("<?xml version=\"1.0\" encoding=\"UTF-16\"?>").encode_utf16() {
+        utf16.extend_from_slice(&u.to_le_bytes());
+    }
+    server.set("utf16.xml", Route::feed(utf16, "application/xml"));
+    let ws = Workspace::new();
+    let config = ws.write_config(
+        &[
+            ("cp1252", server.url("cp1252.xml")),
+            ("alias", server.url("alias.xml")),
+            ("header", server.url("header.xml")),
+            ("utf16", server.url("utf16.xml")),
+        ],
+        "",
+    );
+    let reports = ws.poll(&config).await;
+    for r in &reports {
+        assert_eq!(r.status, FeedStatus::Ok, "{r:?}");
+    }
+    let items = ws.items(&config).await;
+    let titles: Vec<_> = items.iter().map(|i| i.title.as_str()).collect();
+    assert_eq!(
+        titles
+            .iter()
+            .filter(|t| **t == "Défenseurs à Genève – “José”")
+            .count(),
+        3,
+        "{titles:?}"
+    );
+    assert!(
+        titles.contains(&"Défenseurs à Genève ' 'José'"),
+        "{titles:?}"
+    );
+}
+
+#[tokio::test]
+async fn second_poll_sends_validators_gets_304_and_stores_nothing() {
+    let server = FeedServer::start().await;
+    let lm = "Thu, 07 Apr 2022 18:00:00 GMT";
+    server.set(
+        "etag.xml",
+        Route::feed(fixture("rss2.xml"), RSS).with_validators("\"v1\"", lm),
+    );
+    let mut gz = Route::feed(fixture("atom10.xml"), ATOM).with_validators("W/\"a1\"", lm);
+    gz.gzip = true;
+    server.set("gzip.atom", gz);
+    let ws = Workspace::new();
+    let config = ws.write_config(
+        &[
+            ("etag", server.url("etag.xml")),
+            ("gzip", server.url("gzip.atom")),
+        ],
+        "",
+    );
+
+    let first = ws.poll(&config).await;
+    assert_eq!(report(&first, "etag").new, 3);
+    assert_eq!(report(&first, "gzip").new, 2, "gzip body decoded");
+    let first_req = &server.requests("etag.xml")[0];
+    assert!(first_req.headers.get("if-none-match").is_none());
+    let ua = first_req
+        .headers
+        .get("user-agent")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        ua.starts_with("gazette/") && ua.contains("https://news.example.org/"),
+        "{ua}"
+    );
+
+    let second = ws.poll(&config).await;
+    for name in ["etag", "gzip"] {
+        let r = report(&second, name);
+        assert_eq!(r.status, FeedStatus::NotModified, "{r:?}");
+        assert_eq!((r.new, r.updated), (0, 0));
+    }
+    let req = &server.requests("etag.xml")[1];
+    assert_eq!(req.headers.get("if-none-match").unwrap(), "\"v1\"");
+    assert_eq!(req.headers.get("if-modified-since").unwrap(), lm);
+    assert_eq!(
+        server.requests("gzip.atom")[1]
+            .headers
+            .get("if-none-match")
+            .unwrap(),
+        "W/\"a1\""
+    );
+    assert_eq!(ws.items(&config).await.len(), 5);
+}
+
+#[tokio::test]
+async fn a_changed_item_updates_in_place_and_unchanged_items_are_skipped() {
+    let server = FeedServer::start().await;
+    let body = String::from_utf8(fixture("rss2.xml")).unwrap();
+    server.set("f.xml", Route::feed(body.clone(), RSS));
+    let ws = Workspace::new();
+    let config = ws.write_config(&[("f", server.url("f.xml"))], "");
+    assert_eq!(report(&ws.poll(&config).await, "f").new, 3);
+    // No validators: the same document again is parsed but nothing is rewritten.
+    let again = ws.poll(&config).await;
+    let r = report(&again, "f");
+    assert_eq!((r.new, r.updated, r.unchanged), (0, 0, 3), "{r:?}");
+    // An edited title updates the same item.
+    server.set(
+        "f.xml",
+        Route::feed(
+            body.replace(
+                "Human rights inspire hope",
+                "Human rights still inspire hope",
+            ),
+            RSS,
+        ),
+    );
+    let edited = ws.poll(&config).await;
+    let r = report(&edited, "f");
+    assert_eq!((r.new, r.updated, r.unchanged), (0, 1, 2), "{r:?}");
+    let items = ws.items(&config).await;
+    assert_eq!(items.len(), 3);
+    by_title(&items, "Human rights still inspire hope");
+}
+
+#[tokio::test]
+async fn failing_feeds_are_reported_by_name_and_the_others_are_stored() {
+    let server = FeedServer::start().await;
+    let good = [
+        "rss2.xml",
+        "atom10.xml",
+        "rss10.xml",
+        "rss091.xml",
+        "feed.json",
+    ];
+    for g in good {
+        server.set(g, Route::feed(fixture(g), RSS));
+    }
+    server.set("500", Route::status(500, vec![]));
+    // 404: no route at all.
+    let mut slow = Route::feed(fixture("rss2.xml"), RSS);
+    slow.trickle = Some(Duration::from_millis(50));
+    server.set("slow", slow);
+    let mut huge = Route::feed(
+        format!(
+            "<rss version=\"2.0\"><channel><title>big</title>{}</channel></rss>",
+            "<item><title>x</title></item>".repeat(20_000)
+        ),
+        RSS,
+    );
+    huge.chunked = true;
+    server.set("huge", huge);
+    server.set("malformed", Route::feed(fixture("malformed.xml"), RSS));
+    let ws = Workspace::new();
+    let mut feeds: Vec<(&str, String)> = good.iter().map(|g| (*g, server.url(g))).collect();
+    feeds.extend([
+        ("Server Error", server.url("500")),
+        ("Missing", server.url("404")),
+        ("Trickle", server.url("slow")),
+        ("Huge", server.url("huge")),
+        ("Malformed", server.url("malformed")),
+    ]);
+    let config = ws.write_config(
+        &feeds,
+        "[fetch]\ntimeout = \"2s\"\nmax_body_size = \"256KB\"\n",
+    );
+
+    let reports = ws.poll(&config).await;
+    let expect = [
+        ("Server Error", "http_5xx", "HTTP 500"),
+        ("Missing", "http_4xx", "HTTP 404"),
+        ("Trickle", "timeout", "timed out"),
+        ("Huge", "too_large", "larger than 256000 bytes"),
+        ("Malformed", "parse", "not a valid"),
+    ];
+    for (name, kind, msg) in expect {
+        let r = report(&reports, name);
+        assert_eq!(r.status, FeedStatus::Failed(kind.into()), "{r:?}");
+        assert!(r.message.as_deref().unwrap().contains(msg), "{r:?}");
+    }
+    for g in good {
+        assert_eq!(report(&reports, g).status, FeedStatus::Ok, "{g}");
+    }
+    let items = ws.items(&config).await;
+    assert_eq!(
+        items.len(),
+        3 + 2 + 1 + 1 + 2,
+        "the five good feeds are stored in full"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_gone_feeds_are_marked() {
+    let server = FeedServer::start().await;
+    server.set(
+        "busy",
+        Route::status(429, vec![("retry-after", "3600".into())]),
+    );
+    server.set("gone", Route::status(410, vec![]));
+    let ws = Workspace::new();
+    let config = ws.write_config(
+        &[("Busy", server.url("busy")), ("Gone", server.url("gone"))],
+        "",
+    );
+    let first = ws.poll(&config).await;
+    let busy = report(&first, "Busy");
+    assert_eq!(busy.status, FeedStatus::Failed("throttled".into()));
+    assert!(
+        busy.message
+            .as_deref()
+            .unwrap()
+            .contains("Retry-After 3600s"),
+        "{busy:?}"
+    );
+    assert_eq!(report(&first, "Gone").status, FeedStatus::Gone);
+
+    let second = ws.poll(&config).await;
+    assert!(
+        matches!(report(&second, "Busy").status, FeedStatus::Deferred(_)),
+        "{second:?}"
+    );
+    assert_eq!(
+        server.requests("busy").len(),
+        1,
+        "not retried before Retry-After"
+    );
+    assert_eq!(report(&second, "Gone").status, FeedStatus::Gone);
+    assert_eq!(
+        server.requests("gone").len(),
+        1,
+        "a gone feed is not fetched again"
+    );
+}
+
+#[tokio::test]
+async fn permanent_redirects_are_reported_and_followed_next_time() {
+    let server = FeedServer::start().await;
+    server.set("old", Route::status(301, vec![("location", "/new".into())]));
+    server.set(
+        "new",
+        Route::feed(fixture("rss10.xml"), RSS)
+            .with_validators("\"n\"", "Mon, 04 Apr 2022 08:20:00 GMT"),
+    );
+    server.set(
+        "temp",
+        Route::status(302, vec![("location", "/new".into())]),
+    );
+    server.set(
+        "loop",
+        Route::status(307, vec![("location", "/loop".into())]),
+    );
+    let ws = Workspace::new();
+    let config = ws.write_config(
+        &[
+            ("Moved", server.url("old")),
+            ("Temp", server.url("temp")),
+            ("Loop", server.url("loop")),
+        ],
+        "",
+    );
+    let first = ws.poll(&config).await;
+    let moved = report(&first, "Moved");
+    assert_eq!(moved.status, FeedStatus::Ok);
+    assert!(
+        moved
+            .message
+            .as_deref()
+            .unwrap()
+            .contains(&format!("moved permanently to {}", server.url("new")))
+    );
+    let temp = report(&first, "Temp");
+    assert_eq!(temp.status, FeedStatus::Ok);
+    assert!(temp.message.is_none(), "a temporary redirect is not a move");
+    let lp = report(&first, "Loop");
+    assert_eq!(lp.status, FeedStatus::Failed("redirect".into()));
+    assert_eq!(
+        server.requests("loop").len(),
+        6,
+        "five redirects followed, then stop"
+    );
+
+    ws.poll(&config).await;
+    assert_eq!(
+        server.requests("old").len(),
+        1,
+        "the new address is used directly"
+    );
+}
+
+#[tokio::test]
+async fn stored_stories_survive_reopening_the_database() {
+    let server = FeedServer::start().await;
+    server.set("rss2.xml", Route::feed(fixture("rss2.xml"), RSS));
+    let ws = Workspace::new();
+    let config = ws.write_config(&[("ISHR", server.url("rss2.xml"))], "");
+    ws.poll(&config).await;
+    let before = ws.items(&config).await;
+    // A fresh process would reload the file from disk: so does this.
+    let reloaded = gazette::config::Config::load(&ws.config_path()).unwrap();
+    let after = ws.items(&reloaded).await;
+    assert_eq!(before, after);
+    assert_eq!(after.len(), 3);
+    assert!(ws.dir.path().join("gazette.db").exists());
+}
+
+#[tokio::test]
+async fn local_files_are_feeds_too() {
+    let ws = Workspace::new();
+    std::fs::write(ws.dir.path().join("local.xml"), fixture("rss091.xml")).unwrap();
+    let config = ws.write_config(
+        &[
+            ("Local", "local.xml".into()),
+            ("Absent", "absent.xml".into()),
+        ],
+        "",
+    );
+    let reports = ws.poll(&config).await;
+    assert_eq!(report(&reports, "Local").new, 1);
+    let absent = report(&reports, "Absent");
+    assert_eq!(absent.status, FeedStatus::Failed("file".into()));
+    assert!(absent.message.as_deref().unwrap().contains("absent.xml"));
+    // Unchanged file: nothing parsed the second time.
+    assert_eq!(
+        report(&ws.poll(&config).await, "Local").status,
+        FeedStatus::NotModified
+    );
+}

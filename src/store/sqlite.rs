@@ -82,14 +82,9 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    pub(super) async fn sync_feeds(
-        &self,
-        feeds: &[FeedConfig],
-    ) -> Result<Vec<FeedRow>, StoreError> {
+    pub(super) async fn sync_feeds(&self, feeds: &[FeedConfig]) -> Result<Vec<FeedRow>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let mut rows = Vec::with_capacity(feeds.len());
         for f in feeds {
-            let url = f.source.as_url_string();
             // A changed URL starts the fetch state afresh: validators of the old URL mean nothing.
             sqlx::query(
                 "INSERT INTO feeds (name, url) VALUES (?1, ?2)
@@ -99,17 +94,18 @@ impl SqliteStore {
                  WHERE feeds.url <> excluded.url",
             )
             .bind(&f.name)
-            .bind(&url)
+            .bind(f.source.as_url_string())
             .execute(&mut *tx)
             .await?;
-            let row = sqlx::query("SELECT * FROM feeds WHERE name = ?1")
-                .bind(&f.name)
-                .fetch_one(&mut *tx)
-                .await?;
-            rows.push(feed_row(&row)?);
         }
+        let mut by_name: HashMap<String, FeedRow> = sqlx::query("SELECT * FROM feeds")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| feed_row(r).map(|f| (f.name.clone(), f)))
+            .collect::<Result<_, _>>()?;
         tx.commit().await?;
-        Ok(rows)
+        Ok(feeds.iter().filter_map(|f| by_name.remove(&f.name)).collect())
     }
 
     pub(super) async fn known_hashes(

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `gazette poll` of a corpus served on loopback: from an empty store, again
+# when every feed answers 304, and again when feeds answer 200 with
+# unchanged items (no validators).
+#
+# usage: benches/poll.sh [CORPUS_DIR=bench-corpus/c2000]
+# (make the corpus with ../shared/bench/gen_corpus.py)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+corpus=${1:-bench-corpus/c2000}
+addr=127.0.0.1:18473
+cargo build --release --quiet --bin gazette --example serve_dir
+work=$(mktemp -d)
+srv=""
+cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+start_server() {
+    [ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null || true
+    target/release/examples/serve_dir "$corpus" "$addr" "$@" 2>/dev/null &
+    srv=$!
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "http://$addr/none" && return
+        sleep 0.1
+    done
+    echo "server did not start" >&2
+    exit 1
+}
+
+{
+    printf 'title = "bench"\nsite_url = "http://127.0.0.1/"\ndatabase = "sqlite://%s/bench.db"\n' "$work"
+    printf '[fetch]\nconcurrency = 32\nper_host = 32\ntimeout = "120s"\n'
+    for f in "$corpus"/*.xml; do
+        n=$(basename "$f")
+        printf '[[feeds]]\nname = "%s"\nurl = "http://%s/%s"\n' "$n" "$addr" "$n"
+    done
+} > "$work/feeds.toml"
+feeds=$(grep -c '^\[\[feeds\]\]' "$work/feeds.toml")
+
+run() {
+    local label=$1
+    /usr/bin/time -f "%e %U %S %M" -o "$work/time" \
+        target/release/gazette --config "$work/feeds.toml" poll > "$work/out" 2>/dev/null
+    read -r wall user sys rss < "$work/time"
+    summary=$(tail -n 1 "$work/out")
+    printf '| %s | %s | %s | %.2f | %.0f | %s | %s |\n' "$label" "$feeds" "$wall" \
+        "$(echo "$user + $sys" | bc)" "$(echo "$rss / 1024" | bc)" \
+        "$(echo "scale=0; $feeds / $wall" | bc)" "$summary"
+}
+
+echo "bare parse of the same files, one core: $(cargo bench --quiet --bench ingest -- "$corpus" 1 --baselines 2>/dev/null | tail -n 1)"
+echo
+echo "| poll | feeds | wall s | CPU s | peak RSS MB | feeds/s | summary |"
+echo "|---|---|---|---|---|---|---|"
+start_server
+run "empty store, all 200"
+run "again, all 304"
+start_server --no-validators
+run "again, 200 with unchanged items"

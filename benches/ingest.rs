@@ -15,8 +15,14 @@ use url::Url;
 
 fn main() {
     let baselines_only = std::env::args().any(|a| a == "--baselines");
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let dir = args.first().cloned().unwrap_or_else(|| "bench-corpus/c2000".into());
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let dir = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "bench-corpus/c2000".into());
     let reps: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(3);
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus {dir}: {e} (generate it with gen_corpus.py)"))
@@ -27,12 +33,20 @@ fn main() {
     let files: Vec<(Url, Vec<u8>)> = names
         .iter()
         .map(|p| {
-            let url = Url::parse(&format!("http://127.0.0.1/{}", p.file_name().unwrap().to_string_lossy())).unwrap();
+            let url = Url::parse(&format!(
+                "http://127.0.0.1/{}",
+                p.file_name().unwrap().to_string_lossy()
+            ))
+            .unwrap();
             (url, std::fs::read(p).unwrap())
         })
         .collect();
     let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
-    println!("corpus {dir}: {} files, {:.1} MB, {reps} reps (median)", files.len(), bytes as f64 / 1e6);
+    println!(
+        "corpus {dir}: {} files, {:.1} MB, {reps} reps (median)",
+        files.len(),
+        bytes as f64 / 1e6
+    );
 
     let quick = median(reps, || {
         let mut events = 0usize;
@@ -55,18 +69,33 @@ fn main() {
     let feed_rs = median(reps, || {
         files
             .iter()
-            .map(|(_, b)| feed_rs::parser::parse(&b[..]).map(|f| f.entries.len()).unwrap_or(0))
+            .map(|(_, b)| {
+                feed_rs::parser::parse(&b[..])
+                    .map(|f| f.entries.len())
+                    .unwrap_or(0)
+            })
             .sum()
     });
     if baselines_only {
-        println!("quick-xml {:.2} s, feed-rs {:.2} s", quick.0.as_secs_f64(), feed_rs.0.as_secs_f64());
+        println!(
+            "quick-xml {:.2} s, feed-rs {:.2} s",
+            quick.0.as_secs_f64(),
+            feed_rs.0.as_secs_f64()
+        );
         return;
     }
     let keyed = median(reps, || {
         files
             .iter()
             .map(|(u, b)| {
-                let f = parse::parse(b, ParseContext { base_url: Some(u), content_type: None }).unwrap();
+                let f = parse::parse(
+                    b,
+                    ParseContext {
+                        base_url: Some(u),
+                        content_type: None,
+                    },
+                )
+                .unwrap();
                 black_box(f.entries.iter().map(|e| e.raw_hash).sum::<i64>());
                 f.entries.len()
             })
@@ -76,9 +105,19 @@ fn main() {
         files
             .iter()
             .map(|(u, b)| {
-                let f = parse::parse(b, ParseContext { base_url: Some(u), content_type: None }).unwrap();
+                let f = parse::parse(
+                    b,
+                    ParseContext {
+                        base_url: Some(u),
+                        content_type: None,
+                    },
+                )
+                .unwrap();
                 let s = Sanitizer::new(Some(u));
-                f.entries.iter().map(|e| black_box(e.normalise(&s)).title.len().min(1)).sum::<usize>()
+                f.entries
+                    .iter()
+                    .map(|e| black_box(e.normalise(&s)).title.len().min(1))
+                    .sum::<usize>()
             })
             .sum()
     });

@@ -22,8 +22,14 @@ const LAST_MODIFIED: &str = "Mon, 23 Nov 2026 08:00:00 GMT";
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = args.first().expect("usage: serve_dir DIR [ADDR] [--no-validators]");
-    let addr = args.get(1).filter(|a| !a.starts_with("--")).cloned().unwrap_or("127.0.0.1:18473".into());
+    let dir = args
+        .first()
+        .expect("usage: serve_dir DIR [ADDR] [--no-validators]");
+    let addr = args
+        .get(1)
+        .filter(|a| !a.starts_with("--"))
+        .cloned()
+        .unwrap_or("127.0.0.1:18473".into());
     let validators = !args.iter().any(|a| a == "--no-validators");
     let mut by_name = HashMap::new();
     for entry in std::fs::read_dir(dir).expect("readable folder") {
@@ -31,25 +37,49 @@ async fn main() {
         if path.is_file() {
             let body = std::fs::read(&path).unwrap();
             let etag = format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(&body));
-            by_name.insert(path.file_name().unwrap().to_string_lossy().into_owned(), (body, etag));
+            by_name.insert(
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                (body, etag),
+            );
         }
     }
-    eprintln!("serving {} files on {addr} (validators: {validators})", by_name.len());
-    let files = Arc::new(Files { by_name, validators });
-    let app = axum::Router::new().route("/{*name}", axum::routing::get(serve)).with_state(files);
+    eprintln!(
+        "serving {} files on {addr} (validators: {validators})",
+        by_name.len()
+    );
+    let files = Arc::new(Files {
+        by_name,
+        validators,
+    });
+    let app = axum::Router::new()
+        .route("/{*name}", axum::routing::get(serve))
+        .with_state(files);
     let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
     axum::serve(listener, app).await.unwrap();
 }
 
-async fn serve(State(files): State<Arc<Files>>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+async fn serve(
+    State(files): State<Arc<Files>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let Some((body, etag)) = files.by_name.get(&name) else {
         return Response::builder().status(404).body(Body::empty()).unwrap();
     };
     let mut b = Response::builder().header(header::CONTENT_TYPE, "application/xml");
     if files.validators {
-        b = b.header(header::ETAG, etag).header(header::LAST_MODIFIED, LAST_MODIFIED);
-        if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
-            return b.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap();
+        b = b
+            .header(header::ETAG, etag)
+            .header(header::LAST_MODIFIED, LAST_MODIFIED);
+        if headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            == Some(etag.as_str())
+        {
+            return b
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Body::empty())
+                .unwrap();
         }
     }
     b.body(Body::from(body.clone())).unwrap()

@@ -119,7 +119,13 @@ impl FetchError {
             FetchError::Connect(_) => "connect",
             FetchError::Network(_) => "network",
             FetchError::Gone => "gone",
-            FetchError::Throttled { .. } => "throttled",
+            // Only an explicit Retry-After makes a feed wait; without one it is a plain error.
+            FetchError::Throttled {
+                retry_after: Some(_),
+                ..
+            } => "throttled",
+            FetchError::Throttled { status: 503, .. } => "http_5xx",
+            FetchError::Throttled { .. } => "http_4xx",
             FetchError::Status { status, .. } if *status >= 500 => "http_5xx",
             FetchError::Status { .. } => "http_4xx",
             FetchError::TooLarge { .. } => "too_large",

@@ -82,7 +82,10 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    pub(super) async fn sync_feeds(&self, feeds: &[FeedConfig]) -> Result<Vec<FeedRow>, StoreError> {
+    pub(super) async fn sync_feeds(
+        &self,
+        feeds: &[FeedConfig],
+    ) -> Result<Vec<FeedRow>, StoreError> {
         let mut tx = self.begin_write().await?;
         for f in feeds {
             // A changed URL starts the fetch state afresh: validators of the old URL mean nothing.
@@ -105,7 +108,10 @@ impl SqliteStore {
             .map(|r| feed_row(r).map(|f| (f.name.clone(), f)))
             .collect::<Result<_, _>>()?;
         tx.commit().await?;
-        Ok(feeds.iter().filter_map(|f| by_name.remove(&f.name)).collect())
+        Ok(feeds
+            .iter()
+            .filter_map(|f| by_name.remove(&f.name))
+            .collect())
     }
 
     pub(super) async fn known_hashes(

@@ -532,3 +532,51 @@ async fn local_files_are_feeds_too() {
         FeedStatus::NotModified
     );
 }
+
+#[tokio::test]
+async fn fetches_respect_the_per_host_limit() {
+    let server = FeedServer::start().await;
+    let mut feeds = Vec::new();
+    let names: Vec<String> = (0..6).map(|i| format!("feed{i}")).collect();
+    for name in &names {
+        let mut r = Route::feed(fixture("rss091.xml"), RSS);
+        r.delay = Some(Duration::from_millis(300));
+        // Each feed a distinct document so that all six are stored.
+        r.body = String::from_utf8(r.body)
+            .unwrap()
+            .replace("albert-ho", name)
+            .into_bytes();
+        server.set(name, r);
+        feeds.push((name.as_str(), server.url(name)));
+    }
+    let ws = Workspace::new();
+    let config = ws.write_config(&feeds, "[fetch]\nconcurrency = 8\nper_host = 2\n");
+    let reports = ws.poll(&config).await;
+    assert!(
+        reports.iter().all(|r| r.status == FeedStatus::Ok),
+        "{reports:?}"
+    );
+    assert_eq!(server.max_in_flight(), 2, "two at a time from one host");
+    assert_eq!(ws.items(&config).await.len(), 6);
+}
+
+#[tokio::test]
+async fn failures_back_off_exponentially_and_are_recorded() {
+    let server = FeedServer::start().await;
+    server.set("down", Route::status(500, vec![]));
+    let ws = Workspace::new();
+    let config = ws.write_config(&[("Down", server.url("down"))], "min_interval = \"10m\"\n");
+    ws.poll(&config).await;
+    ws.poll(&config).await;
+    let store = gazette::app::open_store(&config).await.unwrap();
+    let row = store.sync_feeds(&config.feeds).await.unwrap().remove(0);
+    store.close().await;
+    assert_eq!(row.state.error_count, 2);
+    assert_eq!(row.state.status, "http_5xx");
+    assert_eq!(row.state.last_error.as_deref(), Some("HTTP 500"));
+    // Second failure: 10 min · 2, with ±20% jitter.
+    let wait = row.state.next_fetch_at.unwrap() - row.state.last_fetch_at.unwrap();
+    assert!((960..=1440).contains(&wait), "waited {wait}s");
+    // A manual poll still tries it (only a server's Retry-After defers a manual poll).
+    assert_eq!(server.requests("down").len(), 2);
+}

@@ -27,6 +27,8 @@ pub struct Route {
     pub chunked: bool,
     /// Gzip the body when the client accepts it.
     pub gzip: bool,
+    /// Wait this long before answering.
+    pub delay: Option<Duration>,
 }
 
 impl Route {
@@ -42,6 +44,7 @@ impl Route {
             trickle: None,
             chunked: false,
             gzip: false,
+            delay: None,
         }
     }
 
@@ -72,6 +75,8 @@ pub struct Seen {
 struct Inner {
     routes: HashMap<String, Route>,
     log: Vec<Seen>,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// The running server.
@@ -100,6 +105,11 @@ impl FeedServer {
     pub fn set(&self, path: &str, route: Route) {
         let path = format!("/{}", path.trim_start_matches('/'));
         self.inner.lock().unwrap().routes.insert(path, route);
+    }
+
+    /// The most requests this server was answering at once (delayed routes only).
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.lock().unwrap().max_in_flight
     }
 
     /// Requests made to `path` so far.
@@ -132,6 +142,15 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
             .body(Body::from("not found"))
             .unwrap();
     };
+    if let Some(delay) = route.delay {
+        {
+            let mut i = inner.lock().unwrap();
+            i.in_flight += 1;
+            i.max_in_flight = i.max_in_flight.max(i.in_flight);
+        }
+        tokio::time::sleep(delay).await;
+        inner.lock().unwrap().in_flight -= 1;
+    }
     let mut b = Response::builder().status(route.status);
     for (k, v) in &route.headers {
         b = b.header(*k, v);

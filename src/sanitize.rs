@@ -13,6 +13,7 @@ use url::Url;
 /// A configured HTML sanitiser for one feed (relative URLs resolve against its base).
 pub struct Sanitizer {
     builder: Builder<'static>,
+    base: Option<Url>,
 }
 
 /// Tags kept in feed HTML; everything else is unwrapped (its text kept).
@@ -71,54 +72,310 @@ const TAGS: &[&str] = &[
     "u",
     "ul",
 ];
+/// Tags without an end tag.
+const VOID_TAGS: &[&str] = &["br", "hr", "img"];
+/// Tags removed together with their content.
+const CLEAN_CONTENT_TAGS: &[&str] = &[
+    "script", "style", "iframe", "object", "embed", "template", "noscript", "svg", "math",
+];
+/// Attributes kept on every allowed tag.
+const GENERIC_ATTRS: &[&str] = &["title", "lang", "dir"];
+/// Attributes kept on particular tags.
+const TAG_ATTRS: &[(&str, &[&str])] = &[
+    ("a", &["href", "hreflang"]),
+    ("img", &["src", "alt", "width", "height"]),
+    ("td", &["colspan", "rowspan"]),
+    ("th", &["colspan", "rowspan", "scope"]),
+    ("time", &["datetime"]),
+    ("q", &["cite"]),
+    ("blockquote", &["cite"]),
+    ("ol", &["start"]),
+];
+/// Attributes holding URLs.
+const URL_ATTRS: &[&str] = &["href", "src", "cite"];
+/// URL schemes kept.
+const URL_SCHEMES: &[&str] = &["http", "https", "mailto"];
+/// Added to every link.
+const LINK_REL: &str = "noopener noreferrer nofollow";
 
 impl Sanitizer {
-    /// A sanitiser resolving relative URLs against `base` (dropping them when there is none).
+    /// A sanitiser resolving relative URLs against `base` (left as they are when there is none).
     pub fn new(base: Option<&Url>) -> Sanitizer {
+        let base = base
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .cloned();
         let mut b = Builder::default();
         b.tags(TAGS.iter().copied().collect::<HashSet<_>>())
-            .clean_content_tags(
-                [
-                    "script", "style", "iframe", "object", "embed", "template", "noscript", "svg",
-                    "math",
-                ]
-                .into_iter()
-                .collect(),
-            )
-            .generic_attributes(["title", "lang", "dir"].into_iter().collect())
+            .clean_content_tags(CLEAN_CONTENT_TAGS.iter().copied().collect())
+            .generic_attributes(GENERIC_ATTRS.iter().copied().collect())
             .tag_attributes(
-                [
-                    ("a", ["href", "hreflang"].into_iter().collect()),
-                    (
-                        "img",
-                        ["src", "alt", "width", "height"].into_iter().collect(),
-                    ),
-                    ("td", ["colspan", "rowspan"].into_iter().collect()),
-                    ("th", ["colspan", "rowspan", "scope"].into_iter().collect()),
-                    ("time", ["datetime"].into_iter().collect()),
-                    ("q", ["cite"].into_iter().collect()),
-                    ("blockquote", ["cite"].into_iter().collect()),
-                    ("ol", ["start"].into_iter().collect()),
-                ]
-                .into_iter()
-                .collect(),
+                TAG_ATTRS
+                    .iter()
+                    .map(|(t, a)| (*t, a.iter().copied().collect()))
+                    .collect(),
             )
-            .url_schemes(["http", "https", "mailto"].into_iter().collect())
-            .link_rel(Some("noopener noreferrer nofollow"))
+            .url_schemes(URL_SCHEMES.iter().copied().collect())
+            .link_rel(Some(LINK_REL))
             .strip_comments(true)
-            .url_relative(match base {
-                Some(u) if matches!(u.scheme(), "http" | "https") => {
-                    UrlRelative::RewriteWithBase(u.clone())
-                }
-                _ => UrlRelative::PassThrough,
+            .url_relative(match &base {
+                Some(u) => UrlRelative::RewriteWithBase(u.clone()),
+                None => UrlRelative::PassThrough,
             });
-        Sanitizer { builder: b }
+        Sanitizer { builder: b, base }
     }
 
     /// Sanitised HTML.
+    ///
+    /// Most feed HTML is simple, well-formed markup that already uses only
+    /// allowed tags: [`fast_clean`] checks that strictly in one pass and only
+    /// drops attributes. Anything it is not sure about — an unknown tag, a
+    /// comment, an unquoted attribute, an odd URL, unbalanced tags — goes
+    /// through ammonia's full parse instead.
     pub fn clean(&self, html: &str) -> String {
+        match fast_clean(html, self.base.as_ref()) {
+            Some(out) => out,
+            None => self.ammonia(html),
+        }
+    }
+
+    /// Sanitised by ammonia alone (the reference for the fast path).
+    pub fn ammonia(&self, html: &str) -> String {
         self.builder.clean(html).to_string()
     }
+}
+
+fn attr_allowed(tag: &str, attr: &str) -> bool {
+    GENERIC_ATTRS.contains(&attr)
+        || TAG_ATTRS
+            .iter()
+            .any(|(t, attrs)| *t == tag && attrs.contains(&attr))
+}
+
+fn allowed_tag(name: &str) -> Option<&'static str> {
+    TAGS.iter().copied().find(|t| *t == name)
+}
+
+/// One-pass sanitiser for markup that is already within the allowlist.
+///
+/// Accepts only: text; start tags of allowed elements with double- or
+/// single-quoted attribute values (or bare boolean attributes); matching end
+/// tags, properly nested; `<br>`-style void tags. Disallowed attributes are
+/// dropped, allowed URLs are checked (http, https, mailto; relative ones made
+/// absolute) and links get `rel`. Returns `None` for anything else, so the
+/// caller falls back to a full HTML parse.
+pub fn fast_clean(html: &str, base: Option<&Url>) -> Option<String> {
+    let b = html.as_bytes();
+    let mut out = String::with_capacity(html.len() + html.len() / 16);
+    let mut stack: Vec<&'static str> = Vec::new();
+    let mut text_start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'<' => {
+                push_text(&mut out, &html[text_start..i]);
+                i = tag(html, i, &mut out, &mut stack, base)?;
+                text_start = i;
+            }
+            0 => return None,
+            _ => i += 1,
+        }
+    }
+    push_text(&mut out, &html[text_start..]);
+    stack.is_empty().then_some(out)
+}
+
+/// Parses the tag at `html[start]` (a `<`), writes its clean form, returns the index after it.
+fn tag(
+    html: &str,
+    start: usize,
+    out: &mut String,
+    stack: &mut Vec<&'static str>,
+    base: Option<&Url>,
+) -> Option<usize> {
+    let b = html.as_bytes();
+    let mut i = start + 1;
+    let closing = b.get(i) == Some(&b'/');
+    if closing {
+        i += 1;
+    }
+    let name_start = i;
+    while i < b.len() && b[i].is_ascii_alphanumeric() {
+        i += 1;
+    }
+    if i == name_start || !b[name_start].is_ascii_alphabetic() {
+        return None;
+    }
+    let name = allowed_tag(&html[name_start..i].to_ascii_lowercase())?;
+    let void = VOID_TAGS.contains(&name);
+    if closing {
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'>') || void || stack.pop() != Some(name) {
+            return None;
+        }
+        out.push_str("</");
+        out.push_str(name);
+        out.push('>');
+        return Some(i + 1);
+    }
+    out.push('<');
+    out.push_str(name);
+    let mut kept: Vec<String> = Vec::new();
+    loop {
+        let before_space = i;
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        match b.get(i)? {
+            b'>' => {
+                i += 1;
+                break;
+            }
+            b'/' if b.get(i + 1) == Some(&b'>') && void => {
+                i += 2;
+                break;
+            }
+            c if c.is_ascii_alphabetic() && i > before_space => {}
+            _ => return None,
+        }
+        let attr_start = i;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-' || b[i] == b'_') {
+            i += 1;
+        }
+        let attr = html[attr_start..i].to_ascii_lowercase();
+        let mut j = i;
+        while j < b.len() && is_space(b[j]) {
+            j += 1;
+        }
+        let value = if b.get(j) == Some(&b'=') {
+            j += 1;
+            while j < b.len() && is_space(b[j]) {
+                j += 1;
+            }
+            let quote = *b.get(j)?;
+            if quote != b'"' && quote != b'\'' {
+                return None;
+            }
+            let v_start = j + 1;
+            let v_end = v_start + html[v_start..].find(quote as char)?;
+            i = v_end + 1;
+            let v = &html[v_start..v_end];
+            if v.contains(['<', '\0']) {
+                return None;
+            }
+            Some(v)
+        } else {
+            match b.get(i) {
+                Some(c) if is_space(*c) || *c == b'>' || *c == b'/' => None,
+                _ => return None,
+            }
+        };
+        // Browsers use the first of repeated attributes.
+        if !attr_allowed(name, &attr) || kept.contains(&attr) {
+            continue;
+        }
+        let Some(value) = value else {
+            continue;
+        };
+        let clean = if URL_ATTRS.contains(&attr.as_str()) {
+            clean_url(value, base)?
+        } else {
+            value.to_string()
+        };
+        out.push(' ');
+        out.push_str(&attr);
+        out.push_str("=\"");
+        push_attr_value(out, &clean, URL_ATTRS.contains(&attr.as_str()));
+        out.push('"');
+        kept.push(attr);
+    }
+    if name == "a" {
+        out.push_str(" rel=\"");
+        out.push_str(LINK_REL);
+        out.push('"');
+    }
+    out.push('>');
+    if !void {
+        stack.push(name);
+    }
+    Some(i)
+}
+
+/// A URL attribute's value, checked and made absolute; `None` when in doubt.
+fn clean_url(raw: &str, base: Option<&Url>) -> Option<String> {
+    // Only `&amp;` may appear encoded: any other reference could hide a scheme.
+    let mut v = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(p) = rest.find('&') {
+        v.push_str(&rest[..p]);
+        rest = rest[p..].strip_prefix("&amp;")?;
+        v.push('&');
+    }
+    v.push_str(rest);
+    if v.is_empty() || v.bytes().any(|c| c <= b' ' || c == 0x7f || c == b'\\') {
+        return None;
+    }
+    let scheme_end = v.find(|c: char| matches!(c, ':' | '/' | '?' | '#'));
+    match scheme_end {
+        Some(p) if v.as_bytes()[p] == b':' => {
+            let scheme = v[..p].to_ascii_lowercase();
+            URL_SCHEMES.contains(&scheme.as_str()).then_some(v)
+        }
+        _ => match base {
+            Some(b) => b.join(&v).ok().map(String::from),
+            None => Some(v),
+        },
+    }
+}
+
+/// Text between tags: `&` that does not start a character reference is escaped, `>` too.
+fn push_text(out: &mut String, text: &str) {
+    let mut rest = text;
+    while let Some(p) = rest.find(['&', '>']) {
+        out.push_str(&rest[..p]);
+        if rest.as_bytes()[p] == b'>' {
+            out.push_str("&gt;");
+        } else if is_char_ref(&rest[p..]) {
+            out.push('&');
+        } else {
+            out.push_str("&amp;");
+        }
+        rest = &rest[p + 1..];
+    }
+    out.push_str(rest);
+}
+
+/// An attribute value inside double quotes. URL values were decoded, so every `&` is escaped.
+fn push_attr_value(out: &mut String, v: &str, decoded: bool) {
+    for (k, c) in v.char_indices() {
+        match c {
+            '"' => out.push_str("&quot;"),
+            '&' if decoded || !is_char_ref(&v[k..]) => out.push_str("&amp;"),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// Whether `s` (starting with `&`) begins a well-formed character reference.
+fn is_char_ref(s: &str) -> bool {
+    let b = s.as_bytes();
+    let body = &b[1..];
+    let end = match body.iter().position(|c| *c == b';') {
+        Some(e) if e > 0 && e <= 32 => e,
+        _ => return false,
+    };
+    let r = &body[..end];
+    match r {
+        [b'#', b'x' | b'X', hex @ ..] => !hex.is_empty() && hex.iter().all(u8::is_ascii_hexdigit),
+        [b'#', dec @ ..] => !dec.is_empty() && dec.iter().all(u8::is_ascii_digit),
+        [first, ..] => first.is_ascii_alphabetic() && r.iter().all(u8::is_ascii_alphanumeric),
+        [] => false,
+    }
+}
+
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c')
 }
 
 /// Plain text of an HTML fragment: tags dropped, entities decoded, white space collapsed.
@@ -233,6 +490,79 @@ mod tests {
             out.contains(r#"href="https://ishr.ch/news/report.pdf""#),
             "{out}"
         );
+    }
+
+    /// Inputs the fast path must accept, and its output must mean what ammonia's means.
+    const SIMPLE: &[&str] = &[
+        "<p>Plain <strong>bold</strong> and <em>em</em> &amp; &mdash; &#8217; AT&T a > b</p>",
+        "<figure><img src=\"https://cdn.example/a.jpg\" alt=\"A &quot;b&quot;\" width=\"800\" loading=\"lazy\"><figcaption>c</figcaption></figure>",
+        "<blockquote><p>q <a href=\"https://x.example/p?ref=feed&amp;utm_source=rss\" onclick=\"x()\">link</a></p></blockquote>",
+        "<ul><li>one</li><li>two <code>x</code></li></ul><pre>a\nb</pre><h2 class=\"x\" style=\"color:red\">h</h2>",
+        "<p><a href='/relative/path'>rel</a> <a href=\"report.pdf\" title='t'>pdf</a><br/><br></p>",
+        "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>xhtml</p></div>",
+        "<p><a href=\"mailto:info@ishr.example\">mail</a><details open><summary>s</summary>d</details></p>",
+    ];
+
+    /// Inputs the fast path must refuse (ammonia handles them).
+    const HOSTILE: &[&str] = &[
+        "<p>x<script>alert(1)</script></p>",
+        "<a href=\"javascript:alert(1)\">x</a>",
+        "<a href=\"java&#115;cript:alert(1)\">x</a>",
+        "<a href=\" javascript:alert(1)\">x</a>",
+        "<a href=\"jav\tascript:alert(1)\">x</a>",
+        "<img src=x onerror=alert(1)>",
+        "<p>unclosed",
+        "<p>mis</em>nested</p>",
+        "<!-- comment --><p>x</p>",
+        "<p>a < b</p>",
+        "<style>p{}</style>",
+        "<img src=\"a.png\"/ onerror=\"x\">",
+        "<a href=\"x\"<script>",
+        "<svg><a href=\"https://x\">x</a></svg>",
+        "<p>\0</p>",
+        "</br>",
+        "<a href=\"data:text/html,<script>\">x</a>",
+    ];
+
+    #[test]
+    fn fast_path_agrees_with_ammonia() {
+        let base = Url::parse("https://ishr.example/news/").unwrap();
+        let s = Sanitizer::new(Some(&base));
+        for html in SIMPLE {
+            let fast = fast_clean(html, Some(&base)).unwrap_or_else(|| panic!("refused {html}"));
+            assert_eq!(s.ammonia(&fast), s.ammonia(html), "for {html}");
+            assert!(
+                !fast.contains("onclick") && !fast.contains("style=") && !fast.contains("loading"),
+                "{fast}"
+            );
+        }
+        let rel = fast_clean(SIMPLE[4], Some(&base)).unwrap();
+        assert!(
+            rel.contains("href=\"https://ishr.example/relative/path\""),
+            "{rel}"
+        );
+        assert!(
+            rel.contains(
+                "href=\"https://ishr.example/news/report.pdf\" title=\"t\" rel=\"noopener"
+            ),
+            "{rel}"
+        );
+    }
+
+    #[test]
+    fn fast_path_refuses_anything_doubtful() {
+        let base = Url::parse("https://ishr.example/").unwrap();
+        let s = Sanitizer::new(Some(&base));
+        for html in HOSTILE {
+            assert_eq!(fast_clean(html, Some(&base)), None, "accepted {html}");
+            let out = s.clean(html).to_lowercase();
+            assert!(
+                !out.contains("<script")
+                    && !out.contains("javascript:")
+                    && !out.contains("onerror"),
+                "{out}"
+            );
+        }
     }
 
     #[test]

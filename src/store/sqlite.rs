@@ -11,6 +11,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
+use std::sync::Arc;
 
 use super::{SaveCounts, StoreError};
 use crate::config::FeedConfig;
@@ -23,6 +24,9 @@ const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sq
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite has one writer at a time. Writers of this process queue here
+    /// instead of contending for the file lock (whose busy handler sleeps).
+    write_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -48,7 +52,10 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(open_err)?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+        };
         store.migrate().await.map_err(|e| match e {
             StoreError::Query(source) => open_err(source),
             other => other,
@@ -76,17 +83,21 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so
-    /// concurrent writers wait (busy_timeout) instead of failing on upgrade.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// A write transaction, holding this process's write lock. `BEGIN
+    /// IMMEDIATE` takes SQLite's lock up front, so another process's writer
+    /// makes us wait (busy_timeout) instead of failing on upgrade.
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let guard = self.write_lock.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _guard: guard })
     }
 
     pub(super) async fn sync_feeds(
         &self,
         feeds: &[FeedConfig],
     ) -> Result<Vec<FeedRow>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.begin_write().await?;
+        let tx = &mut w.tx;
         for f in feeds {
             // A changed URL starts the fetch state afresh: validators of the old URL mean nothing.
             sqlx::query(
@@ -98,16 +109,16 @@ impl SqliteStore {
             )
             .bind(&f.name)
             .bind(f.source.as_url_string())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         let mut by_name: HashMap<String, FeedRow> = sqlx::query("SELECT * FROM feeds")
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(|r| feed_row(r).map(|f| (f.name.clone(), f)))
             .collect::<Result<_, _>>()?;
-        tx.commit().await?;
+        w.tx.commit().await?;
         Ok(feeds
             .iter()
             .filter_map(|f| by_name.remove(&f.name))
@@ -137,28 +148,29 @@ impl SqliteStore {
         if items.is_empty() {
             return Ok(counts);
         }
-        let mut tx = self.begin_write().await?;
+        let mut w = self.begin_write().await?;
+        let tx = &mut w.tx;
         for item in items {
             let existing: Option<(i64, i64, i64)> = sqlx::query_as(
                 "SELECT id, raw_hash, first_seen FROM items WHERE feed_id = ?1 AND item_key = ?2",
             )
             .bind(feed_id)
             .bind(&item.key)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
             match existing {
                 Some((_, hash, _)) if hash == item.raw_hash => {}
                 Some((id, _, first_seen)) => {
-                    update_item(&mut tx, id, item, first_seen).await?;
+                    update_item(tx, id, item, first_seen).await?;
                     counts.updated += 1;
                 }
                 None => {
-                    insert_item(&mut tx, feed_id, item, now).await?;
+                    insert_item(tx, feed_id, item, now).await?;
                     counts.new += 1;
                 }
             }
         }
-        tx.commit().await?;
+        w.tx.commit().await?;
         Ok(counts)
     }
 
@@ -167,6 +179,7 @@ impl SqliteStore {
         feed_id: i64,
         st: &FetchState,
     ) -> Result<(), StoreError> {
+        let mut w = self.begin_write().await?;
         sqlx::query(
             "UPDATE feeds SET etag = ?2, last_modified = ?3, permanent_url = ?4, status = ?5,
                last_error = ?6, error_count = ?7, last_fetch_at = ?8, last_success_at = ?9,
@@ -186,8 +199,9 @@ impl SqliteStore {
         .bind(&st.title)
         .bind(&st.site_link)
         .bind(st.ttl_seconds)
-        .execute(&self.pool)
+        .execute(&mut *w.tx)
         .await?;
+        w.tx.commit().await?;
         Ok(())
     }
 
@@ -214,6 +228,12 @@ impl SqliteStore {
             .await?;
         rows.iter().map(stored_item).collect()
     }
+}
+
+/// A write transaction and the process-wide write lock it holds.
+struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
 }
 
 async fn insert_item(

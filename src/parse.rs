@@ -71,7 +71,12 @@ pub struct RawEntry {
 /// Decodes, parses and keys a feed document. Never panics: a panic inside
 /// the parsing crate becomes [`ParseError::Panicked`].
 pub fn parse(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseError> {
-    match catch_unwind(AssertUnwindSafe(|| parse_inner(bytes, ctx))) {
+    contain_panics(|| parse_inner(bytes, ctx))
+}
+
+/// Runs `f`, turning a panic into [`ParseError::Panicked`] with its message.
+fn contain_panics<T>(f: impl FnOnce() -> Result<T, ParseError>) -> Result<T, ParseError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(panic) => {
             let msg = panic
@@ -524,6 +529,23 @@ mod tests {
         .unwrap();
         assert_eq!(f.entries[0].key, "link:https://example.org/a?x=1");
         assert!(f.entries[1].key.starts_with("hash:"));
+    }
+
+    #[test]
+    fn a_panic_in_the_parser_becomes_an_error() {
+        let r: Result<(), ParseError> =
+            contain_panics(|| panic!("index out of bounds in a hostile feed"));
+        match r {
+            Err(e @ ParseError::Panicked(_)) => {
+                assert!(
+                    e.to_string()
+                        .contains("index out of bounds in a hostile feed"),
+                    "{e}"
+                );
+                assert!(e.to_string().contains("the feed is skipped"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -187,7 +187,7 @@ impl RawEntry {
         let body_text = content_html
             .as_deref()
             .or(summary_html.as_deref())
-            .map(sanitize::clean_html_to_text)
+            .map(|h| sanitize::clean_html_to_text(h, EXCERPT_CHARS + 1))
             .unwrap_or_default();
         let excerpt = sanitize::excerpt(&body_text, EXCERPT_CHARS);
         let title = e
@@ -363,7 +363,8 @@ pub fn decode<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
         .and_then(|l| Encoding::for_label(l.as_bytes()));
     let declared = declared_encoding(bytes);
     let primary = http.or(declared).unwrap_or(UTF_8);
-    let valid_utf8 = std::str::from_utf8(bytes).is_ok();
+    let utf8 = std::str::from_utf8(bytes).ok();
+    let valid_utf8 = utf8.is_some();
     let enc = if primary == UTF_8 {
         if valid_utf8 {
             UTF_8
@@ -379,8 +380,8 @@ pub fn decode<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
     } else {
         primary
     };
-    if enc == UTF_8 && valid_utf8 {
-        return Cow::Borrowed(std::str::from_utf8(bytes).expect("checked above"));
+    if let (true, Some(text)) = (enc == UTF_8, utf8) {
+        return Cow::Borrowed(text);
     }
     enc.decode_without_bom_handling(bytes).0
 }

@@ -323,12 +323,12 @@ fn parse_and_normalise(
         let summary = item
             .summary_html
             .as_deref()
-            .map(sanitize::clean_html_to_text)
+            .map(|h| sanitize::clean_html_to_text(h, usize::MAX))
             .unwrap_or_default();
         let content = item
             .content_html
             .as_deref()
-            .map(sanitize::clean_html_to_text)
+            .map(|h| sanitize::clean_html_to_text(h, usize::MAX))
             .unwrap_or_default();
         item.tags = tagger.tags(feed_tags, &[&item.title, &summary, &content, &cats]);
         items.push(item);

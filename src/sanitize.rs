@@ -172,7 +172,7 @@ pub fn fast_clean(html: &str, base: Option<&Url>) -> Option<String> {
     while i < b.len() {
         match b[i] {
             b'<' => {
-                push_text(&mut out, &html[text_start..i]);
+                push_text(&mut out, &html[text_start..i])?;
                 i = tag(html, i, &mut out, &mut stack, base)?;
                 text_start = i;
             }
@@ -180,7 +180,7 @@ pub fn fast_clean(html: &str, base: Option<&Url>) -> Option<String> {
             _ => i += 1,
         }
     }
-    push_text(&mut out, &html[text_start..]);
+    push_text(&mut out, &html[text_start..])?;
     stack.is_empty().then_some(out)
 }
 
@@ -211,7 +211,14 @@ fn tag(
         while i < b.len() && is_space(b[i]) {
             i += 1;
         }
-        if b.get(i) != Some(&b'>') || void || stack.pop() != Some(name) {
+        if b.get(i) != Some(&b'>') {
+            return None;
+        }
+        // XHTML's `</img>` means nothing to an HTML parser; `</br>` is a `<br>`.
+        if void && name != "br" {
+            return Some(i + 1);
+        }
+        if void || stack.pop() != Some(name) {
             return None;
         }
         out.push_str("</");
@@ -304,19 +311,27 @@ fn tag(
 
 /// A URL attribute's value, checked and made absolute; `None` when in doubt.
 fn clean_url(raw: &str, base: Option<&Url>) -> Option<String> {
-    // Only `&amp;` may appear encoded: any other reference could hide a scheme.
+    // `&amp;` is decoded; a bare `&` (as in `?a=1&b=2`) stays. Any other
+    // reference would be decoded by a browser: leave those to ammonia.
     let mut v = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(p) = rest.find('&') {
         v.push_str(&rest[..p]);
-        rest = rest[p..].strip_prefix("&amp;")?;
+        rest = &rest[p..];
+        if let Some(after) = rest.strip_prefix("&amp;") {
+            rest = after;
+        } else if is_char_ref(rest) || legacy_ref_in_attr(rest) {
+            return None;
+        } else {
+            rest = &rest[1..];
+        }
         v.push('&');
     }
     v.push_str(rest);
     if v.is_empty() || v.bytes().any(|c| c <= b' ' || c == 0x7f || c == b'\\') {
         return None;
     }
-    let scheme_end = v.find(|c: char| matches!(c, ':' | '/' | '?' | '#'));
+    let scheme_end = v.find([':', '/', '?', '#']);
     match scheme_end {
         Some(p) if v.as_bytes()[p] == b':' => {
             let scheme = v[..p].to_ascii_lowercase();
@@ -330,9 +345,14 @@ fn clean_url(raw: &str, base: Option<&Url>) -> Option<String> {
 }
 
 /// Text between tags: `&` that does not start a character reference is escaped, `>` too.
-fn push_text(out: &mut String, text: &str) {
+/// `None` for a reference a browser would decode without its `;` (`&copy 2026`).
+fn push_text(out: &mut String, text: &str) -> Option<()> {
     let mut rest = text;
     while let Some(p) = rest.find(['&', '>']) {
+        if rest.as_bytes()[p] == b'&' && !is_char_ref(&rest[p..]) && legacy_ref_in_text(&rest[p..])
+        {
+            return None;
+        }
         out.push_str(&rest[..p]);
         if rest.as_bytes()[p] == b'>' {
             out.push_str("&gt;");
@@ -344,6 +364,38 @@ fn push_text(out: &mut String, text: &str) {
         rest = &rest[p + 1..];
     }
     out.push_str(rest);
+    Some(())
+}
+
+/// Character references HTML decodes even without their `;`.
+const LEGACY_REFS: &[&str] = &[
+    "AElig", "AMP", "Aacute", "Acirc", "Agrave", "Aring", "Atilde", "Auml", "COPY", "Ccedil",
+    "ETH", "Eacute", "Ecirc", "Egrave", "Euml", "GT", "Iacute", "Icirc", "Igrave", "Iuml", "LT",
+    "Ntilde", "Oacute", "Ocirc", "Ograve", "Oslash", "Otilde", "Ouml", "QUOT", "REG", "THORN",
+    "Uacute", "Ucirc", "Ugrave", "Uuml", "Yacute", "aacute", "acirc", "acute", "aelig", "agrave",
+    "amp", "aring", "atilde", "auml", "brvbar", "ccedil", "cedil", "cent", "copy", "curren", "deg",
+    "divide", "eacute", "ecirc", "egrave", "eth", "euml", "frac12", "frac14", "frac34", "gt",
+    "iacute", "icirc", "iexcl", "igrave", "iquest", "iuml", "laquo", "lt", "macr", "micro",
+    "middot", "nbsp", "not", "ntilde", "oacute", "ocirc", "ograve", "ordf", "ordm", "oslash",
+    "otilde", "ouml", "para", "plusmn", "pound", "quot", "raquo", "reg", "sect", "shy", "sup1",
+    "sup2", "sup3", "szlig", "thorn", "times", "uacute", "ucirc", "ugrave", "uml", "uuml",
+    "yacute", "yen", "yuml",
+];
+
+/// In text, a legacy name right after `&` is decoded whatever follows it.
+fn legacy_ref_in_text(s: &str) -> bool {
+    LEGACY_REFS.iter().any(|r| s[1..].starts_with(r))
+}
+
+/// In an attribute, a legacy name is decoded unless a letter, digit or `=` follows it.
+fn legacy_ref_in_attr(s: &str) -> bool {
+    LEGACY_REFS.iter().any(|r| {
+        s[1..].starts_with(r)
+            && !s[1 + r.len()..]
+                .bytes()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'=')
+    })
 }
 
 /// An attribute value inside double quotes. URL values were decoded, so every `&` is escaped.
@@ -380,33 +432,72 @@ fn is_space(c: u8) -> bool {
 
 /// Plain text of an HTML fragment: tags dropped, entities decoded, white space collapsed.
 pub fn html_to_text(html: &str) -> String {
-    if !html.contains(['<', '&']) {
-        return collapse_ws(html);
+    if !html.contains('<') {
+        return clean_html_to_text(html, usize::MAX);
     }
-    // ammonia with no tags allowed leaves text escaped with a handful of named entities.
-    let escaped = Builder::empty()
-        .clean_content_tags(["script", "style"].into_iter().collect())
-        .clean(html)
-        .to_string();
-    collapse_ws(&unescape_basic(&escaped))
-}
-
-/// Plain text of sanitised HTML (ammonia output), without parsing it again.
-pub fn clean_html_to_text(clean: &str) -> String {
-    let mut out = String::with_capacity(clean.len() / 2);
-    let mut in_tag = false;
-    for c in clean.chars() {
-        match c {
-            '<' => {
-                in_tag = true;
-                out.push(' ');
-            }
-            '>' if in_tag => in_tag = false,
-            _ if !in_tag => out.push(c),
-            _ => {}
+    match fast_clean(html, None) {
+        Some(clean) => clean_html_to_text(&clean, usize::MAX),
+        None => {
+            let clean = Builder::empty()
+                .clean_content_tags(CLEAN_CONTENT_TAGS.iter().copied().collect())
+                .clean(html)
+                .to_string();
+            clean_html_to_text(&clean, usize::MAX)
         }
     }
-    collapse_ws(&unescape_basic(&out))
+}
+
+/// Plain text of sanitised HTML, in one pass: tags become spaces, entities
+/// are decoded, white space collapses. Stops after about `max_chars` characters.
+pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
+    let b = clean.as_bytes();
+    let mut out = String::with_capacity(clean.len().min(max_chars.saturating_mul(2)).min(1 << 20));
+    let mut count = 0usize;
+    let mut space = false;
+    let mut i = 0;
+    while i < b.len() && count <= max_chars {
+        if b[i] == b'<' {
+            // Skip the tag; quoted attribute values may hold '>'.
+            let mut quote = 0u8;
+            i += 1;
+            while i < b.len() {
+                match (quote, b[i]) {
+                    (0, b'>') => break,
+                    (0, q @ (b'"' | b'\'')) => quote = q,
+                    (q, c) if q == c => quote = 0,
+                    _ => {}
+                }
+                i += 1;
+            }
+            i += 1;
+            space = true;
+            continue;
+        }
+        let end = clean[i..].find('<').map_or(b.len(), |p| i + p);
+        let run = &clean[i..end];
+        let decoded = if run.contains('&') {
+            html_escape::decode_html_entities(run)
+        } else {
+            std::borrow::Cow::Borrowed(run)
+        };
+        for c in decoded.chars() {
+            if c.is_whitespace() {
+                space = true;
+            } else {
+                if space && !out.is_empty() {
+                    out.push(' ');
+                }
+                space = false;
+                out.push(c);
+                count += 1;
+                if count > max_chars {
+                    break;
+                }
+            }
+        }
+        i = end;
+    }
+    out
 }
 
 /// At most `max` characters of `text`, cut on a word boundary, with an ellipsis when cut.
@@ -437,30 +528,6 @@ pub fn escape_html(text: &str) -> String {
             '\'' => out.push_str("&#39;"),
             _ => out.push(c),
         }
-    }
-    out
-}
-
-/// Decodes the entities html5ever's serializer emits.
-fn unescape_basic(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&nbsp;", "\u{a0}")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
-}
-
-fn collapse_ws(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for w in s.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(w);
     }
     out
 }
@@ -501,6 +568,7 @@ mod tests {
         "<p><a href='/relative/path'>rel</a> <a href=\"report.pdf\" title='t'>pdf</a><br/><br></p>",
         "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>xhtml</p></div>",
         "<p><a href=\"mailto:info@ishr.example\">mail</a><details open><summary>s</summary>d</details></p>",
+        "<figure><img src=\"https://cdn.example/b.jpg\" alt=\"x\"></img></figure><a href=\"https://x.example/?a=1&utm_source=rss&copy=2\">q</a>",
     ];
 
     /// Inputs the fast path must refuse (ammonia handles them).
@@ -522,6 +590,9 @@ mod tests {
         "<p>\0</p>",
         "</br>",
         "<a href=\"data:text/html,<script>\">x</a>",
+        "<a href=\"javascript&colon;alert(1)\">x</a>",
+        "<a href=\"https://x.example/?a=1&copy\">x</a>",
+        "<p>&copy 2026</p>",
     ];
 
     #[test]
@@ -573,8 +644,24 @@ mod tests {
         );
         assert_eq!(html_to_text("a < b"), "a < b");
         assert_eq!(
-            clean_html_to_text("<p>One</p><p>Two &amp; three</p>"),
+            html_to_text("Rock &amp;amp; Roll &#8212; &mdash; live"),
+            "Rock &amp; Roll — — live"
+        );
+        assert_eq!(
+            html_to_text("<svg><script>x</script></svg>Safe <unknown>text</unknown>"),
+            "Safe text"
+        );
+        assert_eq!(
+            clean_html_to_text("<p>One</p><p>Two &amp; three</p>", usize::MAX),
             "One Two & three"
+        );
+        assert_eq!(
+            clean_html_to_text("<img alt=\"a > b\">after  the\n image", usize::MAX),
+            "after the image"
+        );
+        assert_eq!(
+            clean_html_to_text("<p>one two three four</p>", 5),
+            "one two"
         );
     }
 

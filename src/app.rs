@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use crate::config::Config;
 use crate::fetch::{self, Fetcher};
-use crate::model::{ItemQuery, StoredItem};
+use crate::model::{FetchState, ItemQuery, StoredItem};
 use crate::pipeline::{FeedReport, Ingest, Waits};
 use crate::store::Store;
 use crate::tag::Tagger;
@@ -49,18 +49,43 @@ pub async fn poll(
         .sync_feeds(&config.feeds)
         .await
         .context("recording the configured feeds in the store")?;
-    // The fetcher's semaphores bound network concurrency; this bounds parsing work in flight.
-    let in_flight = config.fetch.concurrency * 2;
-    let mut reports: Vec<(usize, FeedReport)> =
-        futures::stream::iter(config.feeds.iter().zip(&rows).enumerate())
-            .map(|(i, (feed, row))| async move {
-                let r = ingest.refresh(feed, row, waits).await;
-                on_done(&r);
-                (i, r)
-            })
-            .buffer_unordered(in_flight)
-            .collect()
-            .await;
+    // The fetcher's semaphores bound network concurrency; this bounds the
+    // documents held in memory (fetched, parsed or waiting to be stored).
+    let in_flight = config.fetch.concurrency + 2;
+    let mut done = futures::stream::iter(config.feeds.iter().zip(&rows).enumerate())
+        .map(|(i, (feed, row))| {
+            // Each refresh is its own task: it makes progress (and releases the
+            // store's write lock) while this loop records fetch states.
+            let (task_ingest, feed, row) = (ingest.clone(), feed.clone(), row.clone());
+            let id = row.id;
+            let name = feed.name.clone();
+            async move {
+                let task =
+                    tokio::spawn(async move { task_ingest.refresh(&feed, &row, waits).await });
+                let out = task
+                    .await
+                    .unwrap_or_else(|e| (FeedReport::crashed(&name, &e.to_string()), None));
+                (i, id, out)
+            }
+        })
+        .buffer_unordered(in_flight)
+        // Fetch states of the feeds finished meanwhile are recorded in one transaction.
+        .ready_chunks(256);
+    let mut reports: Vec<(usize, FeedReport)> = Vec::with_capacity(rows.len());
+    while let Some(batch) = done.next().await {
+        let states: Vec<(i64, FetchState)> = batch
+            .iter()
+            .filter_map(|(_, id, (_, st))| Some((*id, st.clone()?)))
+            .collect();
+        let saved = ingest.store.save_fetch_states(&states).await;
+        for (i, _, (mut r, _)) in batch {
+            if let Err(e) = &saved {
+                r.message = Some(format!("recording its fetch state failed: {e}"));
+            }
+            on_done(&r);
+            reports.push((i, r));
+        }
+    }
     reports.sort_by_key(|(i, _)| *i);
     Ok(reports.into_iter().map(|(_, r)| r).collect())
 }

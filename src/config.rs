@@ -387,6 +387,10 @@ impl Ctx<'_> {
         }
     }
 
+    fn line(&self, offset: usize) -> usize {
+        line_col(self.text, offset).0
+    }
+
     fn resolve(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
         if p.is_absolute() {
@@ -505,16 +509,17 @@ impl Ctx<'_> {
             let span = t.span();
             let t = t.into_inner();
             self.slug(&t.name)?;
-            if let Some(line) = tag_names.get(t.name.get_ref()) {
+            if let Some(first) = tag_names.get(t.name.get_ref()) {
                 return Err(self.err(
                     t.name.span(),
                     format!(
-                        "tag {:?} is already defined on line {line}",
-                        t.name.get_ref()
+                        "tag {:?} is already defined on line {}",
+                        t.name.get_ref(),
+                        self.line(*first)
                     ),
                 ));
             }
-            tag_names.insert(t.name.get_ref().clone(), line_col(self.text, span.start).0);
+            tag_names.insert(t.name.get_ref().clone(), span.start);
             if t.keywords.is_empty() {
                 return Err(self.err(span, "a [[tags]] rule needs at least one keyword"));
             }
@@ -540,22 +545,28 @@ impl Ctx<'_> {
             if name.is_empty() {
                 return Err(self.err(f.name.span(), "feed name must not be empty"));
             }
-            let name_line = line_col(self.text, f.name.span().start).0;
-            if let Some(line) = names.get(&name.to_lowercase()) {
+            // Byte offsets of first uses; turned into line numbers only for an error.
+            if let Some(first) = names.get(&name.to_lowercase()) {
                 return Err(self.err(
                     f.name.span(),
-                    format!("duplicate feed name {name:?}: already used on line {line}"),
+                    format!(
+                        "duplicate feed name {name:?}: already used on line {}",
+                        self.line(*first)
+                    ),
                 ));
             }
-            names.insert(name.to_lowercase(), name_line);
+            names.insert(name.to_lowercase(), f.name.span().start);
             let source = self.feed_source(&f.url)?;
-            if let Some(line) = urls.get(&source) {
+            if let Some(first) = urls.get(&source) {
                 return Err(self.err(
                     f.url.span(),
-                    format!("duplicate feed url {source}: already listed on line {line}"),
+                    format!(
+                        "duplicate feed url {source}: already listed on line {}",
+                        self.line(*first)
+                    ),
                 ));
             }
-            urls.insert(source.clone(), line_col(self.text, f.url.span().start).0);
+            urls.insert(source.clone(), f.url.span().start);
             let mut feed_tags = Vec::new();
             for t in &f.tags {
                 self.slug(t)?;

@@ -432,10 +432,10 @@ const ATOM_03_NS: &str = "http://purl.org/atom/ns#";
 /// Rewrites an Atom 0.3 document into the Atom 1.0 vocabulary feed-rs reads:
 /// the namespace, `issued` → `published`, `modified` → `updated`,
 /// `tagline` → `subtitle`, `copyright` → `rights`. Other documents pass through.
-fn atom03_as_atom10(text: Cow<'_, str>) -> Cow<'_, str> {
+fn atom03_as_atom10(text: &str) -> Cow<'_, str> {
     let head = &text[..text.floor_char_boundary(2048.min(text.len()))];
     if !head.contains(ATOM_03_NS) {
-        return text;
+        return Cow::Borrowed(text);
     }
     let mut t = text.replace(ATOM_03_NS, "http://www.w3.org/2005/Atom");
     for (old, new) in [
@@ -452,17 +452,14 @@ fn atom03_as_atom10(text: Cow<'_, str>) -> Cow<'_, str> {
 }
 
 /// Drops the XML declaration: the text is UTF-8 now, whatever it said.
-fn strip_xml_declaration(text: &str) -> Cow<'_, str> {
+fn strip_xml_declaration(text: &str) -> &str {
     let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     if trimmed.starts_with("<?xml")
         && let Some(end) = trimmed.find("?>")
     {
-        return Cow::Owned(trimmed[end + 2..].to_string());
+        return &trimmed[end + 2..];
     }
-    match text {
-        t if t.len() == trimmed.len() => Cow::Borrowed(text),
-        _ => Cow::Owned(trimmed.to_string()),
-    }
+    trimmed
 }
 
 #[cfg(test)]

@@ -74,13 +74,21 @@ impl FeedReport {
         }
     }
 
+    /// A refresh that panicked outside the parser (a bug): reported, not fatal.
+    pub fn crashed(name: &str, why: &str) -> FeedReport {
+        let mut r = FeedReport::new(name, FeedStatus::Failed("internal".into()));
+        r.message = Some(format!("internal error, please report it: {why}"));
+        r
+    }
+
     /// Whether the feed failed.
     pub fn is_error(&self) -> bool {
         matches!(self.status, FeedStatus::Failed(_) | FeedStatus::Gone)
     }
 }
 
-/// Everything a refresh needs, shared by all feeds of a poll.
+/// Everything a refresh needs, shared by all feeds of a poll. Cheap to clone.
+#[derive(Clone)]
 pub struct Ingest {
     /// The validated configuration.
     pub config: Arc<Config>,
@@ -106,15 +114,33 @@ pub enum Waits {
 impl Ingest {
     /// Refreshes one feed and records its fetch state. Never fails: problems
     /// are in the report (a store failure included).
-    pub async fn refresh(&self, feed: &FeedConfig, row: &FeedRow, waits: Waits) -> FeedReport {
+    pub async fn refresh_and_record(
+        &self,
+        feed: &FeedConfig,
+        row: &FeedRow,
+        waits: Waits,
+    ) -> FeedReport {
+        let (mut report, state) = self.refresh(feed, row, waits).await;
+        if let Some(st) = state
+            && let Err(e) = self.store.save_fetch_states(&[(row.id, st)]).await
+        {
+            report = store_failed(feed, e);
+        }
+        report
+    }
+
+    /// Refreshes one feed, storing its new and changed items, and returns the
+    /// fetch state to record (`None` when the feed was not fetched). Callers
+    /// that refresh many feeds record the states in batches.
+    pub async fn refresh(
+        &self,
+        feed: &FeedConfig,
+        row: &FeedRow,
+        waits: Waits,
+    ) -> (FeedReport, Option<FetchState>) {
         match self.refresh_inner(feed, row, waits).await {
             Ok(r) => r,
-            Err(e) => {
-                tracing::error!(feed = %feed.name, error = %e, "storing the feed failed");
-                let mut r = FeedReport::new(&feed.name, FeedStatus::Failed("store".into()));
-                r.message = Some(e.to_string());
-                r
-            }
+            Err(e) => (store_failed(feed, e), None),
         }
     }
 
@@ -123,7 +149,7 @@ impl Ingest {
         feed: &FeedConfig,
         row: &FeedRow,
         waits: Waits,
-    ) -> Result<FeedReport, StoreError> {
+    ) -> Result<(FeedReport, Option<FetchState>), StoreError> {
         let now = Utc::now();
         let mut st = row.state.clone();
         if waits != Waits::Ignore {
@@ -133,7 +159,7 @@ impl Ingest {
                     "marked gone (HTTP 410) earlier: remove it from {} or poll with --force",
                     self.config.path.display()
                 ));
-                return Ok(r);
+                return Ok((r, None));
             }
             let waiting = st.next_fetch_at.filter(|t| *t > now.timestamp());
             let honour = waits == Waits::All || st.status == "throttled";
@@ -144,7 +170,7 @@ impl Ingest {
                     "server asked to wait: next fetch after {}",
                     until.format("%Y-%m-%d %H:%M:%S UTC")
                 ));
-                return Ok(r);
+                return Ok((r, None));
             }
         }
 
@@ -223,8 +249,7 @@ impl Ingest {
                 }
             }
         };
-        self.store.save_fetch_state(row.id, &state).await?;
-        Ok(report)
+        Ok((report, Some(state)))
     }
 
     fn failed(
@@ -260,6 +285,13 @@ impl Ingest {
         )
         .as_secs() as i64
     }
+}
+
+fn store_failed(feed: &FeedConfig, e: StoreError) -> FeedReport {
+    tracing::error!(feed = %feed.name, error = %e, "storing the feed failed");
+    let mut r = FeedReport::new(&feed.name, FeedStatus::Failed("store".into()));
+    r.message = Some(e.to_string());
+    r
 }
 
 fn succeeded(st: &mut FetchState, now: DateTime<Utc>, status: &str) {

@@ -37,13 +37,17 @@ impl Tagger {
         let mut hit = vec![false; self.names.len()];
         if !self.by_first.is_empty() {
             for text in texts {
-                let w = words(text);
+                let lower = text.to_lowercase();
+                let w: Vec<&str> = split_words(&lower).collect();
                 for (pos, word) in w.iter().enumerate() {
-                    let Some(cands) = self.by_first.get(word) else {
+                    let Some(cands) = self.by_first.get(*word) else {
                         continue;
                     };
                     for (i, phrase) in cands {
-                        if !hit[*i] && w[pos..].starts_with(phrase) {
+                        if !hit[*i]
+                            && w.len() - pos >= phrase.len()
+                            && phrase.iter().zip(&w[pos..]).all(|(a, b)| a == b)
+                        {
                             hit[*i] = true;
                         }
                     }
@@ -66,10 +70,16 @@ impl Tagger {
 /// Lower-cased words: runs of letters and digits. "China's" is `china`, `s`;
 /// "Chinatown" is one word, so the keyword `China` does not match it.
 fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+    split_words(&text.to_lowercase())
+        .map(str::to_string)
         .collect()
+}
+
+/// The words of already lower-cased text, without allocating.
+fn split_words(lower: &str) -> impl Iterator<Item = &str> {
+    lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
 }
 
 #[cfg(test)]

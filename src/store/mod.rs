@@ -87,10 +87,10 @@ impl Store {
         }
     }
 
-    /// Records a feed's fetch state.
-    pub async fn save_fetch_state(&self, feed_id: i64, st: &FetchState) -> Result<(), StoreError> {
+    /// Records feeds' fetch states, in one transaction.
+    pub async fn save_fetch_states(&self, states: &[(i64, FetchState)]) -> Result<(), StoreError> {
         match self {
-            Store::Sqlite(s) => s.save_fetch_state(feed_id, st).await,
+            Store::Sqlite(s) => s.save_fetch_states(states).await,
         }
     }
 

@@ -150,57 +150,49 @@ impl SqliteStore {
         }
         let mut w = self.begin_write().await?;
         let tx = &mut w.tx;
+        // New items (the common case) cost one INSERT and one tag statement.
         for item in items {
-            let existing: Option<(i64, i64, i64)> = sqlx::query_as(
-                "SELECT id, raw_hash, first_seen FROM items WHERE feed_id = ?1 AND item_key = ?2",
-            )
-            .bind(feed_id)
-            .bind(&item.key)
-            .fetch_optional(&mut **tx)
-            .await?;
-            match existing {
-                Some((_, hash, _)) if hash == item.raw_hash => {}
-                Some((id, _, first_seen)) => {
-                    update_item(tx, id, item, first_seen).await?;
-                    counts.updated += 1;
-                }
-                None => {
-                    insert_item(tx, feed_id, item, now).await?;
-                    counts.new += 1;
-                }
+            if insert_item(tx, feed_id, item, now).await? {
+                counts.new += 1;
+            } else if update_item(tx, feed_id, item).await? {
+                counts.updated += 1;
             }
         }
         w.tx.commit().await?;
         Ok(counts)
     }
 
-    pub(super) async fn save_fetch_state(
+    pub(super) async fn save_fetch_states(
         &self,
-        feed_id: i64,
-        st: &FetchState,
+        states: &[(i64, FetchState)],
     ) -> Result<(), StoreError> {
+        if states.is_empty() {
+            return Ok(());
+        }
         let mut w = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE feeds SET etag = ?2, last_modified = ?3, permanent_url = ?4, status = ?5,
-               last_error = ?6, error_count = ?7, last_fetch_at = ?8, last_success_at = ?9,
-               next_fetch_at = ?10, title = ?11, site_link = ?12, ttl_seconds = ?13
-             WHERE id = ?1",
-        )
-        .bind(feed_id)
-        .bind(&st.etag)
-        .bind(&st.last_modified)
-        .bind(&st.permanent_url)
-        .bind(&st.status)
-        .bind(&st.last_error)
-        .bind(st.error_count as i64)
-        .bind(st.last_fetch_at)
-        .bind(st.last_success_at)
-        .bind(st.next_fetch_at)
-        .bind(&st.title)
-        .bind(&st.site_link)
-        .bind(st.ttl_seconds)
-        .execute(&mut *w.tx)
-        .await?;
+        for (feed_id, st) in states {
+            sqlx::query(
+                "UPDATE feeds SET etag = ?2, last_modified = ?3, permanent_url = ?4, status = ?5,
+                   last_error = ?6, error_count = ?7, last_fetch_at = ?8, last_success_at = ?9,
+                   next_fetch_at = ?10, title = ?11, site_link = ?12, ttl_seconds = ?13
+                 WHERE id = ?1",
+            )
+            .bind(feed_id)
+            .bind(&st.etag)
+            .bind(&st.last_modified)
+            .bind(&st.permanent_url)
+            .bind(&st.status)
+            .bind(&st.last_error)
+            .bind(st.error_count as i64)
+            .bind(st.last_fetch_at)
+            .bind(st.last_success_at)
+            .bind(st.next_fetch_at)
+            .bind(&st.title)
+            .bind(&st.site_link)
+            .bind(st.ttl_seconds)
+            .execute(&mut *w.tx)
+            .await?;
+        }
         w.tx.commit().await?;
         Ok(())
     }
@@ -236,17 +228,20 @@ struct WriteTx {
     _guard: tokio::sync::OwnedMutexGuard<()>,
 }
 
+/// Inserts `item` unless its key is stored already; whether it did.
 async fn insert_item(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
     item: &Item,
     now: i64,
-) -> Result<(), StoreError> {
-    let id: i64 = sqlx::query_scalar(
+) -> Result<bool, StoreError> {
+    let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO items (feed_id, item_key, raw_hash, guid, link, title, summary_html,
            content_html, excerpt, authors, categories, enclosures, published, updated,
            first_seen, sort_date)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+           COALESCE(?13, ?14, ?15))
+         ON CONFLICT (feed_id, item_key) DO NOTHING
          RETURNING id",
     )
     .bind(feed_id)
@@ -264,25 +259,33 @@ async fn insert_item(
     .bind(item.published.map(|d| d.timestamp()))
     .bind(item.updated.map(|d| d.timestamp()))
     .bind(now)
-    .bind(sort_date(item, now))
-    .fetch_one(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    write_tags(tx, id, &item.tags).await
+    match id {
+        Some(id) => {
+            write_tags(tx, id, &item.tags).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
+/// Rewrites the stored item with `item`'s key when its raw hash changed;
+/// whether it did. The first-seen time stays.
 async fn update_item(
     tx: &mut Transaction<'_, Sqlite>,
-    id: i64,
+    feed_id: i64,
     item: &Item,
-    first_seen: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE items SET raw_hash = ?2, guid = ?3, link = ?4, title = ?5, summary_html = ?6,
-           content_html = ?7, excerpt = ?8, authors = ?9, categories = ?10, enclosures = ?11,
-           published = ?12, updated = ?13, sort_date = ?14
-         WHERE id = ?1",
+) -> Result<bool, StoreError> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "UPDATE items SET raw_hash = ?3, guid = ?4, link = ?5, title = ?6, summary_html = ?7,
+           content_html = ?8, excerpt = ?9, authors = ?10, categories = ?11, enclosures = ?12,
+           published = ?13, updated = ?14, sort_date = COALESCE(?13, ?14, first_seen)
+         WHERE feed_id = ?1 AND item_key = ?2 AND raw_hash <> ?3
+         RETURNING id",
     )
-    .bind(id)
+    .bind(feed_id)
+    .bind(&item.key)
     .bind(item.raw_hash)
     .bind(&item.guid)
     .bind(&item.link)
@@ -295,36 +298,36 @@ async fn update_item(
     .bind(json(&item.enclosures))
     .bind(item.published.map(|d| d.timestamp()))
     .bind(item.updated.map(|d| d.timestamp()))
-    .bind(sort_date(item, first_seen))
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
+    let Some(id) = id else {
+        return Ok(false);
+    };
     sqlx::query("DELETE FROM item_tags WHERE item_id = ?1")
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    write_tags(tx, id, &item.tags).await
+    write_tags(tx, id, &item.tags).await?;
+    Ok(true)
 }
 
+/// All of an item's tags in one statement.
 async fn write_tags(
     tx: &mut Transaction<'_, Sqlite>,
     id: i64,
     tags: &[String],
 ) -> Result<(), StoreError> {
-    for t in tags {
-        sqlx::query("INSERT OR IGNORE INTO item_tags (item_id, tag) VALUES (?1, ?2)")
-            .bind(id)
-            .bind(t)
-            .execute(&mut **tx)
-            .await?;
+    if tags.is_empty() {
+        return Ok(());
     }
+    sqlx::query(
+        "INSERT OR IGNORE INTO item_tags (item_id, tag) SELECT ?1, value FROM json_each(?2)",
+    )
+    .bind(id)
+    .bind(json(&tags))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
-}
-
-/// The date a story sorts by: published, else updated, else first seen.
-fn sort_date(item: &Item, first_seen: i64) -> i64 {
-    item.published
-        .or(item.updated)
-        .map_or(first_seen, |d| d.timestamp())
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {

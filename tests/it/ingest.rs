@@ -580,3 +580,34 @@ async fn failures_back_off_exponentially_and_are_recorded() {
     // A manual poll still tries it (only a server's Retry-After defers a manual poll).
     assert_eq!(server.requests("down").len(), 2);
 }
+
+#[tokio::test]
+async fn a_poll_of_many_feeds_finishes_and_stores_every_feed() {
+    let server = FeedServer::start().await;
+    let body = String::from_utf8(fixture("rss2.xml")).unwrap();
+    let names: Vec<String> = (0..80).map(|i| format!("feed-{i}")).collect();
+    for name in &names {
+        // Distinct guids and links per feed.
+        let doc = body
+            .replace("ishr-1001", &format!("{name}-1"))
+            .replace("?p=2002", &format!("?p={name}"));
+        server.set(name, Route::feed(doc, RSS));
+    }
+    let ws = Workspace::new();
+    let feeds: Vec<_> = names.iter().map(|n| (n.as_str(), server.url(n))).collect();
+    let config = ws.write_config(&feeds, "[fetch]\nconcurrency = 4\n");
+    let reports = tokio::time::timeout(Duration::from_secs(60), ws.poll(&config))
+        .await
+        .expect("the poll finishes");
+    assert_eq!(reports.len(), 80);
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.status == FeedStatus::Ok && r.new == 3),
+        "{reports:?}"
+    );
+    assert_eq!(ws.items(&config).await.len(), 240);
+    // Every fetch state was recorded: the next poll sends validators... none here, so all unchanged.
+    let again = ws.poll(&config).await;
+    assert!(again.iter().all(|r| r.unchanged == 3 && r.new == 0));
+}

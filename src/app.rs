@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use crate::config::Config;
 use crate::fetch::{self, Fetcher};
-use crate::model::{FetchState, ItemQuery, StoredItem};
+use crate::model::{FetchState, ItemQuery, Story};
 use crate::pipeline::{FeedReport, Ingest, Waits};
 use crate::store::Store;
 use crate::tag::Tagger;
@@ -91,6 +91,9 @@ pub async fn poll(
 }
 
 /// Lists stored stories.
-pub async fn items(store: &Store, q: &ItemQuery) -> anyhow::Result<Vec<StoredItem>> {
-    store.list_items(q).await.context("listing stored stories")
+pub async fn items(store: &Store, q: &ItemQuery) -> anyhow::Result<Vec<Story>> {
+    store
+        .list_stories(q)
+        .await
+        .context("listing stored stories")
 }

@@ -97,6 +97,31 @@ pub struct FeedConfig {
     pub tags: Vec<String>,
     /// How often to poll it (the global `poll_interval` when unset).
     pub interval: Duration,
+    /// When several feeds carry a story, the one with the highest priority
+    /// provides its title and link (then the earliest).
+    pub priority: i64,
+}
+
+/// `[dedup]`: when items from different feeds are one story.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DedupConfig {
+    /// Near duplicates are looked for among stories this close in time.
+    pub window: Duration,
+    /// Estimated Jaccard similarity of word 3-grams at or above which two
+    /// items are one story (0 to 1).
+    pub threshold: f64,
+    /// Extra query parameters dropped from links before comparing them.
+    pub strip_params: Vec<String>,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        DedupConfig {
+            window: Duration::from_secs(7 * 86400),
+            threshold: crate::dedup::DEFAULT_THRESHOLD,
+            strip_params: Vec::new(),
+        }
+    }
 }
 
 /// One `[[tags]]` rule.
@@ -238,6 +263,8 @@ pub struct Config {
     pub publish: PublishConfig,
     /// Digest settings, when a digest is configured.
     pub digest: Option<DigestConfig>,
+    /// Duplicate detection settings.
+    pub dedup: DedupConfig,
     /// The feeds, in file order.
     pub feeds: Vec<FeedConfig>,
     /// Keyword tag rules.
@@ -258,6 +285,7 @@ struct RawConfig {
     http: Option<RawHttp>,
     publish: Option<RawPublish>,
     digest: Option<Spanned<RawDigest>>,
+    dedup: Option<RawDedup>,
     #[serde(default)]
     feeds: Vec<Spanned<RawFeed>>,
     #[serde(default)]
@@ -274,6 +302,15 @@ struct RawFetch {
     per_host: Option<Spanned<i64>>,
     max_backoff: Option<Spanned<String>>,
     user_agent: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDedup {
+    window: Option<Spanned<String>>,
+    threshold: Option<Spanned<f64>>,
+    #[serde(default)]
+    strip_params: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -321,6 +358,8 @@ struct RawFeed {
     #[serde(default)]
     tags: Vec<Spanned<String>>,
     interval: Option<Spanned<String>>,
+    #[serde(default)]
+    priority: i64,
 }
 
 #[derive(Deserialize)]
@@ -583,10 +622,29 @@ impl Ctx<'_> {
                 source,
                 tags: feed_tags,
                 interval,
+                priority: f.priority,
             });
         }
 
+        let mut dedup = DedupConfig::default();
+        if let Some(d) = raw.dedup {
+            if let Some(w) = &d.window {
+                dedup.window = self.duration(w)?;
+            }
+            if let Some(t) = &d.threshold {
+                if !(0.0..=1.0).contains(t.get_ref()) || *t.get_ref() == 0.0 {
+                    return Err(self.err(
+                        t.span(),
+                        "threshold must be above 0 and at most 1 (e.g. 0.5)",
+                    ));
+                }
+                dedup.threshold = *t.get_ref();
+            }
+            dedup.strip_params = d.strip_params;
+        }
+
         Ok(Config {
+            dedup,
             path: self.path.to_path_buf(),
             title,
             site_url,

@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod config;
+pub mod dedup;
 pub mod fetch;
 pub mod model;
 pub mod parse;

@@ -143,7 +143,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         item.published.format("%Y-%m-%d %H:%M"),
                         item.title,
                         item.link.as_deref().unwrap_or("(no link)"),
-                        item.sources.join(", "),
+                        item.sources
+                            .iter()
+                            .map(|s| s.feed.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         if item.tags.is_empty() {
                             String::new()
                         } else {

@@ -48,6 +48,10 @@ pub struct Item {
     pub updated: Option<DateTime<Utc>>,
     /// Tags from the feed and the keyword rules.
     pub tags: Vec<String>,
+    /// The link in canonical form (see `dedup::canonical_link`).
+    pub canonical_link: Option<String>,
+    /// MinHash signature of title and excerpt, for near duplicates.
+    pub signature: Option<Vec<u32>>,
 }
 
 /// A feed's fetch state, kept between polls.
@@ -92,25 +96,41 @@ pub struct FeedRow {
     pub state: FetchState,
 }
 
-/// A stored story as listed by `gazette items`.
+/// One feed's item within a story.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StoredItem {
-    /// Store id.
-    pub id: i64,
-    /// Plain-text title.
-    pub title: String,
-    /// Absolute link.
+pub struct Source {
+    /// The feed's name.
+    pub feed: String,
+    /// The item's link in that feed.
     pub link: Option<String>,
-    /// Feeds the story came from.
-    pub sources: Vec<String>,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// Publication date (first-seen time when the feed gave none).
+    /// The item's date in that feed.
     pub published: DateTime<Utc>,
-    /// Last update, when given.
+    /// Why the item is part of the story: `primary`, `same link` or `near duplicate`.
+    pub reason: String,
+    /// Similarity to the story, for near duplicates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+/// A stored story: its primary item's content, and every source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Story {
+    /// Store id; stable for the story's life.
+    pub id: i64,
+    /// Plain-text title (of the primary item).
+    pub title: String,
+    /// Absolute link (of the primary item).
+    pub link: Option<String>,
+    /// The items that carry the story, primary first.
+    pub sources: Vec<Source>,
+    /// Tags: the union over its items.
+    pub tags: Vec<String>,
+    /// The story's date: its earliest item's (first-seen time when none had a date).
+    pub published: DateTime<Utc>,
+    /// Last update of the primary item, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated: Option<DateTime<Utc>>,
-    /// The feed's guid, when given.
+    /// The primary item's guid, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guid: Option<String>,
     /// Author names.

@@ -257,6 +257,8 @@ impl RawEntry {
             published: e.published.or(e.updated).map(trim_future),
             updated: e.updated.map(trim_future),
             tags: Vec::new(),
+            canonical_link: None,
+            signature: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::config::{Config, FeedConfig, FeedSource};
+use crate::dedup;
 use crate::fetch::{Conditional, FetchError, Fetched, Fetcher};
 use crate::model::{FeedRow, FetchState, Item};
 use crate::parse::{self, ParseContext, ParseError};
@@ -205,6 +206,7 @@ impl Ingest {
                 let known = self.store.known_hashes(row.id).await?;
                 let tagger = self.tagger.clone();
                 let feed_tags = feed.tags.clone();
+                let config = self.config.clone();
                 let parsed = tokio::task::spawn_blocking(move || {
                     parse_and_normalise(
                         &body,
@@ -213,6 +215,7 @@ impl Ingest {
                         &known,
                         &tagger,
                         &feed_tags,
+                        &config.dedup.strip_params,
                     )
                 })
                 .await
@@ -231,7 +234,7 @@ impl Ingest {
                     Ok(out) => {
                         let counts = self
                             .store
-                            .save_items(row.id, &out.items, now.timestamp())
+                            .save_items(row.id, &out.items, now.timestamp(), &self.dedup_policy())
                             .await?;
                         let mut r = FeedReport::new(&feed.name, FeedStatus::Ok);
                         r.new = counts.new;
@@ -275,6 +278,13 @@ impl Ingest {
         let mut r = FeedReport::new(&feed.name, status);
         r.message = Some(e.to_string());
         (r, st)
+    }
+
+    fn dedup_policy(&self) -> dedup::Policy {
+        dedup::Policy {
+            window_secs: self.config.dedup.window.as_secs() as i64,
+            threshold: self.config.dedup.threshold,
+        }
     }
 
     fn backoff(&self, errors: u32) -> i64 {
@@ -330,6 +340,7 @@ fn parse_and_normalise(
     known: &HashMap<String, i64>,
     tagger: &Tagger,
     feed_tags: &[String],
+    strip_params: &[String],
 ) -> Result<Normalised, ParseError> {
     let parsed = parse::parse(
         body,
@@ -363,6 +374,11 @@ fn parse_and_normalise(
             .map(|h| sanitize::clean_html_to_text(h, usize::MAX))
             .unwrap_or_default();
         item.tags = tagger.tags(feed_tags, &[&item.title, &summary, &content, &cats]);
+        item.canonical_link = item
+            .link
+            .as_deref()
+            .and_then(|l| dedup::canonical_link(l, strip_params));
+        item.signature = dedup::signature(&item.title, &item.excerpt);
         items.push(item);
     }
     Ok(Normalised {

@@ -6,7 +6,8 @@ mod sqlite;
 use std::collections::HashMap;
 
 use crate::config::{DatabaseUrl, FeedConfig};
-use crate::model::{FeedRow, FetchState, Item, ItemQuery, StoredItem};
+use crate::dedup::Policy;
+use crate::model::{FeedRow, FetchState, Item, ItemQuery, Story};
 
 pub use sqlite::SqliteStore;
 
@@ -75,15 +76,17 @@ impl Store {
         }
     }
 
-    /// Inserts new items and rewrites changed ones, in one transaction.
+    /// Inserts new items (filing each into a story under `policy`) and
+    /// rewrites changed ones, in one transaction.
     pub async fn save_items(
         &self,
         feed_id: i64,
         items: &[Item],
         now: i64,
+        policy: &Policy,
     ) -> Result<SaveCounts, StoreError> {
         match self {
-            Store::Sqlite(s) => s.save_items(feed_id, items, now).await,
+            Store::Sqlite(s) => s.save_items(feed_id, items, now, policy).await,
         }
     }
 
@@ -94,10 +97,10 @@ impl Store {
         }
     }
 
-    /// Lists stored stories, newest first.
-    pub async fn list_items(&self, q: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {
+    /// Lists stored stories, newest first, each with all its sources.
+    pub async fn list_stories(&self, q: &ItemQuery) -> Result<Vec<Story>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.list_items(q).await,
+            Store::Sqlite(s) => s.list_stories(q).await,
         }
     }
 

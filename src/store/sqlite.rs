@@ -15,10 +15,14 @@ use std::sync::Arc;
 
 use super::{SaveCounts, StoreError};
 use crate::config::FeedConfig;
-use crate::model::{Enclosure, FeedRow, FetchState, Item, ItemQuery, StoredItem};
+use crate::dedup::{self, MergeReason, Policy};
+use crate::model::{Enclosure, FeedRow, FetchState, Item, ItemQuery, Source, Story};
 
 /// Schema migrations, applied in order; the file's `user_version` records the last one applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_stories.sql"),
+];
 
 /// A store in an SQLite file.
 #[derive(Clone, Debug)]
@@ -103,14 +107,20 @@ impl SqliteStore {
         for f in feeds {
             // A changed URL starts the fetch state afresh: validators of the old URL mean nothing.
             sqlx::query(
-                "INSERT INTO feeds (name, url) VALUES (?1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET url = excluded.url,
-                   etag = NULL, last_modified = NULL, permanent_url = NULL,
-                   error_count = 0, next_fetch_at = NULL, status = 'new'
-                 WHERE feeds.url <> excluded.url",
+                "INSERT INTO feeds (name, url, priority) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET priority = excluded.priority,
+                   url = excluded.url,
+                   etag = iif(feeds.url = excluded.url, feeds.etag, NULL),
+                   last_modified = iif(feeds.url = excluded.url, feeds.last_modified, NULL),
+                   permanent_url = iif(feeds.url = excluded.url, feeds.permanent_url, NULL),
+                   error_count = iif(feeds.url = excluded.url, feeds.error_count, 0),
+                   next_fetch_at = iif(feeds.url = excluded.url, feeds.next_fetch_at, NULL),
+                   status = iif(feeds.url = excluded.url, feeds.status, 'new')
+                 WHERE feeds.url <> excluded.url OR feeds.priority <> excluded.priority",
             )
             .bind(&f.name)
             .bind(f.source.as_url_string())
+            .bind(f.priority)
             .execute(&mut **tx)
             .await?;
         }
@@ -145,6 +155,7 @@ impl SqliteStore {
         feed_id: i64,
         items: &[Item],
         now: i64,
+        policy: &Policy,
     ) -> Result<SaveCounts, StoreError> {
         let mut counts = SaveCounts::default();
         if items.is_empty() {
@@ -152,10 +163,19 @@ impl SqliteStore {
         }
         let mut w = self.begin_write().await?;
         let tx = &mut w.tx;
-        // New items (the common case) cost one INSERT and one tag statement.
+        // New items (the common case) cost one INSERT, one tag statement and the story lookups.
         for item in items {
-            if insert_item(tx, feed_id, item, now).await? {
+            if let Some(old) = renamed_item(tx, feed_id, item, policy).await? {
+                // The feed changed the item's guid (a CMS migration): same item, new key.
+                sqlx::query("UPDATE items SET item_key = ?2 WHERE id = ?1")
+                    .bind(old)
+                    .bind(&item.key)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            if let Some(id) = insert_item(tx, feed_id, item, now).await? {
                 counts.new += 1;
+                file_into_story(tx, id, feed_id, item, now, policy).await?;
             } else if update_item(tx, feed_id, item).await? {
                 counts.updated += 1;
             }
@@ -199,28 +219,99 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn list_items(&self, q: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {
-        let mut sql = String::from(
-            "SELECT i.*, f.name AS feed_name,
-               (SELECT group_concat(tag, char(31)) FROM
-                  (SELECT tag FROM item_tags t WHERE t.item_id = i.id ORDER BY tag)) AS tag_list
-             FROM items i JOIN feeds f ON f.id = i.feed_id WHERE 1 = 1",
-        );
+    pub(super) async fn list_stories(&self, q: &ItemQuery) -> Result<Vec<Story>, StoreError> {
+        let mut sql = String::from("SELECT s.id FROM stories s WHERE 1 = 1");
         if q.tag.is_some() {
-            sql.push_str(" AND i.id IN (SELECT item_id FROM item_tags WHERE tag = ?1)");
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM items i JOIN item_tags t ON t.item_id = i.id
+                   WHERE i.story_id = s.id AND t.tag = ?1)",
+            );
         }
         if q.since.is_some() {
-            sql.push_str(" AND i.sort_date >= ?2");
+            sql.push_str(" AND s.sort_date >= ?2");
         }
-        sql.push_str(" ORDER BY i.sort_date DESC, i.id DESC LIMIT ?3");
-        let limit = q.limit.map_or(-1, |l| l as i64);
-        let rows = sqlx::query(&sql)
+        sql.push_str(" ORDER BY s.sort_date DESC, s.id DESC LIMIT ?3");
+        let ids: Vec<i64> = sqlx::query_scalar(&sql)
             .bind(&q.tag)
             .bind(q.since.map(|d| d.timestamp()))
-            .bind(limit)
+            .bind(q.limit.map_or(-1, |l| l as i64))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(stored_item).collect()
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT i.*, f.name AS feed_name, s.sort_date AS story_date,
+               (SELECT group_concat(tag, char(31)) FROM
+                  (SELECT tag FROM item_tags t WHERE t.item_id = i.id ORDER BY tag)) AS tag_list
+             FROM items i JOIN feeds f ON f.id = i.feed_id JOIN stories s ON s.id = i.story_id
+             WHERE i.story_id IN (SELECT value FROM json_each(?1))
+             ORDER BY i.story_id, f.priority DESC, i.sort_date ASC, i.id ASC",
+        )
+        .bind(json(&ids))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_story: HashMap<i64, Story> = HashMap::with_capacity(ids.len());
+        let mut links: HashMap<i64, Vec<Option<String>>> = HashMap::new();
+        for r in &rows {
+            let story_id: i64 = r.try_get("story_id")?;
+            links
+                .entry(story_id)
+                .or_default()
+                .push(r.try_get("canonical_link")?);
+            let source = Source {
+                feed: r.try_get("feed_name")?,
+                link: r.try_get("link")?,
+                published: ts(Some(r.try_get("sort_date")?)).unwrap_or_default(),
+                reason: r
+                    .try_get::<Option<String>, _>("merge_reason")?
+                    .unwrap_or_else(|| "first".into()),
+                score: r.try_get("merge_score")?,
+            };
+            let tags = tag_list(r)?;
+            match by_story.get_mut(&story_id) {
+                Some(story) => {
+                    story.sources.push(source);
+                    story.tags.extend(tags);
+                }
+                None => {
+                    let mut story = story_of(r, story_id)?;
+                    story.sources.push(source);
+                    story.tags = tags;
+                    by_story.insert(story_id, story);
+                }
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| by_story.remove(id))
+            .map(|mut s| {
+                s.tags.sort();
+                s.tags.dedup();
+                // The first source is the primary. The item that started the
+                // story may not be: say how it relates to the others.
+                let links = links.remove(&s.id).unwrap_or_default();
+                for (i, src) in s.sources.iter_mut().enumerate() {
+                    if i == 0 {
+                        src.reason = "primary".into();
+                        src.score = None;
+                    } else if src.reason == "first" {
+                        let shared = links[i].is_some()
+                            && links
+                                .iter()
+                                .enumerate()
+                                .any(|(j, l)| j != i && *l == links[i]);
+                        src.reason = if shared {
+                            "same link"
+                        } else {
+                            "near duplicate"
+                        }
+                        .into();
+                    }
+                }
+                s
+            })
+            .collect())
     }
 }
 
@@ -230,19 +321,19 @@ struct WriteTx {
     _guard: tokio::sync::OwnedMutexGuard<()>,
 }
 
-/// Inserts `item` unless its key is stored already; whether it did.
+/// Inserts `item` unless its key is stored already; its id when it did.
 async fn insert_item(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
     item: &Item,
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<Option<i64>, StoreError> {
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO items (feed_id, item_key, raw_hash, guid, link, title, summary_html,
            content_html, excerpt, authors, categories, enclosures, published, updated,
-           first_seen, sort_date)
+           first_seen, sort_date, canonical_link)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-           COALESCE(?13, ?14, ?15))
+           COALESCE(?13, ?14, ?15), ?16)
          ON CONFLICT (feed_id, item_key) DO NOTHING
          RETURNING id",
     )
@@ -261,15 +352,143 @@ async fn insert_item(
     .bind(item.published.map(|d| d.timestamp()))
     .bind(item.updated.map(|d| d.timestamp()))
     .bind(now)
+    .bind(&item.canonical_link)
     .fetch_optional(&mut **tx)
     .await?;
-    match id {
-        Some(id) => {
-            write_tags(tx, id, &item.tags).await?;
-            Ok(true)
-        }
-        None => Ok(false),
+    if let Some(id) = id {
+        write_tags(tx, id, &item.tags).await?;
     }
+    Ok(id)
+}
+
+/// An item of the same feed with a different key but the same canonical link
+/// and the same (or a near-identical) text: the feed changed the item's guid.
+async fn renamed_item(
+    tx: &mut Transaction<'_, Sqlite>,
+    feed_id: i64,
+    item: &Item,
+    policy: &Policy,
+) -> Result<Option<i64>, StoreError> {
+    let Some(link) = &item.canonical_link else {
+        return Ok(None);
+    };
+    let rows: Vec<(i64, String, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT i.id, i.title, s.signature FROM items i LEFT JOIN stories s ON s.id = i.story_id
+         WHERE i.feed_id = ?1 AND i.canonical_link = ?2 AND i.item_key <> ?3",
+    )
+    .bind(feed_id)
+    .bind(link)
+    .bind(&item.key)
+    .fetch_all(&mut **tx)
+    .await?;
+    // Many feeds link every item to one page: only the same text means the same item.
+    Ok(rows.into_iter().find_map(|(id, title, sig)| {
+        let same_text = title == item.title
+            || matches!((&item.signature, sig), (Some(a), Some(b))
+                if dedup::similarity(a, &dedup::signature_from_bytes(&b)) >= policy.threshold);
+        same_text.then_some(id)
+    }))
+}
+
+/// Files a newly inserted item into a story: the story of an item with the
+/// same canonical link, else the most similar story from other feeds within
+/// the window (found through the LSH bands), else a new story.
+async fn file_into_story(
+    tx: &mut Transaction<'_, Sqlite>,
+    item_id: i64,
+    feed_id: i64,
+    item: &Item,
+    now: i64,
+    policy: &Policy,
+) -> Result<(), StoreError> {
+    let date = item
+        .published
+        .or(item.updated)
+        .map_or(now, |d| d.timestamp());
+    let mut found: Option<(i64, MergeReason)> = None;
+    if let Some(link) = &item.canonical_link {
+        let story: Option<i64> = sqlx::query_scalar(
+            "SELECT story_id FROM items WHERE canonical_link = ?1 AND id <> ?2
+               AND story_id IS NOT NULL ORDER BY id LIMIT 1",
+        )
+        .bind(link)
+        .bind(item_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        found = story.map(|s| (s, MergeReason::SameLink));
+    }
+    let bands = item
+        .signature
+        .as_deref()
+        .map(dedup::bands)
+        .unwrap_or_default();
+    if found.is_none() && !bands.is_empty() {
+        let candidates: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT s.id, s.signature FROM stories s
+             WHERE s.id IN (SELECT story_id FROM story_bands b
+                            JOIN json_each(?1) k
+                              ON b.band = json_extract(k.value, '$[0]')
+                             AND b.hash = json_extract(k.value, '$[1]'))
+               AND s.sort_date BETWEEN ?2 AND ?3
+               AND s.signature IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM items i WHERE i.story_id = s.id AND i.feed_id = ?4)",
+        )
+        .bind(json(&bands))
+        .bind(date - policy.window_secs)
+        .bind(date + policy.window_secs)
+        .bind(feed_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        let sig = item.signature.as_deref().unwrap_or_default();
+        found = candidates
+            .into_iter()
+            .map(|(id, b)| (id, dedup::similarity(sig, &dedup::signature_from_bytes(&b))))
+            .filter(|(_, score)| *score >= policy.threshold)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(id, score)| (id, MergeReason::NearDuplicate(score)));
+    }
+    let (story_id, reason) = match found {
+        Some((story_id, reason)) => {
+            sqlx::query("UPDATE stories SET sort_date = min(sort_date, ?2) WHERE id = ?1")
+                .bind(story_id)
+                .bind(date)
+                .execute(&mut **tx)
+                .await?;
+            (story_id, reason)
+        }
+        None => {
+            let story_id: i64 = sqlx::query_scalar(
+                "INSERT INTO stories (signature, sort_date, created_at) VALUES (?1, ?2, ?3) RETURNING id",
+            )
+            .bind(item.signature.as_deref().map(dedup::signature_to_bytes))
+            .bind(date)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?;
+            if !bands.is_empty() {
+                sqlx::query(
+                    "INSERT INTO story_bands (band, hash, story_id)
+                     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?2
+                     FROM json_each(?1)",
+                )
+                .bind(json(&bands))
+                .bind(story_id)
+                .execute(&mut **tx)
+                .await?;
+            }
+            (story_id, MergeReason::First)
+        }
+    };
+    sqlx::query(
+        "UPDATE items SET story_id = ?2, merge_reason = ?3, merge_score = ?4 WHERE id = ?1",
+    )
+    .bind(item_id)
+    .bind(story_id)
+    .bind(reason.kind())
+    .bind(reason.score())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Rewrites the stored item with `item`'s key when its raw hash changed;
@@ -282,7 +501,8 @@ async fn update_item(
     let id: Option<i64> = sqlx::query_scalar(
         "UPDATE items SET raw_hash = ?3, guid = ?4, link = ?5, title = ?6, summary_html = ?7,
            content_html = ?8, excerpt = ?9, authors = ?10, categories = ?11, enclosures = ?12,
-           published = ?13, updated = ?14, sort_date = COALESCE(?13, ?14, first_seen)
+           published = ?13, updated = ?14, sort_date = COALESCE(?13, ?14, first_seen),
+           canonical_link = ?15
          WHERE feed_id = ?1 AND item_key = ?2 AND raw_hash <> ?3
          RETURNING id",
     )
@@ -300,6 +520,7 @@ async fn update_item(
     .bind(json(&item.enclosures))
     .bind(item.published.map(|d| d.timestamp()))
     .bind(item.updated.map(|d| d.timestamp()))
+    .bind(&item.canonical_link)
     .fetch_optional(&mut **tx)
     .await?;
     let Some(id) = id else {
@@ -362,22 +583,27 @@ fn feed_row(r: &sqlx::sqlite::SqliteRow) -> Result<FeedRow, StoreError> {
     })
 }
 
-fn stored_item(r: &sqlx::sqlite::SqliteRow) -> Result<StoredItem, StoreError> {
+fn tag_list(r: &sqlx::sqlite::SqliteRow) -> Result<Vec<String>, StoreError> {
+    let tags: Option<String> = r.try_get("tag_list")?;
+    Ok(tags
+        .map(|t| t.split('\u{1f}').map(str::to_string).collect())
+        .unwrap_or_default())
+}
+
+/// A story from its primary item's row (sources and tags are added by the caller).
+fn story_of(r: &sqlx::sqlite::SqliteRow, story_id: i64) -> Result<Story, StoreError> {
     let list = |col: &str| -> Result<Vec<String>, StoreError> {
         let s: String = r.try_get(col)?;
         Ok(serde_json::from_str(&s).unwrap_or_default())
     };
     let enclosures: String = r.try_get("enclosures")?;
-    let tags: Option<String> = r.try_get("tag_list")?;
-    Ok(StoredItem {
-        id: r.try_get("id")?,
+    Ok(Story {
+        id: story_id,
         title: r.try_get("title")?,
         link: r.try_get("link")?,
-        sources: vec![r.try_get("feed_name")?],
-        tags: tags
-            .map(|t| t.split('\u{1f}').map(str::to_string).collect())
-            .unwrap_or_default(),
-        published: ts(Some(r.try_get("sort_date")?)).unwrap_or_default(),
+        sources: Vec::new(),
+        tags: Vec::new(),
+        published: ts(Some(r.try_get("story_date")?)).unwrap_or_default(),
         updated: ts(r.try_get("updated")?),
         guid: r.try_get("guid")?,
         authors: list("authors")?,

@@ -65,7 +65,8 @@ async fn every_format_is_stored_with_plain_titles_absolute_links_and_utc_dates()
         "https://ishr.example/audio/chow.mp3"
     );
     assert_eq!(chow.enclosures[0].length, Some(12345));
-    assert_eq!(chow.sources, vec!["rss2"]);
+    assert_eq!(chow.sources.len(), 1);
+    assert_eq!(chow.sources[0].feed, "rss2");
     // Entities, double-escaped ampersand and numeric references decode to plain text.
     let russia = by_title(
         &items,
@@ -152,7 +153,7 @@ async fn hostile_html_is_sanitised_before_it_is_stored() {
     );
     ws.poll(&config).await;
     let store = gazette::app::open_store(&config).await.unwrap();
-    let items = store.list_items(&Default::default()).await.unwrap();
+    let items = store.list_stories(&Default::default()).await.unwrap();
     let mut checked = 0;
     for item in &items {
         for html in [&item.summary_html, &item.content_html]
@@ -181,36 +182,55 @@ async fn hostile_html_is_sanitised_before_it_is_stored() {
 #[tokio::test]
 async fn encodings_from_declaration_header_and_bom_are_decoded() {
     let server = FeedServer::start().await;
-    let template = |decl: &str| {
+    // Four different stories (so that dedup keeps them apart), each in another encoding.
+    let doc = |decl: &str, title: &str, text: &str| {
         format!(
-            "{decl}<rss version=\"2.0\"><channel><title>t</title><item><title>Défenseurs à Genève – “José”</title><link>https://amnesty.example/geneve</link><description>Le comité de l’ONU à Genève.</description></item></channel></rss>"
+            "{decl}<rss version=\"2.0\"><channel><title>t</title><item><title>{title}</title><guid>{title}</guid><description>{text}</description></item></channel></rss>"
         )
     };
     let cp1252 = |s: &str| encoding_rs::WINDOWS_1252.encode(s).0.to_vec();
+    let t1 = "Défenseurs à Genève – “José” libérés";
     server.set(
         "cp1252.xml",
         Route::feed(
-            cp1252(&template(
+            cp1252(&doc(
                 "<?xml version=\"1.0\" encoding=\"windows-1252\"?>",
+                t1,
+                "Le comité de l’ONU salue la libération.",
             )),
             "text/xml",
         ),
     );
+    let t2 = "Procès à Zürich: l’avocate Chloé condamnée – “honte”";
     server.set(
         "alias.xml",
         Route::feed(
-            cp1252(&template("<?xml version='1.0' encoding='cp1252'?>")),
+            cp1252(&doc(
+                "<?xml version='1.0' encoding='cp1252'?>",
+                t2,
+                "Une peine de trois ans pour une défenseure.",
+            )),
             "application/xml",
         ),
     );
     // No declaration: only the HTTP header says ISO-8859-1.
-    let plain = template("").replace(['–', '“', '”', '’'], "'");
+    let t3 = "Rapport du comité: Noël à Genève, Aïcha à Séoul";
     server.set(
         "header.xml",
-        Route::feed(cp1252(&plain), "application/rss+xml; charset=ISO-8859-1"),
+        Route::feed(
+            cp1252(&doc("", t3, "Le rapport annuel évoque des représailles.")),
+            "application/rss+xml; charset=ISO-8859-1",
+        ),
     );
+    let t4 = "Zoë et 李 à Genève – “UPR” de la Chine";
     let mut utf16 = vec![0xFF, 0xFE];
-    for u in template("<?xml version=\"1.0\" encoding=\"UTF-16\"?>").encode_utf16() {
+    for u in doc(
+        "<?xml version=\"1.0\" encoding=\"UTF-16\"?>",
+        t4,
+        "L’Examen périodique universel.",
+    )
+    .encode_utf16()
+    {
         utf16.extend_from_slice(&u.to_le_bytes());
     }
     server.set("utf16.xml", Route::feed(utf16, "application/xml"));
@@ -229,19 +249,10 @@ async fn encodings_from_declaration_header_and_bom_are_decoded() {
         assert_eq!(r.status, FeedStatus::Ok, "{r:?}");
     }
     let items = ws.items(&config).await;
-    let titles: Vec<_> = items.iter().map(|i| i.title.as_str()).collect();
-    assert_eq!(
-        titles
-            .iter()
-            .filter(|t| **t == "Défenseurs à Genève – “José”")
-            .count(),
-        3,
-        "{titles:?}"
-    );
-    assert!(
-        titles.contains(&"Défenseurs à Genève ' 'José'"),
-        "{titles:?}"
-    );
+    for (title, feed) in [(t1, "cp1252"), (t2, "alias"), (t3, "header"), (t4, "utf16")] {
+        assert_eq!(by_title(&items, title).sources[0].feed, feed);
+    }
+    assert!(by_title(&items, t2).excerpt.contains("défenseure"));
 }
 
 #[tokio::test]
@@ -557,7 +568,10 @@ async fn fetches_respect_the_per_host_limit() {
         "{reports:?}"
     );
     assert_eq!(server.max_in_flight(), 2, "two at a time from one host");
-    assert_eq!(ws.items(&config).await.len(), 6);
+    // The same text in six feeds: one story with six sources.
+    let stories = ws.items(&config).await;
+    assert_eq!(stories.len(), 1);
+    assert_eq!(stories[0].sources.len(), 6);
 }
 
 #[tokio::test]
@@ -606,7 +620,10 @@ async fn a_poll_of_many_feeds_finishes_and_stores_every_feed() {
             .all(|r| r.status == FeedStatus::Ok && r.new == 3),
         "{reports:?}"
     );
-    assert_eq!(ws.items(&config).await.len(), 240);
+    // The same three stories in eighty feeds.
+    let stories = ws.items(&config).await;
+    assert_eq!(stories.len(), 3);
+    assert!(stories.iter().all(|s| s.sources.len() == 80));
     // Every fetch state was recorded: the next poll sends validators... none here, so all unchanged.
     let again = ws.poll(&config).await;
     assert!(again.iter().all(|r| r.unchanged == 3 && r.new == 0));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use gazette::app;
 use gazette::config::Config;
-use gazette::model::{ItemQuery, StoredItem};
+use gazette::model::{ItemQuery, Story};
 use gazette::pipeline::{FeedReport, Waits};
 
 /// A fixture file from `tests/fixtures`.
@@ -78,7 +78,7 @@ impl Workspace {
         reports
     }
 
-    pub async fn items(&self, config: &Config) -> Vec<StoredItem> {
+    pub async fn items(&self, config: &Config) -> Vec<Story> {
         let store = app::open_store(config).await.unwrap();
         let items = app::items(&store, &ItemQuery::default()).await.unwrap();
         store.close().await;
@@ -95,7 +95,7 @@ pub fn report<'a>(reports: &'a [FeedReport], name: &str) -> &'a FeedReport {
 }
 
 /// The stored item with this title.
-pub fn by_title<'a>(items: &'a [StoredItem], title: &str) -> &'a StoredItem {
+pub fn by_title<'a>(items: &'a [Story], title: &str) -> &'a Story {
     items.iter().find(|i| i.title == title).unwrap_or_else(|| {
         panic!(
             "no item titled {title:?} among {:#?}",

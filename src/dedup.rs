@@ -1,0 +1,252 @@
+//! Story identity: canonical links and near-duplicate fingerprints. Pure:
+//! the store does the lookups, this module says what is the same story.
+//!
+//! Two items are one story when their canonical links are equal, or when
+//! they come from different feeds within the dedup window and their texts
+//! are near-identical: the estimated Jaccard similarity of their word
+//! 3-gram sets (MinHash, [`SIGNATURE_LEN`] hashes) reaches the threshold.
+//! Candidates are found through locality-sensitive hashing: the signature is
+//! cut into [`BANDS`] bands and only stories sharing a band are compared, so
+//! lookups never scan the store.
+
+use url::Url;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+/// Hashes in a MinHash signature.
+pub const SIGNATURE_LEN: usize = 64;
+/// LSH bands; each has `SIGNATURE_LEN / BANDS` rows.
+pub const BANDS: usize = 16;
+const ROWS: usize = SIGNATURE_LEN / BANDS;
+/// Default similarity at or above which two items are one story.
+pub const DEFAULT_THRESHOLD: f64 = 0.5;
+
+/// Query parameters always removed from links: click trackers that say
+/// nothing about the page.
+const TRACKING_PARAMS: &[&str] = &[
+    "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid", "_hsenc",
+    "_hsmi", "mkt_tok", "ref_src",
+];
+
+/// A MinHash signature of an item's text.
+pub type Signature = Vec<u32>;
+
+/// The canonical form of a story link: lower-case scheme and host, no
+/// default port, no fragment, no tracking parameters (`utm_*`, the list
+/// above and `extra_params`), `https` for `http`, no trailing slash, `www.`
+/// dropped. Two links with the same canonical form point at the same page.
+/// `None` for anything that is not an http(s) URL.
+pub fn canonical_link(link: &str, extra_params: &[String]) -> Option<String> {
+    let mut url = Url::parse(link.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    url.set_fragment(None);
+    let _ = url.set_port(None);
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            !(k.starts_with("utm_")
+                || TRACKING_PARAMS.contains(&k.as_str())
+                || extra_params.iter().any(|p| p.eq_ignore_ascii_case(&k)))
+        })
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    let path = url.path().trim_end_matches('/');
+    let mut out = format!("https://{host}{path}");
+    if let Some(q) = url.query() {
+        out.push('?');
+        out.push_str(q);
+    }
+    Some(out)
+}
+
+/// Lower-case words of `text`, letters and digits only, accents kept.
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The MinHash signature of a title and text: word 3-grams (single words
+/// for texts under three words). `None` when there are no words at all.
+pub fn signature(title: &str, text: &str) -> Option<Signature> {
+    let mut w = words(title);
+    w.extend(words(text));
+    if w.is_empty() {
+        return None;
+    }
+    let shingles: Vec<u64> = if w.len() < 3 {
+        w.iter().map(|s| xxh3_64(s.as_bytes())).collect()
+    } else {
+        w.windows(3)
+            .map(|g| {
+                let joined = format!("{} {} {}", g[0], g[1], g[2]);
+                xxh3_64(joined.as_bytes())
+            })
+            .collect()
+    };
+    let sig = (0..SIGNATURE_LEN as u64)
+        .map(|i| {
+            shingles
+                .iter()
+                .map(|h| xxh3_64_with_seed(&h.to_le_bytes(), i) as u32)
+                .min()
+                .unwrap_or(u32::MAX)
+        })
+        .collect();
+    Some(sig)
+}
+
+/// The LSH band keys of a signature: `(band, hash)` pairs to index and look up.
+pub fn bands(sig: &[u32]) -> Vec<(i64, i64)> {
+    sig.chunks(ROWS)
+        .enumerate()
+        .map(|(b, rows)| {
+            let bytes: Vec<u8> = rows.iter().flat_map(|r| r.to_le_bytes()).collect();
+            (b as i64, xxh3_64(&bytes) as i64)
+        })
+        .collect()
+}
+
+/// Estimated Jaccard similarity of the two texts behind two signatures.
+pub fn similarity(a: &[u32], b: &[u32]) -> f64 {
+    if a.len() != b.len() || a.is_empty() {
+        return 0.0;
+    }
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+}
+
+/// A signature as stored (little-endian bytes).
+pub fn signature_to_bytes(sig: &[u32]) -> Vec<u8> {
+    sig.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A stored signature back.
+pub fn signature_from_bytes(b: &[u8]) -> Signature {
+    b.chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// The rules the store applies when it files a new item into a story.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Near duplicates are looked for among stories dated this close (seconds).
+    pub window_secs: i64,
+    /// Similarity at or above which an item joins a story.
+    pub threshold: f64,
+}
+
+/// Why an item joined a story.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MergeReason {
+    /// It started the story.
+    First,
+    /// Same canonical link as an item of the story.
+    SameLink,
+    /// Near-identical text, with its similarity.
+    NearDuplicate(f64),
+}
+
+impl MergeReason {
+    /// Stored form: `first`, `same link`, `near duplicate`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MergeReason::First => "first",
+            MergeReason::SameLink => "same link",
+            MergeReason::NearDuplicate(_) => "near duplicate",
+        }
+    }
+
+    /// The similarity score, for near duplicates.
+    pub fn score(&self) -> Option<f64> {
+        match self {
+            MergeReason::NearDuplicate(s) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracking_and_cosmetic_differences_vanish() {
+        let c = |s: &str| canonical_link(s, &[]).unwrap();
+        let base = "https://ohchr.org/en/press-releases/2026/11/russia-vote";
+        assert_eq!(
+            c(
+                "https://www.ohchr.org/en/press-releases/2026/11/russia-vote?utm_source=rss&utm_medium=feed"
+            ),
+            base
+        );
+        assert_eq!(
+            c("http://WWW.OHCHR.org:80/en/press-releases/2026/11/russia-vote/#top"),
+            base
+        );
+        assert_eq!(
+            c(
+                "https://ohchr.org:443/en/press-releases/2026/11/russia-vote?fbclid=IwAR2&mc_cid=1&mc_eid=2"
+            ),
+            base
+        );
+        assert_eq!(
+            c("https://ohchr.org/en/news?id=7&utm_campaign=x&gclid=y"),
+            "https://ohchr.org/en/news?id=7"
+        );
+        assert_ne!(
+            c("https://ohchr.org/en/news?id=7"),
+            c("https://ohchr.org/en/news?id=8")
+        );
+        assert_eq!(
+            canonical_link("https://ishr.ch/news/a?ref=feed&x=1", &["ref".into()]).unwrap(),
+            "https://ishr.ch/news/a?x=1"
+        );
+        assert_eq!(canonical_link("mailto:a@b.org", &[]), None);
+        assert_eq!(canonical_link("/relative", &[]), None);
+    }
+
+    #[test]
+    fn near_identical_texts_score_high_and_different_ones_low() {
+        let a = signature(
+            "States at UN General Assembly vote to scrutinise Russia's human rights record",
+            "On Thursday, a majority of States at the UN General Assembly's Third Committee voted in favour of the first country resolution on Russia, asking the Secretary-General to report on arbitrary detention of anti-war protesters.",
+        )
+        .unwrap();
+        let b = signature(
+            "States at UN General Assembly vote to scrutinise Russia’s human rights record | ISHR",
+            "On Thursday a majority of States at the UN General Assembly’s Third Committee voted in favor of the first country resolution on Russia – asking the Secretary-General to report on arbitrary detention of anti-war protesters.",
+        )
+        .unwrap();
+        let c = signature(
+            "UN General Assembly committee adopts resolution on death penalty moratorium",
+            "The Third Committee adopted its biennial resolution calling for a moratorium on the use of the death penalty, with 130 States in favour, the largest majority yet.",
+        )
+        .unwrap();
+        let d = signature(
+            "UN General Assembly committee adopts resolution on extrajudicial executions",
+            "The Third Committee adopted a resolution on extrajudicial, summary or arbitrary executions, after a vote on an amendment on sexual orientation and gender identity.",
+        )
+        .unwrap();
+        assert!(
+            similarity(&a, &b) >= DEFAULT_THRESHOLD,
+            "{}",
+            similarity(&a, &b)
+        );
+        assert!(similarity(&c, &d) < 0.2, "{}", similarity(&c, &d));
+        assert_eq!(similarity(&a, &a), 1.0);
+        assert_eq!(bands(&a).len(), BANDS);
+        assert_eq!(signature_from_bytes(&signature_to_bytes(&a)), a);
+    }
+}

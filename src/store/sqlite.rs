@@ -408,11 +408,11 @@ async fn file_into_story(
     let mut found: Option<(i64, MergeReason)> = None;
     if let Some(link) = &item.canonical_link {
         let story: Option<i64> = sqlx::query_scalar(
-            "SELECT story_id FROM items WHERE canonical_link = ?1 AND id <> ?2
+            "SELECT story_id FROM items WHERE canonical_link = ?1 AND feed_id <> ?2
                AND story_id IS NOT NULL ORDER BY id LIMIT 1",
         )
         .bind(link)
-        .bind(item_id)
+        .bind(feed_id)
         .fetch_optional(&mut **tx)
         .await?;
         found = story.map(|s| (s, MergeReason::SameLink));

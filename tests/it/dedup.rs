@@ -66,9 +66,7 @@ async fn a_story_syndicated_by_three_feeds_is_one_story_with_three_sources() {
             rss(&[(
                 "fld-2026-11-13",
                 "States vote to scrutinise Russia",
-                &format!(
-                    "http://ohchr.org/en/press-releases/2026/11/russia-vote/?fbclid=IwAR2Zq8#main"
-                ),
+                "http://ohchr.org/en/press-releases/2026/11/russia-vote/?fbclid=IwAR2Zq8#main",
                 "Fri, 13 Nov 2026 09:15:00 GMT",
                 "Front Line Defenders shares the news.",
             )]),

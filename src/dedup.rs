@@ -217,6 +217,55 @@ mod tests {
         assert_eq!(canonical_link("/relative", &[]), None);
     }
 
+    /// Precision and recall of near-duplicate merging on the labelled pairs in
+    /// `tests/fixtures/near_dup_pairs.json`, as the pipeline computes them
+    /// (title plus the 300-character excerpt). `cargo test pairs -- --nocapture`
+    /// prints the table for other thresholds.
+    #[test]
+    fn labelled_pairs_precision_and_recall() {
+        let pairs: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../tests/fixtures/near_dup_pairs.json")).unwrap();
+        assert!(pairs.len() >= 60);
+        let sig = |side: &serde_json::Value| {
+            let text = crate::sanitize::excerpt(
+                side["text"].as_str().unwrap(),
+                crate::parse::EXCERPT_CHARS,
+            );
+            signature(side["title"].as_str().unwrap(), &text).unwrap()
+        };
+        let scored: Vec<(bool, f64, String)> = pairs
+            .iter()
+            .map(|p| {
+                let score = similarity(&sig(&p["a"]), &sig(&p["b"]));
+                (
+                    p["duplicate"].as_bool().unwrap(),
+                    score,
+                    p["id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let rates = |t: f64| {
+            let tp = scored.iter().filter(|(d, s, _)| *d && *s >= t).count() as f64;
+            let fp = scored.iter().filter(|(d, s, _)| !*d && *s >= t).count() as f64;
+            let fn_ = scored.iter().filter(|(d, s, _)| *d && *s < t).count() as f64;
+            (tp / (tp + fp).max(1.0), tp / (tp + fn_).max(1.0))
+        };
+        println!("| threshold | precision | recall |");
+        for t in [0.3, 0.4, 0.5, 0.6, 0.7] {
+            let (p, r) = rates(t);
+            println!("| {t:.1} | {p:.3} | {r:.3} |");
+        }
+        let misses: Vec<_> = scored
+            .iter()
+            .filter(|(d, s, _)| *d != (*s >= DEFAULT_THRESHOLD))
+            .map(|(d, s, id)| format!("{id} (duplicate: {d}, score {s:.2})"))
+            .collect();
+        println!("wrong at the default threshold: {misses:?}");
+        let (precision, recall) = rates(DEFAULT_THRESHOLD);
+        assert!(precision >= 0.95, "precision {precision}: {misses:?}");
+        assert!(recall >= 0.85, "recall {recall}: {misses:?}");
+    }
+
     #[test]
     fn near_identical_texts_score_high_and_different_ones_low() {
         let a = signature(

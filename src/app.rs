@@ -1,6 +1,7 @@
 //! The wiring point: builds the store, fetcher and tagger from a [`Config`]
 //! and runs the use cases the CLI offers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -9,9 +10,9 @@ use futures::StreamExt;
 use crate::config::Config;
 use crate::fetch::{self, Fetcher};
 use crate::model::{FetchState, ItemQuery, Story};
-use crate::pipeline::{FeedReport, Ingest, Waits};
+use crate::pipeline::{self, FeedReport, Ingest, Waits};
 use crate::store::Store;
-use crate::tag::Tagger;
+use crate::tag::{self, Tagger, Tagging};
 
 /// Opens the configured store (creating and migrating it when needed).
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -29,7 +30,7 @@ pub fn ingest(config: Arc<Config>, store: Store) -> anyhow::Result<Ingest> {
         .unwrap_or_else(|| fetch::default_user_agent(&config.site_url));
     let fetcher = Fetcher::new(&config.fetch, &ua).context("building the HTTP client")?;
     Ok(Ingest {
-        tagger: Arc::new(Tagger::new(&config.tags)),
+        tagger: Arc::new(Tagger::new(&config.tags, &config.exclude)),
         fetcher: Arc::new(fetcher),
         store,
         config,
@@ -49,6 +50,9 @@ pub async fn poll(
         .sync_feeds(&config.feeds)
         .await
         .context("recording the configured feeds in the store")?;
+    if let Some(n) = retag_if_rules_changed(ingest).await? {
+        tracing::info!(items = n, "tag rules changed: stored stories re-tagged");
+    }
     // The fetcher's semaphores bound network concurrency; this bounds the
     // documents held in memory (fetched, parsed or waiting to be stored).
     let in_flight = config.fetch.concurrency + 2;
@@ -88,6 +92,73 @@ pub async fn poll(
     }
     reports.sort_by_key(|(i, _)| *i);
     Ok(reports.into_iter().map(|(_, r)| r).collect())
+}
+
+/// The `meta` key under which the store keeps the fingerprint of the tag rules it applied.
+const TAG_RULES_KEY: &str = "tag_rules";
+
+/// Re-computes the tags and exclusion of every stored item from the current
+/// rules, without fetching anything; returns how many items changed.
+pub async fn retag(ingest: &Ingest) -> anyhow::Result<usize> {
+    let config = &ingest.config;
+    let feed_tags: HashMap<&str, &[String]> = config
+        .feeds
+        .iter()
+        .map(|f| (f.name.as_str(), f.tags.as_slice()))
+        .collect();
+    let (mut after, mut changed) = (0, 0);
+    loop {
+        let batch = ingest
+            .store
+            .items_for_tagging(after, 1000)
+            .await
+            .context("reading stored items")?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        after = last.item_id;
+        let tagged: Vec<(i64, Tagging)> = batch
+            .iter()
+            .map(|i| {
+                let feed_tags = feed_tags.get(i.feed.as_str()).copied().unwrap_or(&[]);
+                let t = pipeline::tag_item(
+                    &ingest.tagger,
+                    feed_tags,
+                    &i.title,
+                    i.summary_html.as_deref(),
+                    i.content_html.as_deref(),
+                    &i.categories,
+                );
+                (i.item_id, t)
+            })
+            .collect();
+        changed += ingest
+            .store
+            .set_tagging(&tagged)
+            .await
+            .context("storing new tags")?;
+    }
+    ingest
+        .store
+        .set_meta(TAG_RULES_KEY, &tag::rules_fingerprint(config))
+        .await
+        .context("recording the tag rules")?;
+    Ok(changed)
+}
+
+/// Re-tags the store when the rules changed since it was last tagged;
+/// how many items changed, or `None` when the rules are the same.
+pub async fn retag_if_rules_changed(ingest: &Ingest) -> anyhow::Result<Option<usize>> {
+    let current = tag::rules_fingerprint(&ingest.config);
+    let stored = ingest
+        .store
+        .meta(TAG_RULES_KEY)
+        .await
+        .context("reading the store's tag rules")?;
+    if stored.as_deref() == Some(current.as_str()) {
+        return Ok(None);
+    }
+    Ok(Some(retag(ingest).await?))
 }
 
 /// Lists stored stories.

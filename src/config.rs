@@ -124,13 +124,48 @@ impl Default for DedupConfig {
     }
 }
 
+/// Parts of an item a rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Field {
+    /// The title.
+    Title,
+    /// The summary's text.
+    Summary,
+    /// The full content's text.
+    Content,
+    /// The feed's categories for the item.
+    Categories,
+}
+
+/// Every field, the default of a rule.
+pub const ALL_FIELDS: [Field; 4] = [
+    Field::Title,
+    Field::Summary,
+    Field::Content,
+    Field::Categories,
+];
+
+/// What a `[[tags]]` or `[[exclude]]` rule matches.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Matcher {
+    /// Whole words or phrases, case- and accent-insensitive.
+    pub keywords: Vec<String>,
+    /// Regular expressions (Rust `regex` syntax; add `(?i)` for case-insensitive).
+    pub regex: Vec<String>,
+    /// Fields the keywords and expressions look at.
+    pub fields: Vec<Field>,
+}
+
 /// One `[[tags]]` rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TagRule {
     /// The tag's name (a slug: used in `tags/<name>.atom`).
     pub name: String,
-    /// Whole words or phrases, matched case-insensitively.
-    pub keywords: Vec<String>,
+    /// Keywords, expressions and the fields they look at.
+    pub matcher: Matcher,
+    /// Feed categories (case- and accent-insensitive) that give this tag.
+    pub categories: Vec<String>,
 }
 
 /// `[fetch]`: how feeds are fetched.
@@ -267,8 +302,10 @@ pub struct Config {
     pub dedup: DedupConfig,
     /// The feeds, in file order.
     pub feeds: Vec<FeedConfig>,
-    /// Keyword tag rules.
+    /// Tag rules.
     pub tags: Vec<TagRule>,
+    /// Exclusion rules: matching stories are kept but left out of every output.
+    pub exclude: Vec<Matcher>,
 }
 
 // ---- raw, spanned shape as written in the file ----
@@ -290,6 +327,8 @@ struct RawConfig {
     feeds: Vec<Spanned<RawFeed>>,
     #[serde(default)]
     tags: Vec<Spanned<RawTag>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<RawExclude>>,
 }
 
 #[derive(Deserialize)]
@@ -368,6 +407,21 @@ struct RawTag {
     name: Spanned<String>,
     #[serde(default)]
     keywords: Vec<Spanned<String>>,
+    #[serde(default)]
+    regex: Vec<Spanned<String>>,
+    #[serde(default)]
+    categories: Vec<String>,
+    fields: Option<Vec<Field>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExclude {
+    #[serde(default)]
+    keywords: Vec<Spanned<String>>,
+    #[serde(default)]
+    regex: Vec<Spanned<String>>,
+    fields: Option<Vec<Field>>,
 }
 
 impl Config {
@@ -559,20 +613,23 @@ impl Ctx<'_> {
                 ));
             }
             tag_names.insert(t.name.get_ref().clone(), span.start);
-            if t.keywords.is_empty() {
-                return Err(self.err(span, "a [[tags]] rule needs at least one keyword"));
-            }
-            let mut keywords = Vec::new();
-            for k in t.keywords {
-                if k.get_ref().trim().is_empty() {
-                    return Err(self.err(k.span(), "keywords must not be empty"));
-                }
-                keywords.push(k.into_inner().trim().to_string());
+            if t.keywords.is_empty() && t.regex.is_empty() && t.categories.is_empty() {
+                return Err(self.err(span, "a [[tags]] rule needs keywords, regex or categories"));
             }
             tags.push(TagRule {
                 name: t.name.into_inner(),
-                keywords,
+                matcher: self.matcher(t.keywords, t.regex, t.fields)?,
+                categories: t.categories,
             });
+        }
+        let mut exclude = Vec::new();
+        for x in raw.exclude {
+            let span = x.span();
+            let x = x.into_inner();
+            if x.keywords.is_empty() && x.regex.is_empty() {
+                return Err(self.err(span, "an [[exclude]] rule needs keywords or regex"));
+            }
+            exclude.push(self.matcher(x.keywords, x.regex, x.fields)?);
         }
 
         let mut feeds = Vec::new();
@@ -657,7 +714,38 @@ impl Ctx<'_> {
             digest,
             feeds,
             tags,
+            exclude,
         })
+    }
+
+    fn matcher(
+        &self,
+        keywords: Vec<Spanned<String>>,
+        regex: Vec<Spanned<String>>,
+        fields: Option<Vec<Field>>,
+    ) -> Result<Matcher, ConfigError> {
+        let mut m = Matcher {
+            fields: fields.unwrap_or_else(|| ALL_FIELDS.to_vec()),
+            ..Matcher::default()
+        };
+        for k in keywords {
+            if k.get_ref().trim().is_empty() {
+                return Err(self.err(k.span(), "keywords must not be empty"));
+            }
+            m.keywords.push(k.into_inner().trim().to_string());
+        }
+        for r in regex {
+            if let Err(e) = regex::Regex::new(r.get_ref()) {
+                let first = e.to_string();
+                let first = first.lines().last().unwrap_or("invalid").trim();
+                return Err(self.err(
+                    r.span(),
+                    format!("invalid regex {:?}: {first}", r.get_ref()),
+                ));
+            }
+            m.regex.push(r.into_inner());
+        }
+        Ok(m)
     }
 
     fn database(&self, d: &Spanned<String>) -> Result<DatabaseUrl, ConfigError> {
@@ -997,7 +1085,18 @@ interval = "30m"
         let e = parse(&MINIMAL.replace("[\"ngo\"]", "[\"../etc\"]")).unwrap_err();
         assert!(e.message.contains("lower-case"), "{e}");
         let e = parse("[[tags]]\nname = \"china\"\nkeywords = []\n").unwrap_err();
-        assert!(e.message.contains("at least one keyword"), "{e}");
+        assert!(
+            e.message.contains("needs keywords, regex or categories"),
+            "{e}"
+        );
+        let e = parse("[[tags]]\nname = \"x\"\nregex = [\"(unclosed\"]\n").unwrap_err();
+        assert_eq!((e.line, e.col), (3, 10), "{e}");
+        assert!(e.message.contains("invalid regex"), "{e}");
+        let e =
+            parse("[[tags]]\nname = \"x\"\nkeywords = [\"a\"]\nfields = [\"body\"]\n").unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        let c = parse("[[exclude]]\nkeywords = [\"sponsored\"]\nfields = [\"title\"]\n").unwrap();
+        assert_eq!(c.exclude[0].fields, vec![Field::Title]);
     }
 
     #[test]

@@ -54,7 +54,12 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Also stories matched by an [[exclude]] rule.
+        #[arg(long)]
+        all: bool,
     },
+    /// Re-compute every stored story's tags from the current rules (no fetching).
+    Retag,
 }
 
 fn main() -> ExitCode {
@@ -121,15 +126,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Poll { force } => poll(config, force).await,
+        Command::Retag => {
+            let config = Arc::new(config);
+            let store = app::open_store(&config).await?;
+            let ingest = app::ingest(config, store.clone())?;
+            let changed = app::retag(&ingest).await?;
+            println!("re-tagged: {changed} items changed");
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Items {
             tag,
             since,
             limit,
             json,
+            all,
         } => {
             let since = since.as_deref().map(parse_since).transpose()?;
             let store = app::open_store(&config).await?;
-            let items = app::items(&store, &ItemQuery { tag, since, limit }).await?;
+            let query = ItemQuery {
+                tag,
+                since,
+                limit,
+                include_excluded: all,
+            };
+            let items = app::items(&store, &query).await?;
             let mut out = std::io::stdout().lock();
             for item in &items {
                 if json {

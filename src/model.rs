@@ -52,6 +52,25 @@ pub struct Item {
     pub canonical_link: Option<String>,
     /// MinHash signature of title and excerpt, for near duplicates.
     pub signature: Option<Vec<u32>>,
+    /// Matched an exclusion rule: stored, but left out of outputs.
+    pub excluded: bool,
+}
+
+/// A stored item as re-tagging reads it.
+#[derive(Debug, Clone)]
+pub struct TaggingInput {
+    /// Store id.
+    pub item_id: i64,
+    /// Its feed's name.
+    pub feed: String,
+    /// Plain-text title.
+    pub title: String,
+    /// Sanitised summary.
+    pub summary_html: Option<String>,
+    /// Sanitised content.
+    pub content_html: Option<String>,
+    /// Feed categories.
+    pub categories: Vec<String>,
 }
 
 /// A feed's fetch state, kept between polls.
@@ -158,4 +177,6 @@ pub struct ItemQuery {
     pub since: Option<DateTime<Utc>>,
     /// At most this many.
     pub limit: Option<usize>,
+    /// Also stories matched by an exclusion rule.
+    pub include_excluded: bool,
 }

@@ -259,6 +259,7 @@ impl RawEntry {
             tags: Vec::new(),
             canonical_link: None,
             signature: None,
+            excluded: false,
         }
     }
 }

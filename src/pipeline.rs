@@ -17,7 +17,7 @@ use crate::parse::{self, ParseContext, ParseError};
 use crate::sanitize::{self, Sanitizer};
 use crate::scheduler;
 use crate::store::{Store, StoreError};
-use crate::tag::Tagger;
+use crate::tag::{ItemText, Tagger, Tagging};
 
 /// How a feed's refresh ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,18 +362,16 @@ fn parse_and_normalise(
             continue;
         }
         let mut item = entry.normalise(&sanitizer);
-        let cats = item.categories.join(" \u{1f} ");
-        let summary = item
-            .summary_html
-            .as_deref()
-            .map(|h| sanitize::clean_html_to_text(h, usize::MAX))
-            .unwrap_or_default();
-        let content = item
-            .content_html
-            .as_deref()
-            .map(|h| sanitize::clean_html_to_text(h, usize::MAX))
-            .unwrap_or_default();
-        item.tags = tagger.tags(feed_tags, &[&item.title, &summary, &content, &cats]);
+        let tagging = tag_item(
+            tagger,
+            feed_tags,
+            &item.title,
+            item.summary_html.as_deref(),
+            item.content_html.as_deref(),
+            &item.categories,
+        );
+        item.tags = tagging.tags;
+        item.excluded = tagging.excluded;
         item.canonical_link = item
             .link
             .as_deref()
@@ -388,6 +386,32 @@ fn parse_and_normalise(
         items,
         unchanged,
     })
+}
+
+/// Tags an item from its stored form (also used by re-tagging).
+pub fn tag_item(
+    tagger: &Tagger,
+    feed_tags: &[String],
+    title: &str,
+    summary_html: Option<&str>,
+    content_html: Option<&str>,
+    categories: &[String],
+) -> Tagging {
+    let summary = summary_html
+        .map(|h| sanitize::clean_html_to_text(h, usize::MAX))
+        .unwrap_or_default();
+    let content = content_html
+        .map(|h| sanitize::clean_html_to_text(h, usize::MAX))
+        .unwrap_or_default();
+    tagger.apply(
+        feed_tags,
+        &ItemText {
+            title,
+            summary: &summary,
+            content: &content,
+            categories,
+        },
+    )
 }
 
 fn parsed_site(s: &Option<String>) -> Option<Url> {

@@ -1,25 +1,86 @@
-//! Rule-based tags: per-feed tags and whole-word keyword rules. Pure: no I/O.
+//! Rule-based tags and exclusions. Pure: no I/O.
+//!
+//! Keywords match whole words and phrases, ignoring case and accents
+//! ("China" tags "China's lawyers" and "CHINA", not "Chinatown"; "Genève"
+//! matches "geneve"). Regular expressions match the raw field text. Feed
+//! categories map to tags by name. Each rule looks only at its `fields`.
 
 use std::collections::HashMap;
 
-use crate::config::TagRule;
+use regex::Regex;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+use xxhash_rust::xxh3::xxh3_64;
 
-/// Compiled keyword rules, matched in one pass over an item's words.
+use crate::config::{Config, Field, Matcher, TagRule};
+
+/// The text of an item, field by field, as the rules see it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ItemText<'a> {
+    /// Plain-text title.
+    pub title: &'a str,
+    /// Plain text of the summary.
+    pub summary: &'a str,
+    /// Plain text of the content.
+    pub content: &'a str,
+    /// The feed's categories.
+    pub categories: &'a [String],
+}
+
+/// What the rules say about an item.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tagging {
+    /// Its tags, sorted, without repeats.
+    pub tags: Vec<String>,
+    /// Whether an exclusion rule matched: kept in the store, left out of outputs.
+    pub excluded: bool,
+}
+
+#[derive(Debug)]
+struct Rule {
+    /// The tag, or `None` for an exclusion rule.
+    tag: Option<String>,
+    fields: [bool; 4],
+    regex: Vec<Regex>,
+    categories: Vec<String>,
+}
+
+/// Compiled tag and exclusion rules.
 #[derive(Debug, Default)]
 pub struct Tagger {
-    /// First word of a phrase → (tag index, the phrase's words).
+    rules: Vec<Rule>,
+    /// First word of a phrase → (rule index, the phrase's words).
     by_first: HashMap<String, Vec<(usize, Vec<String>)>>,
-    names: Vec<String>,
+}
+
+fn field_index(f: Field) -> usize {
+    match f {
+        Field::Title => 0,
+        Field::Summary => 1,
+        Field::Content => 2,
+        Field::Categories => 3,
+    }
 }
 
 impl Tagger {
-    /// Compiles `[[tags]]` rules.
-    pub fn new(rules: &[TagRule]) -> Tagger {
+    /// Compiles `[[tags]]` and `[[exclude]]` rules (validated by the config).
+    pub fn new(tags: &[TagRule], exclude: &[Matcher]) -> Tagger {
         let mut t = Tagger::default();
-        for (i, rule) in rules.iter().enumerate() {
-            t.names.push(rule.name.clone());
-            for kw in &rule.keywords {
-                let words = words(kw);
+        let all = tags
+            .iter()
+            .map(|r| (Some(r.name.clone()), &r.matcher, r.categories.as_slice()))
+            .chain(exclude.iter().map(|m| (None, m, &[][..])));
+        for (i, (tag, matcher, categories)) in all.enumerate() {
+            let mut fields = [false; 4];
+            for f in &matcher.fields {
+                fields[field_index(*f)] = true;
+            }
+            for kw in &matcher.keywords {
+                let words: Vec<String> = folded_words(kw)
+                    .split(' ')
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_string)
+                    .collect();
                 if let Some(first) = words.first() {
                     t.by_first
                         .entry(first.clone())
@@ -27,24 +88,37 @@ impl Tagger {
                         .push((i, words.clone()));
                 }
             }
+            t.rules.push(Rule {
+                tag,
+                fields,
+                regex: matcher
+                    .regex
+                    .iter()
+                    .filter_map(|r| Regex::new(r).ok())
+                    .collect(),
+                categories: categories.iter().map(|c| folded_words(c)).collect(),
+            });
         }
         t
     }
 
-    /// Tags for an item: `feed_tags` plus every rule with a keyword among `texts`.
-    /// Sorted and without repeats.
-    pub fn tags(&self, feed_tags: &[String], texts: &[&str]) -> Vec<String> {
-        let mut hit = vec![false; self.names.len()];
+    /// Tags for an item: `feed_tags` plus every matching rule's tag; and
+    /// whether an exclusion rule matched.
+    pub fn apply(&self, feed_tags: &[String], item: &ItemText<'_>) -> Tagging {
+        let mut hit = vec![false; self.rules.len()];
+        let cats = item.categories.join(" \u{1f} ");
+        let texts = [item.title, item.summary, item.content, cats.as_str()];
         if !self.by_first.is_empty() {
-            for text in texts {
-                let lower = text.to_lowercase();
-                let w: Vec<&str> = split_words(&lower).collect();
+            for (field, text) in texts.iter().enumerate() {
+                let folded = folded_words(text);
+                let w: Vec<&str> = folded.split(' ').filter(|w| !w.is_empty()).collect();
                 for (pos, word) in w.iter().enumerate() {
                     let Some(cands) = self.by_first.get(*word) else {
                         continue;
                     };
                     for (i, phrase) in cands {
                         if !hit[*i]
+                            && self.rules[*i].fields[field]
                             && w.len() - pos >= phrase.len()
                             && phrase.iter().zip(&w[pos..]).all(|(a, b)| a == b)
                         {
@@ -54,61 +128,172 @@ impl Tagger {
                 }
             }
         }
-        let mut out: Vec<String> = feed_tags.to_vec();
-        out.extend(
-            hit.iter()
-                .zip(&self.names)
-                .filter(|(h, _)| **h)
-                .map(|(_, n)| n.clone()),
-        );
-        out.sort();
-        out.dedup();
-        out
+        let item_cats: Vec<String> = item.categories.iter().map(|c| folded_words(c)).collect();
+        for (i, rule) in self.rules.iter().enumerate() {
+            if hit[i] {
+                continue;
+            }
+            hit[i] = rule.regex.iter().any(|re| {
+                texts
+                    .iter()
+                    .enumerate()
+                    .any(|(f, t)| rule.fields[f] && re.is_match(t))
+            }) || rule.categories.iter().any(|c| item_cats.contains(c));
+        }
+        let mut tags: Vec<String> = feed_tags.to_vec();
+        let mut excluded = false;
+        for (rule, _) in self.rules.iter().zip(&hit).filter(|(_, h)| **h) {
+            match &rule.tag {
+                Some(t) => tags.push(t.clone()),
+                None => excluded = true,
+            }
+        }
+        tags.sort();
+        tags.dedup();
+        Tagging { tags, excluded }
     }
 }
 
-/// Lower-cased words: runs of letters and digits. "China's" is `china`, `s`;
-/// "Chinatown" is one word, so the keyword `China` does not match it.
-fn words(text: &str) -> Vec<String> {
-    split_words(&text.to_lowercase())
-        .map(str::to_string)
-        .collect()
+/// A fingerprint of everything that decides tags: the rules, the exclusions
+/// and each feed's tags. When it changes, stored stories are re-tagged.
+pub fn rules_fingerprint(config: &Config) -> String {
+    let feeds: Vec<(&str, &[String])> = config
+        .feeds
+        .iter()
+        .map(|f| (f.name.as_str(), f.tags.as_slice()))
+        .collect();
+    let text = format!("{:?}|{:?}|{:?}", config.tags, config.exclude, feeds);
+    format!("{:016x}", xxh3_64(text.as_bytes()))
 }
 
-/// The words of already lower-cased text, without allocating.
-fn split_words(lower: &str) -> impl Iterator<Item = &str> {
-    lower
+/// The words of `text`, lower-cased and without accents, separated by single spaces.
+fn folded_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if word.is_ascii() {
+            out.extend(word.bytes().map(|b| b.to_ascii_lowercase() as char));
+        } else {
+            for c in word.nfd().filter(|c| !is_combining_mark(*c)) {
+                out.extend(c.to_lowercase());
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ALL_FIELDS;
 
-    fn tagger() -> Tagger {
-        Tagger::new(&[
-            TagRule {
-                name: "china".into(),
-                keywords: vec!["China".into(), "Hong Kong".into()],
+    fn rule(name: &str, keywords: &[&str]) -> TagRule {
+        TagRule {
+            name: name.into(),
+            matcher: Matcher {
+                keywords: keywords.iter().map(|k| k.to_string()).collect(),
+                regex: vec![],
+                fields: ALL_FIELDS.to_vec(),
             },
-            TagRule {
-                name: "un-hrc".into(),
-                keywords: vec!["Human Rights Council".into()],
-            },
-        ])
+            categories: vec![],
+        }
+    }
+
+    fn title(t: &str) -> ItemText<'_> {
+        ItemText {
+            title: t,
+            ..Default::default()
+        }
     }
 
     #[test]
-    fn whole_words_and_phrases_match() {
-        let t = tagger();
-        assert_eq!(t.tags(&[], &["China's lawyers"]), vec!["china"]);
-        assert_eq!(t.tags(&[], &["A walk in Chinatown"]), Vec::<String>::new());
-        assert_eq!(t.tags(&[], &["protest in HONG KONG today"]), vec!["china"]);
-        assert_eq!(t.tags(&[], &["Hong Konger"]), Vec::<String>::new());
+    fn whole_words_and_phrases_match_without_case_or_accents() {
+        let t = Tagger::new(
+            &[
+                rule("china", &["China", "Hong Kong"]),
+                rule("un-hrc", &["Human Rights Council"]),
+                rule("geneva", &["Genève"]),
+            ],
+            &[],
+        );
+        let tags = |s: &str| t.apply(&[], &title(s)).tags;
+        assert_eq!(tags("China's lawyers"), vec!["china"]);
+        assert_eq!(tags("A walk in Chinatown"), Vec::<String>::new());
+        assert_eq!(tags("protest in HONG KONG today"), vec!["china"]);
+        assert_eq!(tags("Hong Konger"), Vec::<String>::new());
+        assert_eq!(tags("session in Geneve"), vec!["geneva"]);
+        assert_eq!(tags("GENÈVE"), vec!["geneva"]);
         assert_eq!(
-            t.tags(&["ngo".into()], &["", "the UN Human Rights Council voted"]),
+            t.apply(
+                &["ngo".into()],
+                &ItemText {
+                    summary: "the UN Human Rights Council voted",
+                    ..Default::default()
+                }
+            )
+            .tags,
             vec!["ngo", "un-hrc"]
+        );
+    }
+
+    #[test]
+    fn fields_regex_categories_and_exclusions() {
+        let mut title_only = rule("russia", &["Russia"]);
+        title_only.matcher.fields = vec![Field::Title];
+        let mut re = rule("upr", &[]);
+        re.matcher.regex = vec![r"\bUPR ?\d+\b".into()];
+        let mut cats = rule("sogie", &[]);
+        cats.categories = vec!["LGBTI".into(), "Orientation sexuelle".into()];
+        let exclude = Matcher {
+            keywords: vec!["sponsored".into()],
+            regex: vec![],
+            fields: vec![Field::Title],
+        };
+        let t = Tagger::new(&[title_only, re, cats], &[exclude]);
+        let body = ItemText {
+            title: "Weekly news",
+            content: "Russia again",
+            ..Default::default()
+        };
+        assert_eq!(
+            t.apply(&[], &body).tags,
+            Vec::<String>::new(),
+            "content is not a field of this rule"
+        );
+        assert_eq!(
+            t.apply(&[], &title("UPR53 opens: what to know")).tags,
+            vec!["upr"]
+        );
+        assert_eq!(t.apply(&[], &title("UPR 53 opens")).tags, vec!["upr"]);
+        let cats = vec!["orientation SEXUELLE".to_string()];
+        assert_eq!(
+            t.apply(
+                &[],
+                &ItemText {
+                    title: "x",
+                    categories: &cats,
+                    ..Default::default()
+                }
+            )
+            .tags,
+            vec!["sogie"]
+        );
+        assert!(t.apply(&[], &title("Sponsored: a webinar")).excluded);
+        assert!(
+            !t.apply(
+                &[],
+                &ItemText {
+                    title: "x",
+                    content: "sponsored",
+                    ..Default::default()
+                }
+            )
+            .excluded
         );
     }
 }

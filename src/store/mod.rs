@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use crate::config::{DatabaseUrl, FeedConfig};
 use crate::dedup::Policy;
-use crate::model::{FeedRow, FetchState, Item, ItemQuery, Story};
+use crate::model::{FeedRow, FetchState, Item, ItemQuery, Story, TaggingInput};
+use crate::tag::Tagging;
 
 pub use sqlite::SqliteStore;
 
@@ -101,6 +102,38 @@ impl Store {
     pub async fn list_stories(&self, q: &ItemQuery) -> Result<Vec<Story>, StoreError> {
         match self {
             Store::Sqlite(s) => s.list_stories(q).await,
+        }
+    }
+
+    /// A value from the store's own `meta` table.
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.meta(key).await,
+        }
+    }
+
+    /// Sets a value in the store's own `meta` table.
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.set_meta(key, value).await,
+        }
+    }
+
+    /// Up to `limit` stored items with ids above `after_id`, with what tagging needs.
+    pub async fn items_for_tagging(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<TaggingInput>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.items_for_tagging(after_id, limit).await,
+        }
+    }
+
+    /// Replaces items' tags and exclusion flags; how many changed.
+    pub async fn set_tagging(&self, items: &[(i64, Tagging)]) -> Result<usize, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.set_tagging(items).await,
         }
     }
 

@@ -16,12 +16,14 @@ use std::sync::Arc;
 use super::{SaveCounts, StoreError};
 use crate::config::FeedConfig;
 use crate::dedup::{self, MergeReason, Policy};
-use crate::model::{Enclosure, FeedRow, FetchState, Item, ItemQuery, Source, Story};
+use crate::model::{Enclosure, FeedRow, FetchState, Item, ItemQuery, Source, Story, TaggingInput};
+use crate::tag::Tagging;
 
 /// Schema migrations, applied in order; the file's `user_version` records the last one applied.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_stories.sql"),
+    include_str!("../../migrations/sqlite/0003_exclusion_and_meta.sql"),
 ];
 
 /// A store in an SQLite file.
@@ -219,8 +221,88 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub(super) async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub(super) async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let _guard = self.write_lock.lock().await;
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn items_for_tagging(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<TaggingInput>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.id, f.name, i.title, i.summary_html, i.content_html, i.categories
+             FROM items i JOIN feeds f ON f.id = i.feed_id
+             WHERE i.id > ?1 ORDER BY i.id LIMIT ?2",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let cats: String = r.try_get(5)?;
+                Ok(TaggingInput {
+                    item_id: r.try_get(0)?,
+                    feed: r.try_get(1)?,
+                    title: r.try_get(2)?,
+                    summary_html: r.try_get(3)?,
+                    content_html: r.try_get(4)?,
+                    categories: serde_json::from_str(&cats).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn set_tagging(&self, items: &[(i64, Tagging)]) -> Result<usize, StoreError> {
+        let mut w = self.begin_write().await?;
+        let mut changed = 0;
+        for (id, t) in items {
+            let tags = json(&t.tags);
+            let old: (String, bool) = sqlx::query_as(
+                "SELECT COALESCE((SELECT json_group_array(tag) FROM (SELECT tag FROM item_tags WHERE item_id = ?1 ORDER BY tag)), '[]'),
+                   (SELECT excluded FROM items WHERE id = ?1)",
+            )
+            .bind(id)
+            .fetch_one(&mut *w.tx)
+            .await?;
+            if old.0 == tags && old.1 == t.excluded {
+                continue;
+            }
+            changed += 1;
+            sqlx::query("UPDATE items SET excluded = ?2 WHERE id = ?1")
+                .bind(id)
+                .bind(t.excluded)
+                .execute(&mut *w.tx)
+                .await?;
+            sqlx::query("DELETE FROM item_tags WHERE item_id = ?1")
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?;
+            write_tags(&mut w.tx, *id, &t.tags).await?;
+        }
+        w.tx.commit().await?;
+        Ok(changed)
+    }
+
     pub(super) async fn list_stories(&self, q: &ItemQuery) -> Result<Vec<Story>, StoreError> {
         let mut sql = String::from("SELECT s.id FROM stories s WHERE 1 = 1");
+        if !q.include_excluded {
+            sql.push_str(" AND NOT EXISTS (SELECT 1 FROM items x WHERE x.story_id = s.id AND x.excluded = 1)");
+        }
         if q.tag.is_some() {
             sql.push_str(
                 " AND EXISTS (SELECT 1 FROM items i JOIN item_tags t ON t.item_id = i.id
@@ -331,9 +413,9 @@ async fn insert_item(
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO items (feed_id, item_key, raw_hash, guid, link, title, summary_html,
            content_html, excerpt, authors, categories, enclosures, published, updated,
-           first_seen, sort_date, canonical_link)
+           first_seen, sort_date, canonical_link, excluded)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-           COALESCE(?13, ?14, ?15), ?16)
+           COALESCE(?13, ?14, ?15), ?16, ?17)
          ON CONFLICT (feed_id, item_key) DO NOTHING
          RETURNING id",
     )
@@ -353,6 +435,7 @@ async fn insert_item(
     .bind(item.updated.map(|d| d.timestamp()))
     .bind(now)
     .bind(&item.canonical_link)
+    .bind(item.excluded)
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(id) = id {
@@ -502,7 +585,7 @@ async fn update_item(
         "UPDATE items SET raw_hash = ?3, guid = ?4, link = ?5, title = ?6, summary_html = ?7,
            content_html = ?8, excerpt = ?9, authors = ?10, categories = ?11, enclosures = ?12,
            published = ?13, updated = ?14, sort_date = COALESCE(?13, ?14, first_seen),
-           canonical_link = ?15
+           canonical_link = ?15, excluded = ?16
          WHERE feed_id = ?1 AND item_key = ?2 AND raw_hash <> ?3
          RETURNING id",
     )
@@ -521,6 +604,7 @@ async fn update_item(
     .bind(item.published.map(|d| d.timestamp()))
     .bind(item.updated.map(|d| d.timestamp()))
     .bind(&item.canonical_link)
+    .bind(item.excluded)
     .fetch_optional(&mut **tx)
     .await?;
     let Some(id) = id else {

@@ -4,6 +4,7 @@ mod cli;
 mod dedup;
 mod ingest;
 mod server;
+mod tags;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

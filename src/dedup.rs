@@ -255,6 +255,21 @@ mod tests {
             let (p, r) = rates(t);
             println!("| {t:.1} | {p:.3} | {r:.3} |");
         }
+        // End to end, a pair is only compared when it shares an LSH band.
+        let found = pairs
+            .iter()
+            .filter(|p| p["duplicate"].as_bool().unwrap())
+            .filter(|p| {
+                let (a, b) = (bands(&sig(&p["a"])), bands(&sig(&p["b"])));
+                a.iter().any(|x| b.contains(x))
+            })
+            .count();
+        let positives = scored.iter().filter(|(d, _, _)| *d).count();
+        println!("duplicates sharing an LSH band: {found} of {positives}");
+        assert!(
+            found as f64 >= 0.9 * positives as f64,
+            "LSH finds {found} of {positives}"
+        );
         let misses: Vec<_> = scored
             .iter()
             .filter(|(d, s, _)| *d != (*s >= DEFAULT_THRESHOLD))

@@ -54,7 +54,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             // Fewer, larger checkpoints: each one syncs the file (a 32 MB WAL at most).
-            .pragma("wal_autocheckpoint", "8192");
+            .pragma("wal_autocheckpoint", "8192")
+            // 64 MB of page cache per connection: the dedup band index stays in memory.
+            .pragma("cache_size", "-65536");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
@@ -219,6 +221,19 @@ impl SqliteStore {
         }
         w.tx.commit().await?;
         Ok(())
+    }
+
+    pub(super) async fn prune_bands(&self, before: i64) -> Result<u64, StoreError> {
+        let mut w = self.begin_write().await?;
+        let n = sqlx::query(
+            "DELETE FROM story_bands WHERE story_id IN (SELECT id FROM stories WHERE sort_date < ?1)",
+        )
+        .bind(before)
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        w.tx.commit().await?;
+        Ok(n)
     }
 
     pub(super) async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -506,22 +521,14 @@ async fn file_into_story(
         .map(dedup::bands)
         .unwrap_or_default();
     if found.is_none() && !bands.is_empty() {
-        let candidates: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT s.id, s.signature FROM stories s
-             WHERE s.id IN (SELECT story_id FROM story_bands b
-                            JOIN json_each(?1) k
-                              ON b.band = json_extract(k.value, '$[0]')
-                             AND b.hash = json_extract(k.value, '$[1]'))
-               AND s.sort_date BETWEEN ?2 AND ?3
-               AND s.signature IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM items i WHERE i.story_id = s.id AND i.feed_id = ?4)",
-        )
-        .bind(json(&bands))
-        .bind(date - policy.window_secs)
-        .bind(date + policy.window_secs)
-        .bind(feed_id)
-        .fetch_all(&mut **tx)
-        .await?;
+        let mut q = sqlx::query_as::<_, (i64, Vec<u8>)>(band_lookup_sql())
+            .bind(date - policy.window_secs)
+            .bind(date + policy.window_secs)
+            .bind(feed_id);
+        for (band, hash) in &bands {
+            q = q.bind(band).bind(hash);
+        }
+        let candidates = q.fetch_all(&mut **tx).await?;
         let sig = item.signature.as_deref().unwrap_or_default();
         found = candidates
             .into_iter()
@@ -616,6 +623,32 @@ async fn update_item(
         .await?;
     write_tags(tx, id, &item.tags).await?;
     Ok(true)
+}
+
+/// Stories sharing at least one LSH band with an item, dated within the
+/// window, without an item of the same feed. One index seek per band: the
+/// cost does not grow with the store.
+fn band_lookup_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let seeks: Vec<String> = (0..dedup::BANDS)
+            .map(|b| {
+                format!(
+                    "SELECT story_id FROM story_bands WHERE band = ?{} AND hash = ?{}",
+                    4 + 2 * b,
+                    5 + 2 * b
+                )
+            })
+            .collect();
+        format!(
+            "SELECT s.id, s.signature FROM stories s
+             WHERE s.id IN ({})
+               AND s.sort_date BETWEEN ?1 AND ?2
+               AND s.signature IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM items i WHERE i.story_id = s.id AND i.feed_id = ?3)",
+            seeks.join(" UNION ")
+        )
+    })
 }
 
 /// All of an item's tags in one statement.

@@ -1,0 +1,231 @@
+//! Cost per new item of tagging + dedup (canonical link, MinHash, LSH
+//! lookup, story filing) and storing, against stores already holding 10k,
+//! 100k and 1M stories. It must stay flat as the store grows.
+//!
+//! usage: cargo bench --bench dedup -- [SIZES=10000,100000,1000000] [NEW=2000]
+//! New items are stored 25 at a time, a feed's worth, as a poll does.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use gazette::config::{Config, DatabaseUrl};
+use gazette::dedup::{self, Policy};
+use gazette::model::Item;
+use gazette::pipeline;
+use gazette::store::Store;
+use gazette::tag::Tagger;
+use rand::{Rng, SeedableRng};
+
+const WORDS: &[&str] = &[
+    "council",
+    "resolution",
+    "china",
+    "lawyer",
+    "defender",
+    "detained",
+    "russia",
+    "vote",
+    "geneva",
+    "session",
+    "report",
+    "expert",
+    "release",
+    "arbitrary",
+    "detention",
+    "torture",
+    "committee",
+    "review",
+    "hong",
+    "kong",
+    "tibet",
+    "xinjiang",
+    "journalist",
+    "protest",
+    "sentenced",
+    "court",
+    "appeal",
+    "freedom",
+    "expression",
+    "assembly",
+    "association",
+    "reprisals",
+    "women",
+    "rights",
+    "human",
+    "states",
+    "special",
+    "rapporteur",
+    "visit",
+    "statement",
+    "urges",
+    "calls",
+    "families",
+    "missing",
+    "disappearance",
+    "election",
+    "law",
+    "security",
+    "national",
+    "amendment",
+    "sogie",
+];
+
+fn text(rng: &mut impl Rng, n: usize) -> String {
+    (0..n)
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let sizes: Vec<i64> = args
+        .first()
+        .map(|s| s.split(',').map(|n| n.parse().unwrap()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000]);
+    let new: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(2000);
+    let config = Arc::new(
+        Config::parse(
+            Path::new("bench.toml"),
+            "[[tags]]\nname = \"china\"\nkeywords = [\"China\", \"Hong Kong\", \"Tibet\"]\n[[tags]]\nname = \"un-hrc\"\nkeywords = [\"Human Rights Council\"]\nregex = ['\\bUPR\\d*\\b']\n",
+        )
+        .unwrap(),
+    );
+    let tagger = Tagger::new(&config.tags, &config.exclude);
+    let policy = Policy {
+        window_secs: 7 * 86400,
+        threshold: dedup::DEFAULT_THRESHOLD,
+    };
+    println!(
+        "| stored stories | new items | µs per new item (tag + dedup + store) | of which tag + fingerprint |"
+    );
+    println!("|---|---|---|---|");
+    for n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("bench.db");
+        let store = Store::open(&DatabaseUrl::Sqlite(db.clone())).await.unwrap();
+        let mut feeds = config.feeds.clone();
+        for name in ["bulk", "new"] {
+            feeds.push(gazette::config::FeedConfig {
+                name: name.into(),
+                source: gazette::config::FeedSource::File(dir.path().join(name)),
+                tags: vec![],
+                interval: std::time::Duration::from_secs(3600),
+                priority: 0,
+            });
+        }
+        let rows = store.sync_feeds(&feeds).await.unwrap();
+        populate(&db, n, rows[0].id).await;
+        // As every poll does: stories older than two windows leave the band index.
+        let pruned = store
+            .prune_bands(chrono::Utc::now().timestamp() - 14 * 86400)
+            .await
+            .unwrap();
+        eprintln!("pruned {pruned} band rows");
+        let now = chrono::Utc::now().timestamp();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let started = Instant::now();
+        let mut cpu = std::time::Duration::ZERO;
+        // Stored a feed's worth at a time, as a poll does.
+        let mut batch = Vec::new();
+        for i in 0..new {
+            let t0 = Instant::now();
+            let title = text(&mut rng, 10);
+            let body = text(&mut rng, 50);
+            let tagging = pipeline::tag_item(&tagger, &[], &title, None, Some(&body), &[]);
+            let link = format!("https://new.example/{i}?utm_source=rss");
+            let item = Item {
+                key: format!("guid:{i}"),
+                raw_hash: i as i64,
+                guid: Some(i.to_string()),
+                canonical_link: dedup::canonical_link(&link, &[]),
+                signature: dedup::signature(&title, &body),
+                link: Some(link),
+                title,
+                summary_html: None,
+                content_html: Some(format!("<p>{body}</p>")),
+                excerpt: body,
+                authors: vec![],
+                categories: vec![],
+                enclosures: vec![],
+                published: chrono::DateTime::from_timestamp(
+                    now - rng.random_range(0..90 * 86400),
+                    0,
+                ),
+                updated: None,
+                tags: tagging.tags,
+                excluded: tagging.excluded,
+            };
+            cpu += t0.elapsed();
+            batch.push(item);
+            if batch.len() == 25 || i + 1 == new {
+                store
+                    .save_items(rows[1].id, &batch, now, &policy)
+                    .await
+                    .unwrap();
+                batch.clear();
+            }
+        }
+        let per = started.elapsed().as_secs_f64() * 1e6 / new as f64;
+        println!(
+            "| {n} | {new} | {per:.0} | {:.0} |",
+            cpu.as_secs_f64() * 1e6 / new as f64
+        );
+        store.close().await;
+    }
+}
+
+/// Fills the store with `n` stories (random signatures and bands, dates over
+/// the last 180 days) and one item each, in bulk SQL.
+async fn populate(db: &Path, n: i64, feed_id: i64) {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .connect()
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let t = Instant::now();
+    // Bulk load without the indexes, then build them sorted: far faster than 16M random inserts.
+    for sql in [
+        "PRAGMA cache_size = -262144",
+        "DROP INDEX story_bands_lookup",
+        "DROP INDEX story_bands_story",
+        "DROP INDEX items_canonical_link",
+        "DROP INDEX items_story",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    for sql in [
+        format!(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n})
+             INSERT INTO stories (id, signature, sort_date, created_at)
+             SELECT x, randomblob(256), {now} - abs(random()) % (180 * 86400), {now} FROM c"
+        ),
+        "WITH RECURSIVE b(y) AS (SELECT 0 UNION ALL SELECT y + 1 FROM b WHERE y < 15)
+         INSERT INTO story_bands (band, hash, story_id) SELECT y, random(), s.id FROM stories s, b"
+            .to_string(),
+        format!(
+            "INSERT INTO items (feed_id, item_key, raw_hash, link, title, excerpt, authors, categories,
+               enclosures, first_seen, sort_date, canonical_link, story_id, merge_reason)
+             SELECT {feed_id}, 'k' || id, 0, 'https://bulk.example/' || id, 'bulk story ' || id, '', '[]', '[]', '[]',
+               {now}, sort_date, 'https://bulk.example/' || id, id, 'first' FROM stories"
+        ),
+        "CREATE INDEX story_bands_lookup ON story_bands (band, hash)".into(),
+        "CREATE INDEX story_bands_story ON story_bands (story_id)".into(),
+        "CREATE INDEX items_canonical_link ON items (canonical_link)".into(),
+        "CREATE INDEX items_story ON items (story_id)".into(),
+        "ANALYZE".into(),
+    ] {
+        sqlx::query(&sql).execute(&mut conn).await.unwrap();
+    }
+    eprintln!(
+        "populated {n} stories in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+}

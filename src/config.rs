@@ -445,16 +445,6 @@ impl Config {
         })?;
         ctx.validate(raw)
     }
-
-    /// The folder relative paths in the file are resolved against.
-    pub fn base_dir(&self) -> PathBuf {
-        base_dir_of(&self.path)
-    }
-
-    /// The interval a feed is actually polled at (never below `min_interval`).
-    pub fn effective_interval(&self, feed: &FeedConfig) -> Duration {
-        feed.interval.max(self.min_interval)
-    }
 }
 
 fn base_dir_of(path: &Path) -> PathBuf {

@@ -113,23 +113,6 @@ pub enum Waits {
 }
 
 impl Ingest {
-    /// Refreshes one feed and records its fetch state. Never fails: problems
-    /// are in the report (a store failure included).
-    pub async fn refresh_and_record(
-        &self,
-        feed: &FeedConfig,
-        row: &FeedRow,
-        waits: Waits,
-    ) -> FeedReport {
-        let (mut report, state) = self.refresh(feed, row, waits).await;
-        if let Some(st) = state
-            && let Err(e) = self.store.save_fetch_states(&[(row.id, st)]).await
-        {
-            report = store_failed(feed, e);
-        }
-        report
-    }
-
     /// Refreshes one feed, storing its new and changed items, and returns the
     /// fetch state to record (`None` when the feed was not fetched). Callers
     /// that refresh many feeds record the states in batches.

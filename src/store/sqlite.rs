@@ -388,6 +388,9 @@ impl SqliteStore {
                 // The first source is the primary. The item that started the
                 // story may not be: say how it relates to the others.
                 let links = links.remove(&s.id).unwrap_or_default();
+                // When the primary joined the story as a near duplicate, its
+                // score is its similarity to the item that started the story.
+                let primary_score = s.sources.first().and_then(|p| p.score);
                 for (i, src) in s.sources.iter_mut().enumerate() {
                     if i == 0 {
                         src.reason = "primary".into();
@@ -401,6 +404,7 @@ impl SqliteStore {
                         src.reason = if shared {
                             "same link"
                         } else {
+                            src.score = primary_score;
                             "near duplicate"
                         }
                         .into();

@@ -115,10 +115,29 @@ fn parse_inner(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseE
         .or_else(|| site_link.as_deref().and_then(|s| Url::parse(s).ok()));
     let site_link = site_link.map(|s| absolutise(&s, base.as_ref()));
     let title_is_html = feed.feed_type != FeedType::Atom;
+    // FeedBurner-style proxies: the item's real address is in `origLink`.
+    let orig = orig_links(&text).filter(|o| o.len() == feed.entries.len());
     let entries = feed
         .entries
         .into_iter()
-        .map(|entry| RawEntry::new(entry, base.clone(), title_is_html))
+        .enumerate()
+        .map(|(i, mut entry)| {
+            if let Some(link) = orig.as_ref().and_then(|o| o[i].clone()) {
+                entry.links.insert(
+                    0,
+                    feed_rs::model::Link {
+                        href: link,
+                        rel: None,
+                        media_type: None,
+                        href_lang: None,
+                        title: None,
+                        length: None,
+                        target: None,
+                    },
+                );
+            }
+            RawEntry::new(entry, base.clone(), title_is_html)
+        })
         .collect();
     Ok(ParsedFeed {
         title: feed.title.map(|t| text_to_plain(&t, title_is_html)),
@@ -429,6 +448,62 @@ fn declared_encoding(bytes: &[u8]) -> Option<&'static Encoding> {
     Some(enc)
 }
 
+/// The `origLink` (FeedBurner, Pheedo) of each item or entry, in document
+/// order; `None` when the document has none. feed-rs does not read them.
+fn orig_links(text: &str) -> Option<Vec<Option<String>>> {
+    use quick_xml::escape::resolve_predefined_entity;
+    use quick_xml::events::Event;
+    if !text.contains("origLink") {
+        return None;
+    }
+    let mut reader = quick_xml::Reader::from_str(text);
+    let (mut out, mut depth_item, mut in_orig) = (Vec::new(), 0usize, false);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => match e.local_name().as_ref() {
+                "item" | "entry" => {
+                    depth_item += 1;
+                    out.push(None);
+                }
+                "origLink" | "origlink" if depth_item > 0 => in_orig = true,
+                _ => {}
+            },
+            Ok(Event::End(e)) => match e.local_name().as_ref() {
+                "item" | "entry" => depth_item = depth_item.saturating_sub(1),
+                "origLink" | "origlink" => in_orig = false,
+                _ => {}
+            },
+            Ok(Event::Text(t)) if in_orig => push_to_last(&mut out, t.as_ref()),
+            Ok(Event::CData(t)) if in_orig => push_to_last(&mut out, t.as_ref()),
+            Ok(Event::GeneralRef(r)) if in_orig => {
+                let c = match r.resolve_char_ref() {
+                    Ok(Some(c)) => c.to_string(),
+                    _ => resolve_predefined_entity(r.as_ref())
+                        .unwrap_or_default()
+                        .to_string(),
+                };
+                push_to_last(&mut out, &c);
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    Some(
+        out.into_iter()
+            .map(|l| {
+                l.map(|s| s.trim().to_string())
+                    .filter(|s| s.starts_with("http"))
+            })
+            .collect(),
+    )
+}
+
+fn push_to_last(out: &mut [Option<String>], text: &str) {
+    if let Some(last) = out.last_mut() {
+        last.get_or_insert_with(String::new).push_str(text);
+    }
+}
+
 /// The Atom 0.3 namespace; feed-rs reads only Atom 1.0.
 const ATOM_03_NS: &str = "http://purl.org/atom/ns#";
 
@@ -547,6 +622,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn feedburner_orig_links_are_preferred() {
+        let xml = br#"<rss version="2.0" xmlns:feedburner="http://rssnamespace.org/feedburner/ext/1.0"><channel><title>t</title>
+            <item><title>a</title><guid>1</guid><link>http://feedproxy.google.com/~r/ishr/~3/abc/</link>
+              <feedburner:origLink>https://ishr.ch/news/a?x=1&amp;y=2</feedburner:origLink></item>
+            <item><title>b</title><guid>2</guid><link>https://ishr.ch/news/b</link></item>
+            </channel></rss>"#;
+        let f = parse(xml, ParseContext::default()).unwrap();
+        let s = Sanitizer::new(None);
+        assert_eq!(
+            f.entries[0].normalise(&s).link.as_deref(),
+            Some("https://ishr.ch/news/a?x=1&y=2")
+        );
+        assert_eq!(
+            f.entries[1].normalise(&s).link.as_deref(),
+            Some("https://ishr.ch/news/b")
+        );
     }
 
     #[test]

@@ -224,14 +224,32 @@ impl SqliteStore {
     }
 
     pub(super) async fn prune_bands(&self, before: i64) -> Result<u64, StoreError> {
+        // Only the stories that aged out since the last prune: each poll stays cheap.
+        let done: i64 = self
+            .meta("bands_pruned_before")
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(i64::MIN);
+        if before <= done {
+            return Ok(0);
+        }
         let mut w = self.begin_write().await?;
         let n = sqlx::query(
-            "DELETE FROM story_bands WHERE story_id IN (SELECT id FROM stories WHERE sort_date < ?1)",
+            "DELETE FROM story_bands WHERE story_id IN
+               (SELECT id FROM stories WHERE sort_date >= ?1 AND sort_date < ?2)",
         )
+        .bind(done)
         .bind(before)
         .execute(&mut *w.tx)
         .await?
         .rows_affected();
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('bands_pruned_before', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(before.to_string())
+        .execute(&mut *w.tx)
+        .await?;
         w.tx.commit().await?;
         Ok(n)
     }
@@ -559,7 +577,9 @@ async fn file_into_story(
             .bind(now)
             .fetch_one(&mut **tx)
             .await?;
-            if !bands.is_empty() {
+            // A story already older than the pruning horizon (see `prune_bands`)
+            // stays out of the near-duplicate index.
+            if !bands.is_empty() && date >= now - 2 * policy.window_secs {
                 sqlx::query(
                     "INSERT INTO story_bands (band, hash, story_id)
                      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?2

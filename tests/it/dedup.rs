@@ -307,3 +307,46 @@ async fn near_duplicates_outside_the_window_stay_apart_and_priority_picks_the_pr
         vec![("Preferred", "primary"), ("Later", "near duplicate")]
     );
 }
+
+#[tokio::test]
+async fn stories_leave_the_near_duplicate_index_once() {
+    let server = FeedServer::start().await;
+    let recent = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc2822();
+    let old = (chrono::Utc::now() - chrono::Duration::days(60)).to_rfc2822();
+    server.set(
+        "f",
+        Route::feed(
+            rss(&[
+                (
+                    "r1",
+                    "A recent story about a UN vote",
+                    "https://f.example/1",
+                    &recent,
+                    VOTE_TEXT,
+                ),
+                (
+                    "o1",
+                    "An old story on a trial",
+                    "https://f.example/2",
+                    &old,
+                    "The trial of the lawyer opened in Beijing.",
+                ),
+            ]),
+            "application/rss+xml",
+        ),
+    );
+    let ws = Workspace::new();
+    let config = ws.write_config(&[("F", server.url("f"))], "");
+    ws.poll(&config).await;
+    let store = gazette::app::open_store(&config).await.unwrap();
+    // Only the recent story was indexed; pruning past it removes its 16 band rows, once.
+    let later = chrono::Utc::now().timestamp() + 1;
+    assert_eq!(store.prune_bands(later).await.unwrap(), 16);
+    assert_eq!(store.prune_bands(later).await.unwrap(), 0, "nothing twice");
+    store.close().await;
+    assert_eq!(
+        ws.items(&config).await.len(),
+        2,
+        "the stories themselves stay"
+    );
+}

@@ -150,8 +150,13 @@ impl Ingest {
             if let (Some(until), true) = (waiting, honour) {
                 let until = DateTime::from_timestamp(until, 0).unwrap_or(now);
                 let mut r = FeedReport::new(&feed.name, FeedStatus::Deferred(until));
+                let why = if st.status == "throttled" {
+                    "server asked to wait"
+                } else {
+                    "backing off after errors"
+                };
                 r.message = Some(format!(
-                    "server asked to wait: next fetch after {}",
+                    "{why}: next fetch after {}",
                     until.format("%Y-%m-%d %H:%M:%S UTC")
                 ));
                 return Ok((r, None));

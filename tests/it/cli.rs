@@ -3,16 +3,7 @@
 use std::process::Command;
 
 use crate::server::{FeedServer, Route};
-use crate::{Workspace, fixture};
-
-fn gazette(ws: &Workspace, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_gazette"))
-        .arg("--config")
-        .arg(ws.config_path())
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::{Workspace, fixture, gazette};
 
 #[test]
 fn check_reports_file_line_and_column() {

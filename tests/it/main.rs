@@ -88,6 +88,16 @@ impl Workspace {
     }
 }
 
+/// Runs the real `gazette` binary on the workspace's configuration.
+pub fn gazette(ws: &Workspace, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("--config")
+        .arg(ws.config_path())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// The report for feed `name`.
 pub fn report<'a>(reports: &'a [FeedReport], name: &str) -> &'a FeedReport {
     reports

@@ -1,12 +1,10 @@
 //! Tag rules, category mapping, exclusions and re-tagging without refetching.
 
-use std::process::Command;
-
 use gazette::config::Config;
 use gazette::model::ItemQuery;
 
 use crate::server::{FeedServer, Route};
-use crate::{Workspace, by_title};
+use crate::{Workspace, by_title, gazette};
 
 const FEED: &str = r#"<rss version="2.0"><channel><title>t</title><link>https://ishr.example/</link>
 <item><guid>1</guid><title>China's lawyers: a new series</title><link>https://ishr.example/1</link><description>Profiles of defenders.</description></item>
@@ -92,12 +90,7 @@ async fn rules_tag_map_categories_exclude_and_retag_without_refetching() {
     );
 
     // `gazette retag` does the same on demand; nothing left to change now.
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_gazette"))
-            .args(["--config", path.to_str().unwrap(), "retag"])
-            .output()
-            .unwrap()
-    });
+    let out = tokio::task::block_in_place(|| gazette(&ws, &["retag"]));
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8(out.stdout).unwrap().trim(),

@@ -11,6 +11,8 @@ use crate::config::Config;
 use crate::fetch::{self, Fetcher};
 use crate::model::{FetchState, ItemQuery, Story};
 use crate::pipeline::{self, FeedReport, Ingest, Waits};
+use crate::publish;
+use crate::serve;
 use crate::store::Store;
 use crate::tag::{self, Tagger, Tagging};
 
@@ -175,4 +177,45 @@ pub async fn items(store: &Store, q: &ItemQuery) -> anyhow::Result<Vec<Story>> {
         .list_stories(q)
         .await
         .context("listing stored stories")
+}
+
+/// Renders every published document and writes them under `out`; their
+/// paths, relative to `out`.
+pub async fn publish(
+    config: &Config,
+    store: &Store,
+    out: &std::path::Path,
+) -> anyhow::Result<Vec<String>> {
+    let mut docs = Vec::new();
+    for kind in publish::all_kinds(config) {
+        docs.push(
+            publish::render(config, store, &kind)
+                .await
+                .with_context(|| format!("rendering {}", kind.path()))?,
+        );
+    }
+    publish::write_dir(out, &docs)?;
+    Ok(docs.into_iter().map(|d| d.path).collect())
+}
+
+/// Serves the published documents over HTTP on the configured address
+/// until `shutdown` resolves.
+pub async fn serve(
+    config: Arc<Config>,
+    store: Store,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
+    let addr = config.http.listen;
+    let listener = serve::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr} ([http] listen in {}): is another server using it?",
+            config.path.display()
+        )
+    })?;
+    on_listening(listener.local_addr().unwrap_or(addr));
+    let site = Arc::new(serve::Site::new(config, store));
+    serve::serve(site, listener, shutdown)
+        .await
+        .context("serving HTTP")
 }

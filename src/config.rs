@@ -215,6 +215,8 @@ pub struct PublishConfig {
     pub dir: PathBuf,
     /// Stories per published feed.
     pub entries: usize,
+    /// WebSub hub announced in the published feeds (`link rel="hub"`).
+    pub hub: Option<Url>,
 }
 
 /// How digests leave the machine.
@@ -363,6 +365,7 @@ struct RawHttp {
 struct RawPublish {
     dir: Option<String>,
     entries: Option<Spanned<i64>>,
+    hub: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -513,6 +516,17 @@ impl Ctx<'_> {
                 if !matches!(u.scheme(), "http" | "https") {
                     return Err(self.err(s.span(), "site_url must be an http:// or https:// URL"));
                 }
+                if u.host_str().is_none_or(str::is_empty) {
+                    return Err(self.err(s.span(), "site_url has no host"));
+                }
+                let mut u = u;
+                // Published paths are joined to it: it names a folder.
+                if !u.path().ends_with('/') {
+                    let path = format!("{}/", u.path());
+                    u.set_path(&path);
+                }
+                u.set_query(None);
+                u.set_fragment(None);
                 u
             }
             None => Url::parse("http://127.0.0.1:8080/").expect("static url"),
@@ -571,8 +585,17 @@ impl Ctx<'_> {
         let mut publish = PublishConfig {
             dir: self.resolve("public"),
             entries: 100,
+            hub: None,
         };
         if let Some(p) = raw.publish {
+            if let Some(h) = &p.hub {
+                let u = Url::parse(h.get_ref())
+                    .map_err(|e| self.err(h.span(), format!("hub is not a valid URL: {e}")))?;
+                if !matches!(u.scheme(), "http" | "https") {
+                    return Err(self.err(h.span(), "hub must be an http:// or https:// URL"));
+                }
+                publish.hub = Some(u);
+            }
             if let Some(d) = p.dir {
                 publish.dir = self.resolve(&d);
             }

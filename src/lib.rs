@@ -5,7 +5,8 @@
 //! ```text
 //! feeds.toml ─ config ─▶ scheduler ─▶ fetch ─▶ parse (+ sanitize) ─▶ tag ─▶ store
 //!                                       └──────────── pipeline ───────────┘
-//! store ─▶ publish (Atom, HTTP)      store ─▶ digest ─▶ mail
+//! store ─▶ publish (Atom, RSS, JSON, HTML, OPML) ─▶ serve (HTTP)
+//! store ─▶ digest ─▶ mail
 //! ```
 //!
 //! [`pipeline`] is the only module that sees every ingest step; the others
@@ -18,7 +19,9 @@ pub mod fetch;
 pub mod model;
 pub mod parse;
 pub mod pipeline;
+pub mod publish;
 pub mod sanitize;
 pub mod scheduler;
+pub mod serve;
 pub mod store;
 pub mod tag;

@@ -60,6 +60,24 @@ enum Command {
     },
     /// Re-compute every stored story's tags from the current rules (no fetching).
     Retag,
+    /// Write feed.atom, feed.rss, feed.json, index.html, sources.opml and the
+    /// per-tag feeds and pages into a folder.
+    Publish {
+        /// The folder (default: [publish] dir).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Serve the published feeds and pages over HTTP on [http] listen.
+    Serve,
+    /// Move a feed list in and out of OPML 2.0.
+    #[command(subcommand)]
+    Opml(OpmlCommand),
+}
+
+#[derive(Subcommand)]
+enum OpmlCommand {
+    /// Print the configured feeds as OPML 2.0.
+    Export,
 }
 
 fn main() -> ExitCode {
@@ -126,6 +144,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Poll { force } => poll(config, force).await,
+        Command::Publish { out } => {
+            let out = out.unwrap_or_else(|| config.publish.dir.clone());
+            let store = app::open_store(&config).await?;
+            let written = app::publish(&config, &store, &out).await;
+            store.close().await;
+            let written = written?;
+            println!("published {} files to {}", written.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => {
+            let config = Arc::new(config);
+            let store = app::open_store(&config).await?;
+            let served = app::serve(config, store.clone(), shutdown_signal(), |addr| {
+                eprintln!("serving http://{addr}/ (Ctrl-C stops)");
+            })
+            .await;
+            store.close().await;
+            served?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Opml(OpmlCommand::Export) => {
+            let store = app::open_store(&config).await?;
+            let feeds = store.feeds().await;
+            store.close().await;
+            let opml = gazette::publish::opml(&config, &feeds.context("reading the feeds")?);
+            std::io::stdout().lock().write_all(&opml)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Retag => {
             let config = Arc::new(config);
             let store = app::open_store(&config).await?;
@@ -270,6 +316,28 @@ fn print_summary(reports: &[FeedReport]) {
         new,
         updated
     );
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
 }
 
 fn parse_since(s: &str) -> anyhow::Result<DateTime<Utc>> {

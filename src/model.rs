@@ -149,6 +149,12 @@ pub struct Story {
     /// Last update of the primary item, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated: Option<DateTime<Utc>>,
+    /// When the store first saw the story.
+    #[serde(skip)]
+    pub created_at: DateTime<Utc>,
+    /// When an item last joined the story or one of its items was edited.
+    #[serde(skip)]
+    pub changed_at: Option<DateTime<Utc>>,
     /// The primary item's guid, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guid: Option<String>,

@@ -113,7 +113,7 @@ fn parse_inner(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseE
     let base: Option<Url> = base
         .cloned()
         .or_else(|| site_link.as_deref().and_then(|s| Url::parse(s).ok()));
-    let site_link = site_link.map(|s| absolutise(&s, base.as_ref()));
+    let site_link = site_link.and_then(|s| web_link(&s, base.as_ref()));
     let title_is_html = feed.feed_type != FeedType::Atom;
     // FeedBurner-style proxies: the item's real address is in `origLink`.
     let orig = orig_links(&text).filter(|o| o.len() == feed.entries.len());
@@ -154,7 +154,7 @@ impl RawEntry {
             .iter()
             .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
             .or_else(|| entry.links.first())
-            .map(|l| absolutise(&l.href, base.as_ref()));
+            .and_then(|l| web_link(&l.href, base.as_ref()));
         let raw_hash = raw_hash(&entry);
         let key = if !entry.id.trim().is_empty() {
             format!("guid:{}", entry.id.trim())
@@ -227,7 +227,7 @@ impl RawEntry {
             .flat_map(|m| &m.content)
             .filter_map(|c| {
                 Some(Enclosure {
-                    url: c.url.as_ref()?.to_string(),
+                    url: web_link(c.url.as_ref()?.as_str(), None)?,
                     mime: c.content_type.as_ref().map(|m| m.to_string()),
                     length: c.size,
                 })
@@ -238,7 +238,9 @@ impl RawEntry {
             .iter()
             .filter(|l| l.rel.as_deref() == Some("enclosure"))
         {
-            let url = absolutise(&l.href, self.base.as_ref());
+            let Some(url) = web_link(&l.href, self.base.as_ref()) else {
+                continue;
+            };
             if !enclosures.iter().any(|x| x.url == url) {
                 enclosures.push(Enclosure {
                     url,
@@ -251,27 +253,33 @@ impl RawEntry {
             .authors
             .iter()
             .filter_map(|p| {
-                let n = p.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
-                n.or(p.email.as_deref()).map(str::to_string)
+                let n = p.name.as_deref().map(plain_name).filter(|n| !n.is_empty());
+                n.or_else(|| p.email.as_deref().map(plain_name))
+                    .filter(|n| !n.is_empty())
             })
             .collect();
         let categories = e
             .categories
             .iter()
-            .map(|c| c.label.as_deref().unwrap_or(&c.term).trim().to_string())
+            .map(|c| plain_name(c.label.as_deref().unwrap_or(&c.term)))
             .filter(|c| !c.is_empty())
             .collect();
+        let authors: Vec<String> = authors;
+        let categories: Vec<String> = categories;
         Item {
             key: self.key.clone(),
             raw_hash: self.raw_hash,
             guid: Some(e.id.trim().to_string()).filter(|g| !g.is_empty()),
             link: self.link.clone(),
-            title,
-            summary_html,
-            content_html,
-            excerpt,
-            authors,
-            categories,
+            title: sanitize::strip_controls(title),
+            summary_html: summary_html.map(sanitize::strip_controls),
+            content_html: content_html.map(sanitize::strip_controls),
+            excerpt: sanitize::strip_controls(excerpt),
+            authors: authors.into_iter().map(sanitize::strip_controls).collect(),
+            categories: categories
+                .into_iter()
+                .map(sanitize::strip_controls)
+                .collect(),
             enclosures,
             published: e.published.or(e.updated).map(trim_future),
             updated: e.updated.map(trim_future),
@@ -300,10 +308,28 @@ fn is_html(t: &Text) -> bool {
 
 /// Text of a title: HTML titles (RSS, JSON, Atom `type="html"`) lose tags and entities.
 fn text_to_plain(t: &Text, html_by_default: bool) -> String {
-    if html_by_default || is_html(t) {
+    if html_by_default || is_html(t) || looks_like_markup(&t.content) {
         sanitize::html_to_text(&t.content)
     } else {
         t.content.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Whether plain text carries tags (`<img onerror=…>` as an author name):
+/// such text is reduced to its words, so no output ever carries markup it
+/// did not sanitise.
+fn looks_like_markup(s: &str) -> bool {
+    s.as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!'))
+}
+
+/// A name or category as plain text.
+fn plain_name(s: &str) -> String {
+    if looks_like_markup(s) {
+        sanitize::html_to_text(s)
+    } else {
+        s.trim().to_string()
     }
 }
 
@@ -316,6 +342,14 @@ fn html_of(body: &str, is_html: bool) -> String {
             .map(|p| format!("<p>{}</p>", sanitize::escape_html(p.trim())))
             .collect()
     }
+}
+
+/// `href` made absolute, when it then is an http(s) URL: `javascript:`,
+/// `data:` and their kind never become a story's link.
+fn web_link(href: &str, base: Option<&Url>) -> Option<String> {
+    let abs = absolutise(href, base);
+    let u = Url::parse(&abs).ok()?;
+    matches!(u.scheme(), "http" | "https").then_some(abs)
 }
 
 fn absolutise(href: &str, base: Option<&Url>) -> String {

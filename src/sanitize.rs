@@ -516,6 +516,19 @@ pub fn excerpt(text: &str, max: usize) -> String {
     )
 }
 
+/// `s` without the characters XML 1.0 forbids and no page or email wants:
+/// C0 controls other than tab, newline and carriage return, and U+FFFE/U+FFFF.
+pub fn strip_controls(s: String) -> String {
+    let bad = |c: char| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}'
+    };
+    if s.chars().any(bad) {
+        s.chars().filter(|&c| !bad(c)).collect()
+    } else {
+        s
+    }
+}
+
 /// Escapes text for HTML element content and attribute values.
 pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);

@@ -70,6 +70,13 @@ impl Store {
         }
     }
 
+    /// Every feed the store knows (also those no longer configured), by id.
+    pub async fn feeds(&self) -> Result<Vec<FeedRow>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.feeds().await,
+        }
+    }
+
     /// `item_key → raw_hash` of every stored item of a feed.
     pub async fn known_hashes(&self, feed_id: i64) -> Result<HashMap<String, i64>, StoreError> {
         match self {

@@ -24,6 +24,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_stories.sql"),
     include_str!("../../migrations/sqlite/0003_exclusion_and_meta.sql"),
+    // 0004 is reserved for the digest tables.
+    "",
+    include_str!("../../migrations/sqlite/0005_publish.sql"),
 ];
 
 /// A store in an SQLite file.
@@ -141,6 +144,15 @@ impl SqliteStore {
             .collect())
     }
 
+    pub(super) async fn feeds(&self) -> Result<Vec<FeedRow>, StoreError> {
+        sqlx::query("SELECT * FROM feeds ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(feed_row)
+            .collect()
+    }
+
     pub(super) async fn known_hashes(
         &self,
         feed_id: i64,
@@ -180,9 +192,12 @@ impl SqliteStore {
             if let Some(id) = insert_item(tx, feed_id, item, now).await? {
                 counts.new += 1;
                 file_into_story(tx, id, feed_id, item, now, policy).await?;
-            } else if update_item(tx, feed_id, item).await? {
+            } else if update_item(tx, feed_id, item, now).await? {
                 counts.updated += 1;
             }
+        }
+        if counts.new + counts.updated > 0 {
+            bump_content_version(tx).await?;
         }
         w.tx.commit().await?;
         Ok(counts)
@@ -327,6 +342,9 @@ impl SqliteStore {
                 .await?;
             write_tags(&mut w.tx, *id, &t.tags).await?;
         }
+        if changed > 0 {
+            bump_content_version(&mut w.tx).await?;
+        }
         w.tx.commit().await?;
         Ok(changed)
     }
@@ -357,6 +375,7 @@ impl SqliteStore {
         }
         let rows = sqlx::query(
             "SELECT i.*, f.name AS feed_name, s.sort_date AS story_date,
+               s.created_at AS story_created, s.updated_at AS story_updated,
                (SELECT group_concat(tag, char(31)) FROM
                   (SELECT tag FROM item_tags t WHERE t.item_id = i.id ORDER BY tag)) AS tag_list
              FROM items i JOIN feeds f ON f.id = i.feed_id JOIN stories s ON s.id = i.story_id
@@ -561,11 +580,14 @@ async fn file_into_story(
     }
     let (story_id, reason) = match found {
         Some((story_id, reason)) => {
-            sqlx::query("UPDATE stories SET sort_date = min(sort_date, ?2) WHERE id = ?1")
-                .bind(story_id)
-                .bind(date)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "UPDATE stories SET sort_date = min(sort_date, ?2), updated_at = ?3 WHERE id = ?1",
+            )
+            .bind(story_id)
+            .bind(date)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
             (story_id, reason)
         }
         None => {
@@ -606,11 +628,12 @@ async fn file_into_story(
 }
 
 /// Rewrites the stored item with `item`'s key when its raw hash changed;
-/// whether it did. The first-seen time stays.
+/// whether it did. The first-seen time stays; its story is marked updated.
 async fn update_item(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
     item: &Item,
+    now: i64,
 ) -> Result<bool, StoreError> {
     let id: Option<i64> = sqlx::query_scalar(
         "UPDATE items SET raw_hash = ?3, guid = ?4, link = ?5, title = ?6, summary_html = ?7,
@@ -641,6 +664,13 @@ async fn update_item(
     let Some(id) = id else {
         return Ok(false);
     };
+    sqlx::query(
+        "UPDATE stories SET updated_at = ?2 WHERE id = (SELECT story_id FROM items WHERE id = ?1)",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query("DELETE FROM item_tags WHERE item_id = ?1")
         .bind(id)
         .execute(&mut **tx)
@@ -673,6 +703,17 @@ fn band_lookup_sql() -> &'static str {
             seeks.join(" UNION ")
         )
     })
+}
+
+/// Marks a change of what is published (see `content_version`).
+async fn bump_content_version(tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ('content_version', '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// All of an item's tags in one statement.
@@ -746,6 +787,8 @@ fn story_of(r: &sqlx::sqlite::SqliteRow, story_id: i64) -> Result<Story, StoreEr
         tags: Vec::new(),
         published: ts(Some(r.try_get("story_date")?)).unwrap_or_default(),
         updated: ts(r.try_get("updated")?),
+        created_at: ts(Some(r.try_get("story_created")?)).unwrap_or_default(),
+        changed_at: ts(r.try_get("story_updated")?),
         guid: r.try_get("guid")?,
         authors: list("authors")?,
         categories: list("categories")?,

@@ -3,6 +3,7 @@
 mod cli;
 mod dedup;
 mod ingest;
+mod publish;
 mod server;
 mod tags;
 

@@ -1,0 +1,406 @@
+//! The HTTP server (`gazette serve`, and later the daemon): every published
+//! document rendered from the store, cached until the store's content
+//! changes, with validators, conditional GET and precompressed bodies.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::publish::{self, Kind};
+use crate::store::Store;
+
+/// How long a cached document is served before the store is asked whether
+/// its content changed: a change shows over HTTP within this time.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// A document ready to serve: its bytes in each encoding and its validators.
+#[derive(Debug)]
+struct Rendered {
+    content_type: &'static str,
+    identity: Bytes,
+    gzip: Bytes,
+    br: Bytes,
+    /// Hash of the identity body; an encoding gets a suffix.
+    etag: String,
+    last_modified: DateTime<Utc>,
+}
+
+/// What the server keeps between requests.
+#[derive(Default)]
+struct Cache {
+    /// The store's content version the documents were rendered at.
+    version: Option<String>,
+    checked: Option<Instant>,
+    docs: HashMap<String, Arc<Rendered>>,
+    /// Validators of each path's last rendering, kept across versions: a
+    /// re-rendering with the same bytes keeps its Last-Modified.
+    validators: HashMap<String, (String, DateTime<Utc>)>,
+}
+
+/// The site: configuration, store and rendered documents.
+pub struct Site {
+    config: Arc<Config>,
+    store: Store,
+    tags: BTreeSet<String>,
+    cache: Mutex<Cache>,
+    /// One rendering at a time: concurrent requests after a change wait for
+    /// it instead of each rendering the same document.
+    render_lock: tokio::sync::Mutex<()>,
+}
+
+impl Site {
+    /// A site serving `config`'s documents from `store`.
+    pub fn new(config: Arc<Config>, store: Store) -> Site {
+        Site {
+            tags: publish::tag_names(&config),
+            config,
+            store,
+            cache: Mutex::default(),
+            render_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Forgets every rendered document: the next request renders afresh.
+    /// For writers in the same process (the daemon) that just changed the store.
+    pub fn invalidate(&self) {
+        let mut c = self.cache.lock().expect("cache lock");
+        c.docs.clear();
+        c.checked = None;
+    }
+
+    /// The cached rendering of `kind`, rendering it when the store changed.
+    async fn document(&self, kind: &Kind) -> Result<Arc<Rendered>, String> {
+        let path = kind.path();
+        if let Some(doc) = self.cached(&path).await? {
+            return Ok(doc);
+        }
+        let _one = self.render_lock.lock().await;
+        if let Some(doc) = self.cached(&path).await? {
+            return Ok(doc);
+        }
+        let doc = publish::render(&self.config, &self.store, kind)
+            .await
+            .map_err(|e| e.to_string())?;
+        let etag = format!(
+            "\"{:016x}\"",
+            xxhash_rust::xxh3::xxh3_64(&doc.body) ^ doc.content_type.len() as u64
+        );
+        let mut c = self.cache.lock().expect("cache lock");
+        let last_modified = match c.validators.get(&path) {
+            Some((old, lm)) if *old == etag => *lm,
+            // Changed bytes must never look older than the previous ones.
+            Some((_, lm)) => doc
+                .updated
+                .unwrap_or_else(Utc::now)
+                .max(*lm + chrono::Duration::seconds(1)),
+            None => doc.updated.unwrap_or_else(Utc::now),
+        }
+        // HTTP dates have whole seconds: compare like clients will.
+        .with_nanosecond_zero();
+        c.validators
+            .insert(path.clone(), (etag.clone(), last_modified));
+        let rendered = Arc::new(Rendered {
+            content_type: doc.content_type,
+            gzip: gzip(&doc.body).into(),
+            br: brotli(&doc.body).into(),
+            identity: doc.body.into(),
+            etag,
+            last_modified,
+        });
+        c.docs.insert(path, rendered.clone());
+        Ok(rendered)
+    }
+
+    /// The cached document at `path` unless the store changed since.
+    async fn cached(&self, path: &str) -> Result<Option<Arc<Rendered>>, String> {
+        let fresh = {
+            let c = self.cache.lock().expect("cache lock");
+            c.checked.is_some_and(|t| t.elapsed() < RECHECK)
+        };
+        if !fresh {
+            let version = self
+                .store
+                .meta("content_version")
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut c = self.cache.lock().expect("cache lock");
+            if c.version != version {
+                c.docs.clear();
+                c.version = version;
+            }
+            c.checked = Some(Instant::now());
+        }
+        Ok(self
+            .cache
+            .lock()
+            .expect("cache lock")
+            .docs
+            .get(path)
+            .cloned())
+    }
+}
+
+trait WholeSeconds {
+    fn with_nanosecond_zero(self) -> Self;
+}
+
+impl WholeSeconds for DateTime<Utc> {
+    fn with_nanosecond_zero(self) -> Self {
+        DateTime::from_timestamp(self.timestamp(), 0).unwrap_or(self)
+    }
+}
+
+/// The router serving every published path (see PRODUCT.md's table).
+pub fn router(site: Arc<Site>) -> Router {
+    Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .fallback(published)
+        .with_state(site)
+}
+
+/// Serves `site` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    site: Arc<Site>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(site))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Binds the configured address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+async fn healthz(State(site): State<Arc<Site>>) -> Response {
+    match site.store.meta("content_version").await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unavailable: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn published(State(site): State<Arc<Site>>, req: Request) -> Response {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, HEAD")],
+            "method not allowed\n",
+        )
+            .into_response();
+    }
+    let Some(kind) = Kind::from_path(req.uri().path(), &site.tags) else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let doc = match site.document(&kind).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(path = %req.uri().path(), error = %e, "rendering failed");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered; see the server log\n",
+            )
+                .into_response();
+        }
+    };
+    respond(&doc, req.headers(), *req.method() == Method::HEAD)
+}
+
+/// The response to a GET or HEAD of `doc` given the request's headers.
+fn respond(doc: &Rendered, headers: &HeaderMap, head: bool) -> Response {
+    let (encoding, body) = match negotiate(headers) {
+        Encoding::Br => (Some("br"), &doc.br),
+        Encoding::Gzip => (Some("gzip"), &doc.gzip),
+        Encoding::Identity => (None, &doc.identity),
+    };
+    let etag = match encoding {
+        Some(enc) => format!("{}-{enc}\"", doc.etag.trim_end_matches('"')),
+        None => doc.etag.clone(),
+    };
+    let last_modified = publish::http_date(doc.last_modified);
+    let mut h = HeaderMap::new();
+    let put = |h: &mut HeaderMap, name: header::HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    put(&mut h, header::ETAG, &etag);
+    put(&mut h, header::LAST_MODIFIED, &last_modified);
+    put(&mut h, header::VARY, "Accept-Encoding");
+    put(&mut h, header::CACHE_CONTROL, "public, max-age=60");
+    if not_modified(doc, headers) {
+        return (StatusCode::NOT_MODIFIED, h).into_response();
+    }
+    put(&mut h, header::CONTENT_TYPE, doc.content_type);
+    if let Some(enc) = encoding {
+        put(&mut h, header::CONTENT_ENCODING, enc);
+    }
+    put(&mut h, header::CONTENT_LENGTH, &body.len().to_string());
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::from(body.clone())
+    };
+    (StatusCode::OK, h, body).into_response()
+}
+
+/// Whether the request's validators match the current document
+/// (RFC 9110 §13.1: If-None-Match wins over If-Modified-Since).
+fn not_modified(doc: &Rendered, headers: &HeaderMap) -> bool {
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
+        let Ok(inm) = inm.to_str() else {
+            return false;
+        };
+        let base = doc.etag.trim_matches('"');
+        return inm.split(',').any(|tag| {
+            let tag = tag.trim();
+            if tag == "*" {
+                return true;
+            }
+            // Weak comparison; any encoding of the same bytes matches.
+            let tag = tag.trim_start_matches("W/").trim_matches('"');
+            tag == base || tag.strip_prefix(base).is_some_and(|s| s.starts_with('-'))
+        });
+    }
+    if let Some(ims) = headers.get(header::IF_MODIFIED_SINCE) {
+        if let Some(since) = ims
+            .to_str()
+            .ok()
+            .and_then(|s| DateTime::parse_from_rfc2822(s).ok())
+        {
+            return doc.last_modified <= since.with_timezone(&Utc);
+        }
+    }
+    false
+}
+
+enum Encoding {
+    Br,
+    Gzip,
+    Identity,
+}
+
+/// The best encoding the client accepts (`q=0` refuses one).
+fn negotiate(headers: &HeaderMap) -> Encoding {
+    let Some(accept) = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Encoding::Identity;
+    };
+    let accepts = |name: &str| {
+        accept.split(',').any(|part| {
+            let mut it = part.split(';');
+            let coding = it.next().unwrap_or("").trim();
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (coding.eq_ignore_ascii_case(name) || coding == "*") && q > 0.0
+        })
+    };
+    if accepts("br") {
+        Encoding::Br
+    } else if accepts("gzip") {
+        Encoding::Gzip
+    } else {
+        Encoding::Identity
+    }
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(body);
+    enc.finish().unwrap_or_default()
+}
+
+fn brotli(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut w = brotli::CompressorWriter::new(&mut out, 4096, 9, 22);
+        let _ = w.write_all(body);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Rendered {
+        Rendered {
+            content_type: "application/atom+xml; charset=utf-8",
+            identity: Bytes::from_static(b"x"),
+            gzip: Bytes::new(),
+            br: Bytes::new(),
+            etag: "\"abc\"".into(),
+            last_modified: DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        }
+    }
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn conditional_requests() {
+        let d = doc();
+        let inm = |v| not_modified(&d, &headers(&[(header::IF_NONE_MATCH, v)]));
+        assert!(inm("\"abc\""));
+        assert!(inm("W/\"abc\""));
+        assert!(inm("\"zzz\", \"abc-gzip\""));
+        assert!(inm("*"));
+        assert!(!inm("\"abcd\""));
+        assert!(!inm("\"other\""));
+        let ims = |v| not_modified(&d, &headers(&[(header::IF_MODIFIED_SINCE, v)]));
+        assert!(ims("Fri, 20 Nov 2026 10:00:00 GMT"));
+        assert!(ims("Sat, 21 Nov 2026 10:00:00 GMT"));
+        assert!(!ims("Fri, 20 Nov 2026 09:59:59 GMT"));
+        assert!(!ims("yesterday"));
+        // If-None-Match wins: a stale tag with a recent date is a 200.
+        assert!(!not_modified(
+            &d,
+            &headers(&[
+                (header::IF_NONE_MATCH, "\"old\""),
+                (header::IF_MODIFIED_SINCE, "Sat, 21 Nov 2026 10:00:00 GMT")
+            ])
+        ));
+    }
+
+    #[test]
+    fn encoding_negotiation() {
+        let neg = |v| match negotiate(&headers(&[(header::ACCEPT_ENCODING, v)])) {
+            Encoding::Br => "br",
+            Encoding::Gzip => "gzip",
+            Encoding::Identity => "identity",
+        };
+        assert_eq!(neg("gzip, deflate"), "gzip");
+        assert_eq!(neg("gzip, deflate, br"), "br");
+        assert_eq!(neg("br;q=0, gzip;q=0.5"), "gzip");
+        assert_eq!(neg("identity"), "identity");
+        assert_eq!(neg("gzip;q=0"), "identity");
+    }
+}

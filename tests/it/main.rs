@@ -4,6 +4,7 @@ mod cli;
 mod dedup;
 mod ingest;
 mod publish;
+mod serve;
 mod server;
 mod tags;
 

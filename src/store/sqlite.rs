@@ -350,20 +350,26 @@ impl SqliteStore {
     }
 
     pub(super) async fn list_stories(&self, q: &ItemQuery) -> Result<Vec<Story>, StoreError> {
-        let mut sql = String::from("SELECT s.id FROM stories s WHERE 1 = 1");
+        // A tag's stories come from its own date-ordered index (story_tags).
+        let mut sql = String::from(if q.tag.is_some() {
+            "SELECT s.story_id AS id FROM story_tags s WHERE s.tag = ?1"
+        } else {
+            "SELECT s.id FROM stories s WHERE 1 = 1"
+        });
+        let id = if q.tag.is_some() {
+            "s.story_id"
+        } else {
+            "s.id"
+        };
         if !q.include_excluded {
-            sql.push_str(" AND NOT EXISTS (SELECT 1 FROM items x WHERE x.story_id = s.id AND x.excluded = 1)");
-        }
-        if q.tag.is_some() {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM items i JOIN item_tags t ON t.item_id = i.id
-                   WHERE i.story_id = s.id AND t.tag = ?1)",
-            );
+            sql.push_str(&format!(
+                " AND NOT EXISTS (SELECT 1 FROM items x WHERE x.story_id = {id} AND x.excluded = 1)"
+            ));
         }
         if q.since.is_some() {
             sql.push_str(" AND s.sort_date >= ?2");
         }
-        sql.push_str(" ORDER BY s.sort_date DESC, s.id DESC LIMIT ?3");
+        sql.push_str(&format!(" ORDER BY s.sort_date DESC, {id} DESC LIMIT ?3"));
         let ids: Vec<i64> = sqlx::query_scalar(&sql)
             .bind(&q.tag)
             .bind(q.since.map(|d| d.timestamp()))

@@ -98,3 +98,96 @@ async fn rules_tag_map_categories_exclude_and_retag_without_refetching() {
     );
     assert_eq!(server.requests("f").len(), 2, "re-tagging fetched nothing");
 }
+
+/// Titles of the stories listed under `tag`, newest first.
+async fn tagged(config: &Config, tag: &str) -> Vec<String> {
+    let store = gazette::app::open_store(config).await.unwrap();
+    let stories = store
+        .list_stories(&ItemQuery {
+            tag: Some(tag.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    stories.into_iter().map(|s| s.title).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tag_listings_follow_retagging_exclusion_and_merged_items() {
+    let server = FeedServer::start().await;
+    server.set("f", Route::feed(FEED, "application/rss+xml"));
+    let ws = Workspace::new();
+    ws.write_config(&[("ISHR", server.url("f"))], "");
+    let path = ws.config_path();
+    let base = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{base}{RULES}")).unwrap();
+    let config = Config::load(&path).unwrap();
+    ws.poll(&config).await;
+    assert_eq!(
+        tagged(&config, "china").await,
+        ["China's lawyers: a new series"]
+    );
+    assert_eq!(tagged(&config, "sogie").await, ["Pride march banned again"]);
+
+    // The china rule now matches descriptions too: the excluded story still stays out.
+    let rules = RULES.replace(
+        "fields = [\"title\"]\n\n[[tags]]",
+        "fields = [\"title\", \"summary\"]\n\n[[tags]]",
+    );
+    std::fs::write(&path, format!("{base}{rules}")).unwrap();
+    let config = Config::load(&path).unwrap();
+    gazette::app::retag(
+        &gazette::app::ingest(
+            std::sync::Arc::new(config.clone()),
+            gazette::app::open_store(&config).await.unwrap(),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        tagged(&config, "china").await,
+        ["China's lawyers: a new series"]
+    );
+
+    // Rule removed: the story leaves the tag's listing.
+    std::fs::write(
+        &path,
+        format!(
+            "{base}{}",
+            RULES.replace("keywords = [\"China\"]", "keywords = [\"Mongolia\"]")
+        ),
+    )
+    .unwrap();
+    let config = Config::load(&path).unwrap();
+    ws.poll(&config).await;
+    assert!(tagged(&config, "china").await.is_empty());
+
+    // An item of another feed joins the Pride story and brings its feed's tag.
+    server.set(
+        "g",
+        Route::feed(
+            r#"<rss version="2.0"><channel><title>g</title><link>https://g.example/</link>
+            <item><guid>g1</guid><title>Pride march banned again</title><link>https://ishr.example/3?utm_source=g</link><description>Police banned the march.</description></item>
+            </channel></rss>"#,
+            "application/rss+xml",
+        ),
+    );
+    let text = std::fs::read_to_string(&path).unwrap()
+        + &format!(
+            "\n[[feeds]]\nname = \"G\"\nurl = \"{}\"\ntags = [\"partners\"]\n",
+            server.url("g")
+        );
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap();
+    ws.poll(&config).await;
+    assert_eq!(
+        tagged(&config, "partners").await,
+        ["Pride march banned again"]
+    );
+    let stories = ws.items(&config).await;
+    let pride = by_title(&stories, "Pride march banned again");
+    assert_eq!(pride.sources.len(), 2);
+    assert_eq!(pride.tags, ["partners", "sogie"]);
+}

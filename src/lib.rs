@@ -17,6 +17,7 @@ pub mod config;
 pub mod dedup;
 pub mod fetch;
 pub mod model;
+pub mod opml;
 pub mod parse;
 pub mod pipeline;
 pub mod publish;

@@ -78,6 +78,11 @@ enum Command {
 enum OpmlCommand {
     /// Print the configured feeds as OPML 2.0.
     Export,
+    /// Append the feeds of an OPML file that are not configured yet to the configuration file.
+    Import {
+        /// The OPML file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -162,6 +167,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await;
             store.close().await;
             served?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Opml(OpmlCommand::Import { file }) => {
+            let done = gazette::opml::import(&config, &file)?;
+            println!(
+                "{}: {} feeds added, {} already configured",
+                config.path.display(),
+                done.added.len(),
+                done.skipped.len()
+            );
+            for name in &done.added {
+                println!("  + {name}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Opml(OpmlCommand::Export) => {

@@ -416,11 +416,15 @@ pub async fn upcoming(config: &Config, store: &Store, now: DateTime<Utc>) -> Res
 pub async fn upcoming_html(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<String, DigestError> {
     let cfg = settings(config)?;
     let d = upcoming(config, store, now).await?;
-    let unsubscribe = Unsubscribe {
+    render_html(&d, &preview_unsubscribe(cfg))
+}
+
+/// Unsubscribe details of a copy addressed to nobody in particular (previews, the web page).
+pub fn preview_unsubscribe(cfg: &DigestConfig) -> Unsubscribe {
+    Unsubscribe {
         url: cfg.unsubscribe_url.as_ref().map(|u| u.replace("{email}", "")),
         mailto: cfg.unsubscribe_mailto.clone(),
-    };
-    render_html(&d, &unsubscribe)
+    }
 }
 
 #[cfg(test)]
@@ -546,7 +550,7 @@ mod tests {
         let html = render_html(&d, &u).unwrap();
         assert!(!html.to_lowercase().contains("<script"), "{html}");
         assert!(!html.contains("javascript:"), "{html}");
-        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("&#60;script&#62;alert(1)"), "{html}");
         assert!(html.contains("https://news.example.org/feed.atom"));
         let text = render_text(&d, &u).unwrap();
         assert!(text.contains("<script>alert(1)</script> & co"), "{text}");

@@ -133,14 +133,15 @@ impl CronSchedule {
             LocalResult::Single(t) => t.with_timezone(&Utc),
             LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
             LocalResult::None => {
+                // The first wall-clock minute after the gap (gaps are at most a day).
                 let mut probe = wall;
-                loop {
+                for _ in 0..(24 * 60) {
                     probe += chrono::TimeDelta::minutes(1);
                     if let Some(t) = self.tz.from_local_datetime(&probe).earliest() {
-                        // Back to the exact start of the gap's end, minute precision.
-                        break t.with_timezone(&Utc);
+                        return t.with_timezone(&Utc);
                     }
                 }
+                wall.and_utc()
             }
         }
     }
@@ -177,4 +178,84 @@ fn standard_day_of_week(field: &str) -> Result<String, String> {
         });
     }
     Ok(parts.join(","))
+}
+
+#[cfg(test)]
+mod cron_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    #[test]
+    fn weekly_schedule_keeps_local_time_across_both_dst_changes_in_zurich() {
+        let s = CronSchedule::parse("0 8 * * Mon", "Europe/Zurich").unwrap();
+        // Autumn: CEST ends on Sunday 25 Oct 2026.
+        let before = s.latest_at_or_before(utc(2026, 10, 25, 12, 0)).unwrap();
+        assert_eq!(before, utc(2026, 10, 19, 6, 0), "08:00 CEST");
+        let after = s.next_after(before).unwrap();
+        assert_eq!(after, utc(2026, 10, 26, 7, 0), "08:00 CET");
+        assert_eq!(after - before, chrono::TimeDelta::hours(7 * 24 + 1));
+        // Spring: CEST starts on Sunday 29 Mar 2026.
+        let before = s.latest_at_or_before(utc(2026, 3, 29, 12, 0)).unwrap();
+        assert_eq!(before, utc(2026, 3, 23, 7, 0), "08:00 CET");
+        let after = s.next_after(before).unwrap();
+        assert_eq!(after, utc(2026, 3, 30, 6, 0), "08:00 CEST");
+        assert_eq!(after - before, chrono::TimeDelta::hours(7 * 24 - 1));
+        // The fire time itself is due at that instant, not a second later.
+        assert_eq!(s.latest_at_or_before(after), Some(after));
+        assert_eq!(
+            s.latest_at_or_before(after - chrono::TimeDelta::seconds(1)),
+            Some(before)
+        );
+    }
+
+    #[test]
+    fn skipped_and_repeated_wall_times_fire_once() {
+        let s = CronSchedule::parse("30 2 * * *", "Europe/Zurich").unwrap();
+        // 02:30 does not exist on 29 Mar 2026: it fires when the clock jumps to 03:00 CEST.
+        let t = s.next_after(utc(2026, 3, 28, 12, 0)).unwrap();
+        assert_eq!(t, utc(2026, 3, 29, 1, 0));
+        assert_eq!(s.next_after(t).unwrap(), utc(2026, 3, 30, 0, 30));
+        // 02:30 happens twice on 25 Oct 2026: it fires the first time only.
+        let t = s.next_after(utc(2026, 10, 24, 12, 0)).unwrap();
+        assert_eq!(t, utc(2026, 10, 25, 0, 30), "02:30 CEST");
+        assert_eq!(s.next_after(t).unwrap(), utc(2026, 10, 26, 1, 30), "next day, CET");
+    }
+
+    #[test]
+    fn standard_weekday_numbers_and_errors() {
+        // 1 is Monday in standard cron (the cron crate alone would read Sunday).
+        let s = CronSchedule::parse("0 8 * * 1", "UTC").unwrap();
+        assert_eq!(
+            s.next_after(utc(2026, 11, 24, 0, 0)).unwrap(),
+            utc(2026, 11, 30, 8, 0)
+        );
+        let s = CronSchedule::parse("0 8 * * 5-7", "UTC").unwrap();
+        let fires: Vec<_> = std::iter::successors(s.next_after(utc(2026, 11, 23, 0, 0)), |t| {
+            s.next_after(*t)
+        })
+        .take(4)
+        .collect();
+        assert_eq!(
+            fires,
+            [
+                utc(2026, 11, 27, 8, 0),
+                utc(2026, 11, 28, 8, 0),
+                utc(2026, 11, 29, 8, 0),
+                utc(2026, 12, 4, 8, 0)
+            ]
+        );
+        assert!(matches!(
+            CronSchedule::parse("0 8 * * Mon", "Mars/Olympus"),
+            Err(ScheduleError::TimeZone(_))
+        ));
+        assert!(matches!(
+            CronSchedule::parse("0 25 * * *", "UTC"),
+            Err(ScheduleError::Cron { .. })
+        ));
+        assert!(CronSchedule::parse("0 8 * *", "UTC").is_err());
+    }
 }

@@ -2,8 +2,10 @@
 
 mod cli;
 mod dedup;
+mod digest;
 mod ingest;
 mod server;
+mod smtp;
 mod tags;
 
 use std::path::{Path, PathBuf};

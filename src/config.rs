@@ -840,7 +840,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn digest(&self, d: Spanned<RawDigest>, title: &str, site_url: &Url) -> Result<DigestConfig, ConfigError> {
+    fn digest(
+        &self,
+        d: Spanned<RawDigest>,
+        title: &str,
+        site_url: &Url,
+    ) -> Result<DigestConfig, ConfigError> {
         let span = d.span();
         let d = d.into_inner();
         let timezone = match &d.timezone {
@@ -960,7 +965,10 @@ impl Ctx<'_> {
                 if !looks_like_mailbox(addr) || addr.contains('<') {
                     return Err(self.err(
                         m.span(),
-                        format!("unsubscribe_mailto {:?} is not an email address", m.get_ref()),
+                        format!(
+                            "unsubscribe_mailto {:?} is not an email address",
+                            m.get_ref()
+                        ),
                     ));
                 }
                 Some(addr.to_string())
@@ -969,7 +977,10 @@ impl Ctx<'_> {
         };
         let list_id = match d.list_id {
             Some(l) if l.get_ref().trim().is_empty() || !l.get_ref().is_ascii() => {
-                return Err(self.err(l.span(), "list_id must be non-empty ASCII, e.g. \"Watch <digest.example.org>\""));
+                return Err(self.err(
+                    l.span(),
+                    "list_id must be non-empty ASCII, e.g. \"Watch <digest.example.org>\"",
+                ));
             }
             Some(l) => l.into_inner(),
             None => {
@@ -1224,6 +1235,43 @@ interval = "30m"
         assert!(e.message.contains("[digest.smtp]"), "{e}");
         let e = parse(&format!("{base}transport = \"pigeon\"\n")).unwrap_err();
         assert_eq!(e.line, 5, "{e}");
+    }
+
+    #[test]
+    fn digest_options_have_defaults_and_located_errors() {
+        let base = "title = \"Watch\"\nsite_url = \"https://news.example.org/\"\n[digest]\nfrom = \"d@example.org\"\n";
+        let d = parse(base).unwrap().digest.unwrap();
+        assert!(!d.send_when_empty);
+        assert_eq!(d.subject, DEFAULT_SUBJECT);
+        assert_eq!(d.list_id, "Watch <digest.news.example.org>");
+        assert_eq!((d.unsubscribe_url, d.unsubscribe_mailto), (None, None));
+        let full = format!(
+            "{base}send_when_empty = true\nsubject = \"{{count}} new\"\nsections = [\"un\", \"china\"]\nunsubscribe_url = \"https://x.org/u?e={{email}}\"\nunsubscribe_mailto = \"mailto:leave@x.org\"\nlist_id = \"W <w.x.org>\"\n[digest.smtp]\nhost = \"smtp.x.org\"\nsecurity = \"tls\"\ntimeout = \"5s\"\nretries = 0\nretry_delay = \"1s\"\n"
+        );
+        let d = parse(&full).unwrap().digest.unwrap();
+        assert!(d.send_when_empty);
+        assert_eq!(d.sections, ["un", "china"]);
+        assert_eq!(d.unsubscribe_mailto.as_deref(), Some("leave@x.org"));
+        assert_eq!(d.list_id, "W <w.x.org>");
+        let smtp = d.smtp.unwrap();
+        assert_eq!((smtp.port, smtp.retries), (465, 0));
+        assert_eq!(smtp.timeout, Duration::from_secs(5));
+        let e = parse(&format!("{base}timezone = \"Europe/Zurch\"\n")).unwrap_err();
+        assert_eq!((e.line, e.col), (5, 12), "{e}");
+        assert!(e.message.contains("unknown time zone"), "{e}");
+        let e = parse(&format!("{base}schedule = \"0 25 * * *\"\n")).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        let e = parse(&format!("{base}unsubscribe_url = \"ftp://x\"\n")).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        let e = parse(&format!("{base}sections = [\"UN\"]\n")).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        let e = parse(&format!("{base}send_when_emtpy = true\n")).unwrap_err();
+        assert!(e.message.contains("did you mean `send_when_empty`"), "{e}");
+        let e = parse(&format!(
+            "{base}[digest.smtp]\nhost = \"h\"\nretries = -1\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
     }
 
     #[test]

@@ -233,10 +233,7 @@ pub fn build(config: &Config, cfg: &DigestConfig, stories: &[Story], period: Per
         match s.tags.iter().min_by_key(|t| rank(t)) {
             Some(tag) => {
                 let (r, _) = rank(tag);
-                by_section
-                    .entry((r, tag.clone()))
-                    .or_default()
-                    .push(entry);
+                by_section.entry((r, tag.clone())).or_default().push(entry);
             }
             None => untagged.push(entry),
         }
@@ -389,7 +386,11 @@ pub fn render_text(d: &Digest, unsubscribe: &Unsubscribe) -> Result<String, Dige
 /// The digest that `digest send` would send at `now`, or, when that period
 /// is already recorded, the one building up: from the last recorded cutoff
 /// to `now`, labelled up to the next fire time. Nothing is recorded.
-pub async fn upcoming(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Digest, DigestError> {
+pub async fn upcoming(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<Digest, DigestError> {
     let cfg = settings(config)?;
     let schedule = schedule(cfg)?;
     let last = store.digest_periods(1).await?.first().map(|p| p.cutoff);
@@ -413,7 +414,11 @@ pub async fn upcoming(config: &Config, store: &Store, now: DateTime<Utc>) -> Res
 }
 
 /// The upcoming digest as HTML, for `gazette digest preview` and the `/digest` page.
-pub async fn upcoming_html(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<String, DigestError> {
+pub async fn upcoming_html(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<String, DigestError> {
     let cfg = settings(config)?;
     let d = upcoming(config, store, now).await?;
     render_html(&d, &preview_unsubscribe(cfg))
@@ -422,7 +427,10 @@ pub async fn upcoming_html(config: &Config, store: &Store, now: DateTime<Utc>) -
 /// Unsubscribe details of a copy addressed to nobody in particular (previews, the web page).
 pub fn preview_unsubscribe(cfg: &DigestConfig) -> Unsubscribe {
     Unsubscribe {
-        url: cfg.unsubscribe_url.as_ref().map(|u| u.replace("{email}", "")),
+        url: cfg
+            .unsubscribe_url
+            .as_ref()
+            .map(|u| u.replace("{email}", "")),
         mailto: cfg.unsubscribe_mailto.clone(),
     }
 }
@@ -477,7 +485,10 @@ mod tests {
         let p = due_period(&s, None, utc(2026, 11, 24, 5, 0)).unwrap();
         assert_eq!(p.cutoff, utc(2026, 11, 23, 7, 0));
         assert_eq!(p.start, utc(2026, 11, 16, 7, 0));
-        assert_eq!(due_period(&s, Some(p.cutoff), utc(2026, 11, 24, 5, 0)), None);
+        assert_eq!(
+            due_period(&s, Some(p.cutoff), utc(2026, 11, 24, 5, 0)),
+            None
+        );
         // Missed fire times: the next period covers the whole gap.
         let later = due_period(&s, Some(p.cutoff), utc(2026, 12, 8, 9, 0)).unwrap();
         assert_eq!(later.start, p.cutoff);
@@ -502,21 +513,30 @@ mod tests {
         let d = build(&c, cfg, &stories, p);
         let names: Vec<&str> = d.sections.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["un", "china", "asia", "Other"]);
-        assert_eq!(d.sections[0].entries[0].title, "C", "once, in its first section");
+        assert_eq!(
+            d.sections[0].entries[0].title, "C",
+            "once, in its first section"
+        );
         assert_eq!(d.count, 4);
         assert_eq!(
             d.subject,
             "Human Rights Defenders Watch — 4 stories, 16–23 Nov 2026"
         );
         let e = &d.sections[0].entries[0].excerpt;
-        assert!(e.chars().count() <= EXCERPT_CHARS + 1 && e.ends_with("word…"), "{e}");
+        assert!(
+            e.chars().count() <= EXCERPT_CHARS + 1 && e.ends_with("word…"),
+            "{e}"
+        );
     }
 
     #[test]
     fn labels_and_subjects() {
         let z: Tz = "Europe/Zurich".parse().unwrap();
         let at = |y, m, d| z.with_ymd_and_hms(y, m, d, 8, 0, 0).unwrap();
-        assert_eq!(period_label(at(2026, 11, 17), at(2026, 11, 24)), "17–24 Nov 2026");
+        assert_eq!(
+            period_label(at(2026, 11, 17), at(2026, 11, 24)),
+            "17–24 Nov 2026"
+        );
         assert_eq!(
             period_label(at(2026, 11, 28), at(2026, 12, 5)),
             "28 Nov – 5 Dec 2026"
@@ -525,7 +545,10 @@ mod tests {
             period_label(at(2026, 12, 29), at(2027, 1, 5)),
             "29 Dec 2026 – 5 Jan 2027"
         );
-        assert_eq!(subject("{title}: {count} stories", "W", 1, "x"), "W: 1 story");
+        assert_eq!(
+            subject("{title}: {count} stories", "W", 1, "x"),
+            "W: 1 story"
+        );
         assert_eq!(subject("{count} new ({period})", "W", 3, "x"), "3 new (x)");
     }
 
@@ -561,13 +584,24 @@ mod tests {
     fn subscribers_file_errors_name_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("subs.txt");
-        std::fs::write(&path, "# team\na@example.org\n\nB <b@example.org> # boss\nnot an address\n").unwrap();
+        std::fs::write(
+            &path,
+            "# team\na@example.org\n\nB <b@example.org> # boss\nnot an address\n",
+        )
+        .unwrap();
         let e = read_subscribers(&path).unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!("{}:5: \"not an address\" is not an email address", path.display())
+            format!(
+                "{}:5: \"not an address\" is not an email address",
+                path.display()
+            )
         );
-        std::fs::write(&path, "# team\na@example.org\n\nB <b@example.org> # boss\nA@example.org\n").unwrap();
+        std::fs::write(
+            &path,
+            "# team\na@example.org\n\nB <b@example.org> # boss\nA@example.org\n",
+        )
+        .unwrap();
         let mut c = config("");
         let cfg = c.digest.as_mut().unwrap();
         cfg.subscribers = Some(path);

@@ -143,6 +143,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Check => {
+            // The subscribers file lives outside the configuration: check it too.
+            if let Some(d) = &config.digest
+                && let Err(e) = gazette::digest::recipients(d)
+            {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
             println!(
                 "{}: ok ({} feeds, {} tag rules)",
                 cli.config.display(),
@@ -322,7 +329,10 @@ async fn digest(config: Config, command: DigestCommand) -> anyhow::Result<ExitCo
             let report = app::send_due_digest(&config, &store, &mailer, Utc::now()).await?;
             let mut out = std::io::stdout().lock();
             if report.periods.is_empty() {
-                writeln!(out, "nothing due: the latest digest period is already recorded")?;
+                writeln!(
+                    out,
+                    "nothing due: the latest digest period is already recorded"
+                )?;
             }
             for p in &report.periods {
                 let label = period_label(&cfg, &p.period);
@@ -346,7 +356,11 @@ async fn digest(config: Config, command: DigestCommand) -> anyhow::Result<ExitCo
                     }
                 )?;
                 for (r, e, permanent) in &p.failed {
-                    let kind = if *permanent { "refused" } else { "will retry on the next send" };
+                    let kind = if *permanent {
+                        "refused"
+                    } else {
+                        "will retry on the next send"
+                    };
                     eprintln!("{r}: {kind}: {e}");
                 }
             }

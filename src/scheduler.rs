@@ -88,9 +88,9 @@ impl CronSchedule {
             "0 {} {} {} {} {dow}",
             fields[0], fields[1], fields[2], fields[3]
         );
-        let schedule: cron::Schedule = six.parse().map_err(|e: cron::error::Error| {
-            err(e.to_string())
-        })?;
+        let schedule: cron::Schedule = six
+            .parse()
+            .map_err(|e: cron::error::Error| err(e.to_string()))?;
         Ok(CronSchedule { schedule, tz })
     }
 
@@ -222,7 +222,11 @@ mod cron_tests {
         // 02:30 happens twice on 25 Oct 2026: it fires the first time only.
         let t = s.next_after(utc(2026, 10, 24, 12, 0)).unwrap();
         assert_eq!(t, utc(2026, 10, 25, 0, 30), "02:30 CEST");
-        assert_eq!(s.next_after(t).unwrap(), utc(2026, 10, 26, 1, 30), "next day, CET");
+        assert_eq!(
+            s.next_after(t).unwrap(),
+            utc(2026, 10, 26, 1, 30),
+            "next day, CET"
+        );
     }
 
     #[test]
@@ -234,11 +238,10 @@ mod cron_tests {
             utc(2026, 11, 30, 8, 0)
         );
         let s = CronSchedule::parse("0 8 * * 5-7", "UTC").unwrap();
-        let fires: Vec<_> = std::iter::successors(s.next_after(utc(2026, 11, 23, 0, 0)), |t| {
-            s.next_after(*t)
-        })
-        .take(4)
-        .collect();
+        let fires: Vec<_> =
+            std::iter::successors(s.next_after(utc(2026, 11, 23, 0, 0)), |t| s.next_after(*t))
+                .take(4)
+                .collect();
         assert_eq!(
             fires,
             [

@@ -131,18 +131,27 @@ async fn two_recipients_get_one_correct_message_each_and_a_second_send_delivers_
     let ws = setup(&server, 3, "").await;
     let out = run(&ws, &["digest", "send"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("3 stories; 2 sent, 0 failed"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("3 stories; 2 sent, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(server.received().len(), 2);
     assert_eq!(
         server.auth(),
         vec![("digest".to_string(), "s3cret".to_string()); 2],
         "AUTH with the password from the environment"
     );
+    let on_attr = regex::Regex::new(r#"(?i)<[^>]*\son[a-z]+\s*="#).unwrap();
     let mut ids = Vec::new();
     for rcpt in [A, B] {
         let got = server.received_by(rcpt);
         assert_eq!(got.len(), 1, "{rcpt}");
-        assert_eq!(got[0].rcpt, vec![rcpt.to_string()], "one recipient per message");
+        assert_eq!(
+            got[0].rcpt,
+            vec![rcpt.to_string()],
+            "one recipient per message"
+        );
         assert_eq!(got[0].from, "digest@news.example.org");
         let raw = &got[0].data;
         let raw_text = String::from_utf8_lossy(raw);
@@ -150,13 +159,13 @@ async fn two_recipients_get_one_correct_message_each_and_a_second_send_delivers_
             .lines()
             .find(|l| l.starts_with("Subject:"))
             .unwrap();
-        assert!(subject_line.contains("=?utf-8?"), "RFC 2047: {subject_line}");
+        assert!(
+            subject_line.contains("=?utf-8?"),
+            "RFC 2047: {subject_line}"
+        );
         let m = MessageParser::default().parse(raw).unwrap();
         let subject = m.subject().unwrap();
-        assert!(
-            subject.starts_with("Test Watch — 3 stories, "),
-            "{subject}"
-        );
+        assert!(subject.starts_with("Test Watch — 3 stories, "), "{subject}");
         assert!(m.date().is_some());
         let id = m.message_id().unwrap().to_string();
         assert!(id.ends_with("@news.example.org"), "{id}");
@@ -177,11 +186,15 @@ async fn two_recipients_get_one_correct_message_each_and_a_second_send_delivers_
         let unsub = header("List-Unsubscribe");
         let encoded = rcpt.replace('@', "%40");
         assert!(
-            unsub.contains(&format!("<https://news.example.org/unsubscribe?email={encoded}>"))
-                && unsub.contains("<mailto:leave@news.example.org?subject=unsubscribe>"),
+            unsub.contains(&format!(
+                "<https://news.example.org/unsubscribe?email={encoded}>"
+            )) && unsub.contains("<mailto:leave@news.example.org?subject=unsubscribe>"),
             "{unsub}"
         );
-        assert_eq!(header("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
+        assert_eq!(
+            header("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click"
+        );
         // multipart/alternative with a plain and an HTML part, in that order.
         let ct = m.content_type().unwrap();
         assert_eq!(
@@ -202,12 +215,20 @@ async fn two_recipients_get_one_correct_message_each_and_a_second_send_delivers_
         let text = m.body_text(0).unwrap();
         let lower = html.to_lowercase();
         assert!(!lower.contains("<script"), "{html}");
-        let on_attr = regex::Regex::new(r#"(?i)<[^>]*\son[a-z]+\s*="#).unwrap();
         assert!(!on_attr.is_match(&html), "{html}");
-        assert!(!lower.contains("<link") && !lower.contains("@import"), "no external CSS");
+        assert!(
+            !lower.contains("<link") && !lower.contains("@import"),
+            "no external CSS"
+        );
         assert!(html.contains("China detains a lawyer") && html.contains("Story number 2"));
-        assert!(!html.contains("After the cutoff"), "the next period's story is left out");
-        assert!(html.contains(">china</td>") && html.contains(">Other</td>"), "{html}");
+        assert!(
+            !html.contains("After the cutoff"),
+            "the next period's story is left out"
+        );
+        assert!(
+            html.contains(">china</td>") && html.contains(">Other</td>"),
+            "{html}"
+        );
         assert!(html.contains("https://news.example.org/feed.atom"));
         assert!(text.contains("* China detains a lawyer") && text.contains("Unsubscribe:"));
     }
@@ -216,7 +237,11 @@ async fn two_recipients_get_one_correct_message_each_and_a_second_send_delivers_
     let again = run(&ws, &["digest", "send"]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(stdout(&again).contains("nothing due"), "{}", stdout(&again));
-    assert_eq!(server.received().len(), 2, "the second send delivers nothing");
+    assert_eq!(
+        server.received().len(),
+        2,
+        "the second send delivers nothing"
+    );
     let st = status(&ws);
     assert!(st.contains("done  3 stories"), "{st}");
     for (rcpt, id) in [A, B].iter().zip(&ids) {
@@ -245,7 +270,11 @@ async fn permanent_refusal_is_recorded_and_the_other_recipient_still_gets_it() {
     let ws = setup(&server, 2, "").await;
     server.inject(Fault::Reject(A.into()));
     let out = run(&ws, &["digest", "send"]);
-    assert_eq!(out.status.code(), Some(1), "failures are reported in the exit code");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "failures are reported in the exit code"
+    );
     let err = stderr(&out);
     assert!(err.contains(A) && err.contains("550"), "{err}");
     assert_eq!(server.rcpt_count(A), 1, "a 5xx is not retried");
@@ -253,7 +282,10 @@ async fn permanent_refusal_is_recorded_and_the_other_recipient_still_gets_it() {
     assert_eq!(server.received_by(B).len(), 1);
     let st = status(&ws);
     let a = status_of(&st, A);
-    assert!(a.trim_start().starts_with("failed") && a.contains("550"), "{a}");
+    assert!(
+        a.trim_start().starts_with("failed") && a.contains("550"),
+        "{a}"
+    );
     assert!(status_of(&st, B).trim_start().starts_with("sent"));
     // The refusal is final: a later send neither retries it nor resends B.
     let again = run(&ws, &["digest", "send"]);
@@ -297,14 +329,21 @@ async fn killed_between_recipients_then_rerun_gives_each_recipient_exactly_one()
     tokio::task::block_in_place(|| child.wait().unwrap());
     let st = status(&ws);
     assert!(status_of(&st, A).trim_start().starts_with("sent"), "{st}");
-    assert!(status_of(&st, B).trim_start().starts_with("pending"), "{st}");
+    assert!(
+        status_of(&st, B).trim_start().starts_with("pending"),
+        "{st}"
+    );
     assert!(st.contains("open"), "{st}");
 
     server.clear_faults();
     let out = run(&ws, &["digest", "send"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("1 sent"), "{}", stdout(&out));
-    assert!(stdout(&out).contains("interrupted earlier"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("interrupted earlier"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(server.received_by(A).len(), 1, "A is not sent twice");
     assert_eq!(server.received_by(B).len(), 1);
     let st = status(&ws);
@@ -321,9 +360,17 @@ async fn empty_period_is_recorded_as_skipped_and_not_sent() {
     let ws = setup(&server, 0, "").await;
     let out = run(&ws, &["digest", "send"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("recorded as skipped"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("recorded as skipped"),
+        "{}",
+        stdout(&out)
+    );
     assert!(server.received().is_empty());
-    assert!(status(&ws).contains("skipped  0 stories"), "{}", status(&ws));
+    assert!(
+        status(&ws).contains("skipped  0 stories"),
+        "{}",
+        status(&ws)
+    );
     let again = run(&ws, &["digest", "send"]);
     assert!(stdout(&again).contains("nothing due"), "{}", stdout(&again));
 }
@@ -353,12 +400,18 @@ async fn file_transport_writes_eml_files_and_preview_records_nothing() {
     );
     ws.poll(&config).await;
     let html_path = ws.dir.path().join("preview.html");
-    let out = gazette(&ws, &["digest", "preview", "--out", html_path.to_str().unwrap()]);
+    let out = gazette(
+        &ws,
+        &["digest", "preview", "--out", html_path.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let html = std::fs::read_to_string(&html_path).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("Story number 1"));
     let text = stdout(&gazette(&ws, &["digest", "preview", "--text"]));
-    assert!(text.contains("2 stories") && text.contains("* Story number 1"), "{text}");
+    assert!(
+        text.contains("2 stories") && text.contains("* Story number 1"),
+        "{text}"
+    );
     assert!(stdout(&gazette(&ws, &["digest", "status"])).contains("no digest recorded yet"));
 
     let out = gazette(&ws, &["digest", "send"]);
@@ -375,14 +428,22 @@ async fn file_transport_writes_eml_files_and_preview_records_nothing() {
             let raw = std::fs::read(p).unwrap();
             let m = MessageParser::default().parse(&raw).unwrap();
             assert!(m.body_html(0).is_some() && m.body_text(0).is_some());
-            m.to().unwrap().first().unwrap().address().unwrap().to_string()
+            m.to()
+                .unwrap()
+                .first()
+                .unwrap()
+                .address()
+                .unwrap()
+                .to_string()
         })
         .collect();
     to.sort();
     assert_eq!(to, [A, B]);
     gazette(&ws, &["digest", "send"]);
     assert_eq!(
-        std::fs::read_dir(ws.dir.path().join("outbox")).unwrap().count(),
+        std::fs::read_dir(ws.dir.path().join("outbox"))
+            .unwrap()
+            .count(),
         2,
         "nothing written twice"
     );
@@ -400,11 +461,13 @@ fn bad_subscriber_line_is_reported_with_file_and_line() {
         &[],
         "[digest]\nschedule = \"0 0 * * *\"\nfrom = \"digest@news.example.org\"\nsubscribers = \"subscribers.txt\"\nsend_when_empty = true\n",
     );
-    let out = gazette(&ws, &["digest", "send"]);
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(
-        err.contains("subscribers.txt:3: \"not-an-address\" is not an email address"),
-        "{err}"
-    );
+    for cmd in [&["digest", "send"][..], &["check"]] {
+        let out = gazette(&ws, cmd);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(
+            err.contains("subscribers.txt:3: \"not-an-address\" is not an email address"),
+            "{err}"
+        );
+    }
 }

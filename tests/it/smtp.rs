@@ -24,9 +24,10 @@ pub enum Fault {
 impl Fault {
     fn recipient(&self) -> &str {
         match self {
-            Fault::TempFailOnce(r) | Fault::Reject(r) | Fault::DropInDataOnce(r) | Fault::Stall(r) => {
-                r
-            }
+            Fault::TempFailOnce(r)
+            | Fault::Reject(r)
+            | Fault::DropInDataOnce(r)
+            | Fault::Stall(r) => r,
         }
     }
 }

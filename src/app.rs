@@ -346,10 +346,14 @@ async fn deliver_period(
             unsubscribe_url: unsubscribe.url.clone(),
             unsubscribe_mailto: unsubscribe.mailto.clone(),
         })?;
-        store
-            .mark_delivery_pending(period.id, &d.recipient, Utc::now().timestamp())
+        let claimed = store
+            .claim_delivery(d, Utc::now().timestamp())
             .await
             .context("recording a delivery as pending")?;
+        if !claimed {
+            // Another `digest send` (or the daemon) took it meanwhile.
+            continue;
+        }
         match mailer.send(&message).await {
             Ok(reply) => {
                 store

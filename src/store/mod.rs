@@ -190,15 +190,12 @@ impl Store {
         }
     }
 
-    /// Marks a delivery as handed to the transport (committed before the send).
-    pub async fn mark_delivery_pending(
-        &self,
-        period_id: i64,
-        recipient: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
+    /// Marks a delivery `pending` (committed before the transport is called)
+    /// if it is still as `seen` (same state and attempt count); `false` when
+    /// another sender got there first and this one must leave it alone.
+    pub async fn claim_delivery(&self, seen: &Delivery, now: i64) -> Result<bool, StoreError> {
         match self {
-            Store::Sqlite(s) => s.mark_delivery_pending(period_id, recipient, now).await,
+            Store::Sqlite(s) => s.claim_delivery(seen, now).await,
         }
     }
 

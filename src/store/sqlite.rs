@@ -440,24 +440,25 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn mark_delivery_pending(
+    pub(super) async fn claim_delivery(
         &self,
-        period_id: i64,
-        recipient: &str,
+        seen: &Delivery,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut w = self.begin_write().await?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE digest_deliveries SET state = 'pending', attempts = attempts + 1, updated_at = ?3
-             WHERE period_id = ?1 AND recipient = ?2",
+             WHERE period_id = ?1 AND recipient = ?2 AND state = ?4 AND attempts = ?5",
         )
-        .bind(period_id)
-        .bind(recipient)
+        .bind(seen.period_id)
+        .bind(&seen.recipient)
         .bind(now)
+        .bind(seen.state.as_str())
+        .bind(seen.attempts)
         .execute(&mut *w.tx)
         .await?;
         w.tx.commit().await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     pub(super) async fn finish_delivery(

@@ -471,3 +471,36 @@ fn bad_subscriber_line_is_reported_with_file_and_line() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_delivery_is_claimed_by_one_sender_only_and_periods_are_recorded_once() {
+    let ws = Workspace::new();
+    let config = ws.write_config(&[], "");
+    let store = gazette::app::open_store(&config).await.unwrap();
+    let rows = vec![(A.to_string(), "<m1@x.org>".to_string())];
+    let (p, created) = store
+        .create_digest_period(100, 200, 3, &rows, 300)
+        .await
+        .unwrap();
+    assert!(created);
+    let (again, created) = store
+        .create_digest_period(150, 200, 9, &rows, 300)
+        .await
+        .unwrap();
+    assert!(!created, "the same cutoff is one period");
+    assert_eq!(
+        (again.id, again.start.timestamp(), again.stories),
+        (p.id, 100, 3)
+    );
+    let seen = store.deliveries(p.id).await.unwrap().remove(0);
+    assert_eq!(seen.message_id, "<m1@x.org>");
+    // Two senders read the same queued row: only one may send it.
+    assert!(store.claim_delivery(&seen, 400).await.unwrap());
+    assert!(!store.claim_delivery(&seen, 400).await.unwrap());
+    let now = store.deliveries(p.id).await.unwrap().remove(0);
+    assert_eq!(
+        (now.state, now.attempts),
+        (gazette::model::DeliveryState::Pending, 1)
+    );
+    store.close().await;
+}

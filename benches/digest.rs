@@ -102,7 +102,11 @@ async fn send(recipients: usize) {
     let server = smtp::SmtpServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     // 50 stories in the period, from a local feed.
-    let cutoff = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let cutoff = Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
     let mut items = String::new();
     for i in 0..50 {
         let date = (cutoff - TimeDelta::minutes(60 * i + 5)).to_rfc2822();
@@ -131,6 +135,19 @@ async fn send(recipients: usize) {
     app::poll(&ingest, Waits::ServerRequested, &|_| {})
         .await
         .unwrap();
+    // As if polled before the cutoff.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("gazette.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE stories SET created_at = ?1")
+        .bind((cutoff - TimeDelta::hours(1)).timestamp())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
     let mailer = app::mailer(&c).unwrap();
     let t = Instant::now();
     let report = app::send_due_digest(&c, &store, &mailer, Utc::now())

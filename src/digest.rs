@@ -1,8 +1,9 @@
 //! The email digest: which period is due, which stories it holds, and how it
 //! reads (askama templates). Never sends: `mail` does, `app` wires the two.
 //!
-//! A period is the half-open interval `[start, cutoff)` of story publication
-//! times. `cutoff` is a fire time of the `[digest] schedule` cron expression
+//! A period is the half-open interval `[start, cutoff)` of the times stories
+//! were first stored (not their publication dates: a story fetched late still
+//! gets into a digest). `cutoff` is a fire time of the `[digest] schedule` cron expression
 //! in `timezone`; `start` is the previous recorded period's cutoff, or
 //! `cutoff − 7 days` for the very first digest. Periods therefore tile time:
 //! a story falls in exactly one of them, even when the sender was down for
@@ -154,14 +155,26 @@ pub fn due_period(
     }
 }
 
-/// The stories of a period, newest first (exclusion rules applied).
+/// The stories of a period, newest first (exclusion rules applied): those
+/// first stored in `[start, cutoff)`, so a story fetched after the cutoff it
+/// was published before goes in the next digest instead of none. Stories
+/// dated more than [`FIRST_PERIOD`] before the start are left out: they are
+/// the archive of a newly added feed, not news.
 pub async fn stories(store: &Store, period: Period) -> Result<Vec<Story>, DigestError> {
+    let ids: HashSet<i64> = store
+        .story_ids_stored_between(period.start.timestamp(), period.cutoff.timestamp())
+        .await?
+        .into_iter()
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let q = ItemQuery {
-        since: Some(period.start),
+        since: Some(period.start - FIRST_PERIOD),
         ..ItemQuery::default()
     };
     let mut stories = store.list_stories(&q).await?;
-    stories.retain(|s| s.published >= period.start && s.published < period.cutoff);
+    stories.retain(|s| ids.contains(&s.id));
     Ok(stories)
 }
 

@@ -214,14 +214,14 @@ impl PeriodStatus {
     }
 }
 
-/// A recorded digest period: the stories published in `[start, cutoff)`.
+/// A recorded digest period: the stories first stored in `[start, cutoff)`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DigestPeriod {
     /// Store id.
     pub id: i64,
-    /// Stories published at or after this time are in it.
+    /// Stories first stored at or after this time are in it.
     pub start: DateTime<Utc>,
-    /// The scheduled time that closed it; stories before it are in it.
+    /// The scheduled time that closed it; stories stored before it are in it.
     pub cutoff: DateTime<Utc>,
     /// How many stories it holds.
     pub stories: i64,

@@ -149,6 +149,17 @@ impl Store {
         }
     }
 
+    /// Ids of the stories first stored at or after `from` and before `until` (unix seconds).
+    pub async fn story_ids_stored_between(
+        &self,
+        from: i64,
+        until: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.story_ids_stored_between(from, until).await,
+        }
+    }
+
     /// The most recent digest periods, newest first.
     pub async fn digest_periods(&self, limit: i64) -> Result<Vec<DigestPeriod>, StoreError> {
         match self {

@@ -335,6 +335,20 @@ impl SqliteStore {
         Ok(changed)
     }
 
+    pub(super) async fn story_ids_stored_between(
+        &self,
+        from: i64,
+        until: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM stories WHERE created_at >= ?1 AND created_at < ?2")
+                .bind(from)
+                .bind(until)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     pub(super) async fn digest_periods(&self, limit: i64) -> Result<Vec<DigestPeriod>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods

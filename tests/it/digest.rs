@@ -8,6 +8,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::smtp::{Fault, SmtpServer, wait_for};
 use crate::{Workspace, gazette};
+use gazette::digest;
 
 const A: &str = "alice@example.org";
 const B: &str = "bob@example.net";
@@ -54,6 +55,24 @@ fn write_feed(ws: &Workspace, n: usize) -> String {
     path.display().to_string()
 }
 
+/// Moves the stories' first-stored time to an hour before `cutoff()`, as if
+/// polled then (all but the story dated after the cutoff, which stays "now").
+async fn backdate(ws: &Workspace) {
+    let db = ws.dir.path().join("gazette.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE stories SET created_at = ?1
+         WHERE id NOT IN (SELECT story_id FROM items WHERE guid = 'late')",
+    )
+    .bind((cutoff() - TimeDelta::hours(1)).timestamp())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+}
+
 /// A workspace with `n` stories polled and a digest to A and B over SMTP.
 async fn setup(server: &SmtpServer, n: usize, digest_extra: &str) -> Workspace {
     let ws = Workspace::new();
@@ -88,6 +107,7 @@ retry_delay = "50ms"
     );
     let config = ws.write_config(&[("Watch Feed", feed)], &extra);
     ws.poll(&config).await;
+    backdate(&ws).await;
     ws
 }
 
@@ -223,7 +243,7 @@ async fn two_recipients_get_one_correct_message_each_and_a_second_send_delivers_
         assert!(html.contains("China detains a lawyer") && html.contains("Story number 2"));
         assert!(
             !html.contains("After the cutoff"),
-            "the next period's story is left out"
+            "a story stored after the cutoff is left for the next period"
         );
         assert!(
             html.contains(">china</td>") && html.contains(">Other</td>"),
@@ -399,6 +419,7 @@ async fn file_transport_writes_eml_files_and_preview_records_nothing() {
         ),
     );
     ws.poll(&config).await;
+    backdate(&ws).await;
     let html_path = ws.dir.path().join("preview.html");
     let out = gazette(
         &ws,
@@ -502,5 +523,44 @@ async fn a_delivery_is_claimed_by_one_sender_only_and_periods_are_recorded_once(
         (now.state, now.attempts),
         (gazette::model::DeliveryState::Pending, 1)
     );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_story_fetched_after_its_period_goes_in_the_next_and_old_archives_stay_out() {
+    let ws = Workspace::new();
+    let recent = (Utc::now() - TimeDelta::days(2)).to_rfc2822();
+    let archive = (Utc::now() - TimeDelta::days(40)).to_rfc2822();
+    std::fs::write(
+        ws.dir.path().join("f.xml"),
+        format!(
+            "<rss version=\"2.0\"><channel><title>F</title><link>https://example.org/</link><description>d</description>\
+             <item><title>Published two days ago</title><link>https://example.org/1</link><pubDate>{recent}</pubDate></item>\
+             <item><title>From the archive</title><link>https://example.org/2</link><pubDate>{archive}</pubDate></item>\
+             </channel></rss>"
+        ),
+    )
+    .unwrap();
+    let config = ws.write_config(&[("F", "f.xml".to_string())], "");
+    ws.poll(&config).await;
+    let store = gazette::app::open_store(&config).await.unwrap();
+    let now = Utc::now();
+    // Published inside this period, but stored only after its cutoff.
+    let before = digest::Period {
+        start: now - TimeDelta::days(3),
+        cutoff: now - TimeDelta::hours(1),
+    };
+    assert!(digest::stories(&store, before).await.unwrap().is_empty());
+    let next = digest::Period {
+        start: before.cutoff,
+        cutoff: now + TimeDelta::hours(1),
+    };
+    let titles: Vec<String> = digest::stories(&store, next)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.title)
+        .collect();
+    assert_eq!(titles, ["Published two days ago"]);
     store.close().await;
 }

@@ -397,8 +397,9 @@ pub fn render_text(d: &Digest, unsubscribe: &Unsubscribe) -> Result<String, Dige
 }
 
 /// The digest that `digest send` would send at `now`, or, when that period
-/// is already recorded, the one building up: from the last recorded cutoff
-/// to `now`, labelled up to the next fire time. Nothing is recorded.
+/// is already recorded (or would be skipped as empty), the one building up:
+/// from the last cutoff to `now`, labelled up to the next fire time.
+/// Nothing is recorded.
 pub async fn upcoming(
     config: &Config,
     store: &Store,
@@ -406,10 +407,13 @@ pub async fn upcoming(
 ) -> Result<Digest, DigestError> {
     let cfg = settings(config)?;
     let schedule = schedule(cfg)?;
-    let last = store.digest_periods(1).await?.first().map(|p| p.cutoff);
+    let mut last = store.digest_periods(1).await?.first().map(|p| p.cutoff);
     if let Some(p) = due_period(&schedule, last, now) {
         let stories = stories(store, p).await?;
-        return Ok(build(config, cfg, &stories, p));
+        if !stories.is_empty() || cfg.send_when_empty {
+            return Ok(build(config, cfg, &stories, p));
+        }
+        last = Some(p.cutoff);
     }
     let start = last.unwrap_or(now - FIRST_PERIOD);
     let so_far = Period { start, cutoff: now };

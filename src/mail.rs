@@ -256,3 +256,73 @@ impl Mailer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn digest(smtp: &str) -> DigestConfig {
+        let text = format!(
+            "[digest]\nfrom = \"d@example.org\"\ntransport = \"smtp\"\n[digest.smtp]\nhost = \"smtp.example.org\"\n{smtp}"
+        );
+        Config::parse(std::path::Path::new("feeds.toml"), &text)
+            .unwrap()
+            .digest
+            .unwrap()
+    }
+
+    #[test]
+    fn smtp_transports_build_for_every_security_mode() {
+        for security in ["starttls", "tls", "none"] {
+            let cfg = digest(&format!("security = \"{security}\"\n"));
+            assert!(matches!(
+                Mailer::new(&cfg),
+                Ok(Mailer::Smtp { retries: 3, .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_missing_password_variable_is_named() {
+        let cfg = digest("username = \"u\"\npassword_env = \"GAZETTE_TEST_UNSET_PASSWORD_VAR\"\n");
+        let e = Mailer::new(&cfg).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "the SMTP password variable GAZETTE_TEST_UNSET_PASSWORD_VAR is not set"
+        );
+    }
+
+    #[test]
+    fn headers_are_encoded_and_list_headers_present() {
+        let o = Outgoing {
+            from: mailbox("Gazette <d@example.org>").unwrap(),
+            to: mailbox("a@example.org").unwrap(),
+            subject: "Veille — 3 articles".into(),
+            message_id: "<m1@example.org>".into(),
+            date: SystemTime::UNIX_EPOCH,
+            html: "<p>x</p>".into(),
+            text: "x".into(),
+            list_id: "Watch <digest.example.org>".into(),
+            unsubscribe_url: None,
+            unsubscribe_mailto: Some("leave@example.org".into()),
+        };
+        let raw = String::from_utf8(build_message(&o).unwrap().formatted()).unwrap();
+        assert!(
+            raw.contains("Subject: Veille =?utf-8?b?4oCU?= 3 articles"),
+            "{raw}"
+        );
+        assert!(raw.contains("Message-ID: <m1@example.org>"), "{raw}");
+        assert!(raw.contains("List-Id: Watch <digest.example.org>"), "{raw}");
+        assert!(
+            raw.contains("List-Unsubscribe: <mailto:leave@example.org?subject=unsubscribe>"),
+            "{raw}"
+        );
+        assert!(
+            !raw.contains("List-Unsubscribe-Post"),
+            "only with a URL: {raw}"
+        );
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        assert!(mailbox("not an address").is_err());
+    }
+}

@@ -416,7 +416,11 @@ pub async fn upcoming(
         last = Some(p.cutoff);
     }
     let start = last.unwrap_or(now - FIRST_PERIOD);
-    let so_far = Period { start, cutoff: now };
+    // Store times are whole seconds: a story stored this second counts.
+    let so_far = Period {
+        start,
+        cutoff: now + TimeDelta::seconds(1),
+    };
     let stories = stories(store, so_far).await?;
     let label_end = schedule.next_after(now).unwrap_or(now);
     Ok(build(

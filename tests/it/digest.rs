@@ -564,3 +564,33 @@ async fn a_story_fetched_after_its_period_goes_in_the_next_and_old_archives_stay
     assert_eq!(titles, ["Published two days ago"]);
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preview_shows_the_digest_building_up_when_the_due_one_is_empty() {
+    let server = SmtpServer::start().await;
+    let ws = Workspace::new();
+    let feed = write_feed(&ws, 2);
+    let config = ws.write_config(
+        &[("Watch Feed", feed)],
+        &format!(
+            "[digest]\nschedule = \"0 0 * * *\"\nfrom = \"d@news.example.org\"\nto = [\"{A}\"]\ntransport = \"smtp\"\n[digest.smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n",
+            server.port()
+        ),
+    );
+    // Polled now, after today's cutoff: the due period is empty.
+    ws.poll(&config).await;
+    let text = stdout(&run(&ws, &["digest", "preview", "--text"]));
+    assert!(
+        text.contains("3 stories") && text.contains("* After the cutoff"),
+        "{text}"
+    );
+    let out = run(&ws, &["digest", "send"]);
+    assert!(
+        stdout(&out).contains("recorded as skipped"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(server.received().is_empty());
+    let after = stdout(&run(&ws, &["digest", "preview", "--text"]));
+    assert_eq!(after, text, "the stories wait for the next period");
+}

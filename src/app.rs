@@ -286,6 +286,10 @@ pub async fn send_due_digest(
     Ok(report)
 }
 
+/// `digest send` runs in which a delivery that keeps failing temporarily is
+/// tried (each with the SMTP retries) before it is given up as failed.
+pub const MAX_DELIVERY_RUNS: i64 = 5;
+
 fn new_message_id(cutoff: DateTime<Utc>, domain: &str) -> String {
     let r: u64 = rand::random();
     format!(
@@ -371,20 +375,26 @@ async fn deliver_period(
             }
             Err(e) => {
                 tracing::warn!(recipient = %d.recipient, error = %e.reply, "digest delivery failed");
+                // A temporary failure is tried again by later sends, up to a point.
+                let give_up = !e.permanent && d.attempts + 1 >= MAX_DELIVERY_RUNS;
+                let reply = if give_up {
+                    format!("gave up after {MAX_DELIVERY_RUNS} sends: {}", e.reply)
+                } else {
+                    e.reply.clone()
+                };
+                let permanent = e.permanent || give_up;
                 store
                     .finish_delivery(
                         period.id,
                         &d.recipient,
                         DeliveryState::Failed,
-                        Some(&e.reply),
-                        e.permanent,
+                        Some(&reply),
+                        permanent,
                         Utc::now().timestamp(),
                     )
                     .await
                     .context("recording a failed delivery")?;
-                report
-                    .failed
-                    .push((d.recipient.clone(), e.reply.clone(), e.permanent));
+                report.failed.push((d.recipient.clone(), reply, permanent));
             }
         }
     }

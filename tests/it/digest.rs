@@ -594,3 +594,48 @@ async fn preview_shows_the_digest_building_up_when_the_due_one_is_empty() {
     let after = stdout(&run(&ws, &["digest", "preview", "--text"]));
     assert_eq!(after, text, "the stories wait for the next period");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn temporary_failure_beyond_the_retries_is_sent_by_the_next_send() {
+    let server = SmtpServer::start().await;
+    let ws = setup(&server, 2, "").await;
+    server.inject(Fault::TempFail(A.into()));
+    let out = run(&ws, &["digest", "send"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("will retry on the next send"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(server.rcpt_count(A), 4, "the first try and 3 retries");
+    let st = status(&ws);
+    assert!(st.contains("open"), "{st}");
+    assert!(status_of(&st, A).contains("451"), "{st}");
+    server.clear_faults();
+    let out = run(&ws, &["digest", "send"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.received_by(A).len(), 1);
+    assert_eq!(server.received_by(B).len(), 1, "B is not sent again");
+    assert!(status(&ws).contains("done"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recipient_that_keeps_failing_temporarily_is_given_up_after_five_sends() {
+    let server = SmtpServer::start().await;
+    let ws = setup(&server, 2, "").await;
+    server.inject(Fault::TempFail(A.into()));
+    for _ in 0..5 {
+        assert_eq!(run(&ws, &["digest", "send"]).status.code(), Some(1));
+    }
+    let st = status(&ws);
+    assert!(st.contains("done"), "{st}");
+    let a = status_of(&st, A);
+    assert!(
+        a.contains("failed") && a.contains("gave up after 5 sends"),
+        "{a}"
+    );
+    let seen = server.rcpt_count(A);
+    assert!(run(&ws, &["digest", "send"]).status.success());
+    assert_eq!(server.rcpt_count(A), seen, "no sixth try");
+    assert_eq!(server.received_by(B).len(), 1);
+}

@@ -13,6 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub enum Fault {
     /// Answer `451` to RCPT TO once, then accept.
     TempFailOnce(String),
+    /// Answer `451` to RCPT TO, always.
+    TempFail(String),
     /// Answer `550` to RCPT TO, always.
     Reject(String),
     /// Close the connection in the middle of the DATA, once.
@@ -25,6 +27,7 @@ impl Fault {
     fn recipient(&self) -> &str {
         match self {
             Fault::TempFailOnce(r)
+            | Fault::TempFail(r)
             | Fault::Reject(r)
             | Fault::DropInDataOnce(r)
             | Fault::Stall(r) => r,
@@ -192,7 +195,7 @@ impl SmtpServer {
                 let to = addr_of(&cmd);
                 self.state.lock().unwrap().rcpt_seen.push(to.clone());
                 match self.fault(&to, "rcpt") {
-                    Some(Fault::TempFailOnce(_)) => {
+                    Some(Fault::TempFailOnce(_) | Fault::TempFail(_)) => {
                         w.write_all(b"451 4.7.1 Greylisted, try again later\r\n")
                             .await?;
                     }

@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Config;
+use crate::config::{Config, DatabaseUrl};
 use crate::digest::{self, DigestError};
 use crate::fetch::{self, Fetcher};
 use crate::mail::{self, Mailer, Outgoing};
@@ -235,6 +235,9 @@ pub async fn send_due_digest(
 ) -> anyhow::Result<SendReport> {
     let cfg = digest::settings(config)?;
     let schedule = digest::schedule(cfg)?;
+    // One sender at a time: another one's `pending` rows are in flight, not
+    // interrupted. The OS drops the lock when its holder dies, even by kill -9.
+    let _lock = sender_lock(config)?;
     let mut report = SendReport::default();
     for period in store.open_digest_periods().await? {
         report
@@ -284,6 +287,30 @@ pub async fn send_due_digest(
             .push(deliver_period(config, store, mailer, period).await?);
     }
     Ok(report)
+}
+
+/// Takes the digest sender's lock, a file beside the SQLite database.
+fn sender_lock(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
+    let DatabaseUrl::Sqlite(db) = &config.database else {
+        return Ok(None);
+    };
+    let mut path = db.clone().into_os_string();
+    path.push(".digest-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening the digest lock {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(anyhow::anyhow!(
+            "another `gazette digest send` (or the daemon) is sending the digest of this database"
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 /// `digest send` runs in which a delivery that keeps failing temporarily is

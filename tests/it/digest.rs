@@ -345,6 +345,15 @@ async fn killed_between_recipients_then_rerun_gives_each_recipient_exactly_one()
     let stalled = wait_for(|| server.stalled().iter().any(|s| s == B)).await;
     assert!(stalled, "the second recipient's RCPT never arrived");
     assert_eq!(server.received_by(A).len(), 1);
+    // A second sender meanwhile must not take B's in-flight delivery for a crashed one.
+    let concurrent = run(&ws, &["digest", "send"]);
+    assert!(!concurrent.status.success());
+    assert!(
+        stderr(&concurrent).contains("another `gazette digest send`"),
+        "{}",
+        stderr(&concurrent)
+    );
+    assert_eq!(server.rcpt_count(B), 1);
     child.kill().unwrap(); // SIGKILL
     tokio::task::block_in_place(|| child.wait().unwrap());
     let st = status(&ws);

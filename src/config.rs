@@ -254,7 +254,16 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     /// Name of the environment variable holding the password.
     pub password_env: Option<String>,
+    /// Connect and per-command timeout.
+    pub timeout: Duration,
+    /// Further attempts after a temporary failure (4xx reply or a lost connection).
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub retry_delay: Duration,
 }
+
+/// Default subject template of the digest.
+pub const DEFAULT_SUBJECT: &str = "{title} — {count} stories, {period}";
 
 /// `[digest]`: the weekly email.
 #[derive(Debug, Clone, PartialEq)]
@@ -275,6 +284,19 @@ pub struct DigestConfig {
     pub outbox: PathBuf,
     /// SMTP settings.
     pub smtp: Option<SmtpConfig>,
+    /// Send a digest for a period without stories (otherwise it is recorded as skipped).
+    pub send_when_empty: bool,
+    /// Subject template: `{title}`, `{count}` and `{period}` are replaced.
+    pub subject: String,
+    /// Tags whose sections come first, in this order; other tags follow
+    /// alphabetically, then "Other" for untagged stories.
+    pub sections: Vec<String>,
+    /// One-click unsubscribe URL (`{email}` is replaced by the recipient).
+    pub unsubscribe_url: Option<String>,
+    /// Address that unsubscribes a recipient who writes to it.
+    pub unsubscribe_mailto: Option<String>,
+    /// List-Id header value, e.g. `Watch <digest.news.example.org>`.
+    pub list_id: String,
 }
 
 /// The whole validated configuration.
@@ -372,7 +394,7 @@ struct RawPublish {
 #[serde(deny_unknown_fields)]
 struct RawDigest {
     schedule: Option<Spanned<String>>,
-    timezone: Option<String>,
+    timezone: Option<Spanned<String>>,
     from: Option<Spanned<String>>,
     #[serde(default)]
     to: Vec<Spanned<String>>,
@@ -380,6 +402,13 @@ struct RawDigest {
     transport: Option<Transport>,
     outbox: Option<String>,
     smtp: Option<Spanned<RawSmtp>>,
+    send_when_empty: Option<bool>,
+    subject: Option<Spanned<String>>,
+    #[serde(default)]
+    sections: Vec<Spanned<String>>,
+    unsubscribe_url: Option<Spanned<String>>,
+    unsubscribe_mailto: Option<Spanned<String>>,
+    list_id: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -390,6 +419,9 @@ struct RawSmtp {
     security: Option<SmtpSecurity>,
     username: Option<String>,
     password_env: Option<String>,
+    timeout: Option<Spanned<String>>,
+    retries: Option<Spanned<i64>>,
+    retry_delay: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -605,7 +637,7 @@ impl Ctx<'_> {
         }
 
         let digest = match raw.digest {
-            Some(d) => Some(self.digest(d)?),
+            Some(d) => Some(self.digest(d, &title, &site_url)?),
             None => None,
         };
 
@@ -831,9 +863,18 @@ impl Ctx<'_> {
         }
     }
 
-    fn digest(&self, d: Spanned<RawDigest>) -> Result<DigestConfig, ConfigError> {
+    fn digest(
+        &self,
+        d: Spanned<RawDigest>,
+        title: &str,
+        site_url: &Url,
+    ) -> Result<DigestConfig, ConfigError> {
         let span = d.span();
         let d = d.into_inner();
+        let timezone = match &d.timezone {
+            Some(t) => t.get_ref().trim().to_string(),
+            None => "UTC".to_string(),
+        };
         let schedule = match d.schedule {
             Some(s) => {
                 let fields = s.get_ref().split_whitespace().count();
@@ -845,10 +886,18 @@ impl Ctx<'_> {
                         ),
                     ));
                 }
-                s.into_inner()
+                s
             }
-            None => "0 8 * * Mon".to_string(),
+            None => Spanned::new(span.clone(), "0 8 * * Mon".to_string()),
         };
+        if let Err(e) = crate::scheduler::CronSchedule::parse(schedule.get_ref(), &timezone) {
+            let at = match (&e, &d.timezone) {
+                (crate::scheduler::ScheduleError::TimeZone(_), Some(t)) => t.span(),
+                _ => schedule.span(),
+            };
+            return Err(self.err(at, e.to_string()));
+        }
+        let schedule = schedule.into_inner();
         let from = match d.from {
             Some(f) if looks_like_mailbox(f.get_ref()) => f.into_inner(),
             Some(f) => {
@@ -870,33 +919,117 @@ impl Ctx<'_> {
             to.push(t.into_inner());
         }
         let transport = d.transport.unwrap_or(Transport::File);
-        let smtp = d.smtp.map(|s| {
-            let s = s.into_inner();
-            let security = s.security.unwrap_or(SmtpSecurity::Starttls);
-            SmtpConfig {
-                host: s.host,
-                port: s.port.unwrap_or(match security {
-                    SmtpSecurity::Tls => 465,
-                    SmtpSecurity::Starttls => 587,
-                    SmtpSecurity::None => 25,
-                }),
-                security,
-                username: s.username,
-                password_env: s.password_env,
+        let smtp = match d.smtp {
+            None => None,
+            Some(s) => {
+                let s = s.into_inner();
+                let security = s.security.unwrap_or(SmtpSecurity::Starttls);
+                let retries = match &s.retries {
+                    Some(r) => u32::try_from(*r.get_ref()).map_err(|_| {
+                        self.err(r.span(), "retries must be 0 or a positive number")
+                    })?,
+                    None => 3,
+                };
+                Some(SmtpConfig {
+                    host: s.host,
+                    port: s.port.unwrap_or(match security {
+                        SmtpSecurity::Tls => 465,
+                        SmtpSecurity::Starttls => 587,
+                        SmtpSecurity::None => 25,
+                    }),
+                    security,
+                    username: s.username,
+                    password_env: s.password_env,
+                    timeout: match &s.timeout {
+                        Some(t) => self.duration(t)?,
+                        None => Duration::from_secs(30),
+                    },
+                    retries,
+                    retry_delay: match &s.retry_delay {
+                        Some(t) => self.duration(t)?,
+                        None => Duration::from_secs(30),
+                    },
+                })
             }
-        });
+        };
         if transport == Transport::Smtp && smtp.is_none() {
             return Err(self.err(span, "transport = \"smtp\" needs a [digest.smtp] section"));
         }
+        let subject = match d.subject {
+            Some(s) if s.get_ref().trim().is_empty() => {
+                return Err(self.err(s.span(), "subject must not be empty"));
+            }
+            Some(s) => s.into_inner(),
+            None => DEFAULT_SUBJECT.to_string(),
+        };
+        let mut sections = Vec::new();
+        for t in d.sections {
+            self.slug(&t)?;
+            sections.push(t.into_inner());
+        }
+        let unsubscribe_url = match d.unsubscribe_url {
+            Some(u) => {
+                let probe = u.get_ref().replace("{email}", "x");
+                match Url::parse(&probe) {
+                    Ok(p) if matches!(p.scheme(), "http" | "https") => Some(u.into_inner()),
+                    _ => {
+                        return Err(self.err(
+                            u.span(),
+                            "unsubscribe_url must be an http:// or https:// URL",
+                        ));
+                    }
+                }
+            }
+            None => None,
+        };
+        let unsubscribe_mailto = match d.unsubscribe_mailto {
+            Some(m) => {
+                let addr = m.get_ref().trim().trim_start_matches("mailto:");
+                if !looks_like_mailbox(addr) || addr.contains('<') {
+                    return Err(self.err(
+                        m.span(),
+                        format!(
+                            "unsubscribe_mailto {:?} is not an email address",
+                            m.get_ref()
+                        ),
+                    ));
+                }
+                Some(addr.to_string())
+            }
+            None => None,
+        };
+        let list_id = match d.list_id {
+            Some(l) if l.get_ref().trim().is_empty() || !l.get_ref().is_ascii() => {
+                return Err(self.err(
+                    l.span(),
+                    "list_id must be non-empty ASCII, e.g. \"Watch <digest.example.org>\"",
+                ));
+            }
+            Some(l) => l.into_inner(),
+            None => {
+                let host = site_url.host_str().unwrap_or("localhost");
+                let phrase: String = title
+                    .chars()
+                    .filter(|c| c.is_ascii() && !matches!(c, '<' | '>' | '"' | '\\'))
+                    .collect();
+                format!("{} <digest.{host}>", phrase.trim())
+            }
+        };
         Ok(DigestConfig {
             schedule,
-            timezone: d.timezone.unwrap_or_else(|| "UTC".to_string()),
+            timezone,
             from,
             to,
             subscribers: d.subscribers.map(|s| self.resolve(&s)),
             transport,
             outbox: self.resolve(d.outbox.as_deref().unwrap_or("outbox")),
             smtp,
+            send_when_empty: d.send_when_empty.unwrap_or(false),
+            subject,
+            sections,
+            unsubscribe_url,
+            unsubscribe_mailto,
+            list_id,
         })
     }
 }
@@ -1125,6 +1258,43 @@ interval = "30m"
         assert!(e.message.contains("[digest.smtp]"), "{e}");
         let e = parse(&format!("{base}transport = \"pigeon\"\n")).unwrap_err();
         assert_eq!(e.line, 5, "{e}");
+    }
+
+    #[test]
+    fn digest_options_have_defaults_and_located_errors() {
+        let base = "title = \"Watch\"\nsite_url = \"https://news.example.org/\"\n[digest]\nfrom = \"d@example.org\"\n";
+        let d = parse(base).unwrap().digest.unwrap();
+        assert!(!d.send_when_empty);
+        assert_eq!(d.subject, DEFAULT_SUBJECT);
+        assert_eq!(d.list_id, "Watch <digest.news.example.org>");
+        assert_eq!((d.unsubscribe_url, d.unsubscribe_mailto), (None, None));
+        let full = format!(
+            "{base}send_when_empty = true\nsubject = \"{{count}} new\"\nsections = [\"un\", \"china\"]\nunsubscribe_url = \"https://x.org/u?e={{email}}\"\nunsubscribe_mailto = \"mailto:leave@x.org\"\nlist_id = \"W <w.x.org>\"\n[digest.smtp]\nhost = \"smtp.x.org\"\nsecurity = \"tls\"\ntimeout = \"5s\"\nretries = 0\nretry_delay = \"1s\"\n"
+        );
+        let d = parse(&full).unwrap().digest.unwrap();
+        assert!(d.send_when_empty);
+        assert_eq!(d.sections, ["un", "china"]);
+        assert_eq!(d.unsubscribe_mailto.as_deref(), Some("leave@x.org"));
+        assert_eq!(d.list_id, "W <w.x.org>");
+        let smtp = d.smtp.unwrap();
+        assert_eq!((smtp.port, smtp.retries), (465, 0));
+        assert_eq!(smtp.timeout, Duration::from_secs(5));
+        let e = parse(&format!("{base}timezone = \"Europe/Zurch\"\n")).unwrap_err();
+        assert_eq!((e.line, e.col), (5, 12), "{e}");
+        assert!(e.message.contains("unknown time zone"), "{e}");
+        let e = parse(&format!("{base}schedule = \"0 25 * * *\"\n")).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        let e = parse(&format!("{base}unsubscribe_url = \"ftp://x\"\n")).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        let e = parse(&format!("{base}sections = [\"UN\"]\n")).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        let e = parse(&format!("{base}send_when_emtpy = true\n")).unwrap_err();
+        assert!(e.message.contains("did you mean `send_when_empty`"), "{e}");
+        let e = parse(&format!(
+            "{base}[digest.smtp]\nhost = \"h\"\nretries = -1\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
     }
 
     #[test]

@@ -15,7 +15,9 @@
 pub mod app;
 pub mod config;
 pub mod dedup;
+pub mod digest;
 pub mod fetch;
+pub mod mail;
 pub mod model;
 pub mod opml;
 pub mod parse;

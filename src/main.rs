@@ -72,6 +72,11 @@ enum Command {
     /// Move a feed list in and out of OPML 2.0.
     #[command(subcommand)]
     Opml(OpmlCommand),
+    /// The email digest.
+    Digest {
+        #[command(subcommand)]
+        command: DigestCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +87,27 @@ enum OpmlCommand {
     Import {
         /// The OPML file.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DigestCommand {
+    /// Send the digest for the period that is due (and finish interrupted ones); a second call sends nothing.
+    Send,
+    /// List digest periods and each recipient's delivery state.
+    Status {
+        /// At most this many periods, newest first.
+        #[arg(long, default_value_t = 10)]
+        limit: i64,
+    },
+    /// Render the digest that would be sent now, without sending or recording anything.
+    Preview {
+        /// Write it to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The plain-text version instead of the HTML.
+        #[arg(long)]
+        text: bool,
     },
 }
 
@@ -140,6 +166,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Check => {
+            // The subscribers file lives outside the configuration: check it too.
+            if let Some(d) = &config.digest
+                && let Err(e) = gazette::digest::recipients(d)
+            {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
             println!(
                 "{}: ok ({} feeds, {} tag rules)",
                 cli.config.display(),
@@ -199,6 +232,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store.close().await;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Digest { command } => digest(config, command).await,
         Command::Items {
             tag,
             since,
@@ -370,4 +404,112 @@ fn parse_since(s: &str) -> anyhow::Result<DateTime<Utc>> {
     })?;
     let age = chrono::Duration::from_std(age).context("--since: age too large")?;
     Ok(Utc::now() - age)
+}
+
+async fn digest(config: Config, command: DigestCommand) -> anyhow::Result<ExitCode> {
+    let cfg = gazette::digest::settings(&config)?.clone();
+    let store = app::open_store(&config).await?;
+    let code = match command {
+        DigestCommand::Send => {
+            let mailer = app::mailer(&config)?;
+            let report = app::send_due_digest(&config, &store, &mailer, Utc::now()).await?;
+            let mut out = std::io::stdout().lock();
+            if report.periods.is_empty() {
+                writeln!(
+                    out,
+                    "nothing due: the latest digest period is already recorded"
+                )?;
+            }
+            for p in &report.periods {
+                let label = period_label(&cfg, &p.period);
+                if p.skipped {
+                    writeln!(out, "{label}: no stories; recorded as skipped")?;
+                    continue;
+                }
+                writeln!(
+                    out,
+                    "{label}: {} stories; {} sent, {} failed{}",
+                    p.period.stories,
+                    p.sent.len(),
+                    p.failed.len(),
+                    if p.resumed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({} interrupted earlier, sent again with the same Message-ID)",
+                            p.resumed.len()
+                        )
+                    }
+                )?;
+                for (r, e, permanent) in &p.failed {
+                    let kind = if *permanent {
+                        "refused"
+                    } else {
+                        "will retry on the next send"
+                    };
+                    eprintln!("{r}: {kind}: {e}");
+                }
+            }
+            if report.has_failures() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        DigestCommand::Status { limit } => {
+            let mut out = std::io::stdout().lock();
+            let periods = app::digest_status(&store, limit).await?;
+            if periods.is_empty() {
+                writeln!(out, "no digest recorded yet")?;
+            }
+            for (p, deliveries) in periods {
+                writeln!(
+                    out,
+                    "{}  {}  {} stories",
+                    period_label(&cfg, &p),
+                    p.status.as_str(),
+                    p.stories
+                )?;
+                for d in deliveries {
+                    writeln!(
+                        out,
+                        "    {:<8} {}  {}  attempts {}{}",
+                        d.state.as_str(),
+                        d.recipient,
+                        d.message_id,
+                        d.attempts,
+                        d.reply.map(|r| format!("  {r}")).unwrap_or_default()
+                    )?;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        DigestCommand::Preview { out, text } => {
+            let rendered = if text {
+                let d = gazette::digest::upcoming(&config, &store, Utc::now()).await?;
+                gazette::digest::render_text(&d, &gazette::digest::preview_unsubscribe(&cfg))?
+            } else {
+                gazette::digest::upcoming_html(&config, &store, Utc::now()).await?
+            };
+            match out {
+                Some(path) => std::fs::write(&path, rendered)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => std::io::stdout().lock().write_all(rendered.as_bytes())?,
+            }
+            ExitCode::SUCCESS
+        }
+    };
+    store.close().await;
+    Ok(code)
+}
+
+/// `2026-11-16 08:00 → 2026-11-23 08:00 Europe/Zurich`.
+fn period_label(cfg: &gazette::config::DigestConfig, p: &gazette::model::DigestPeriod) -> String {
+    let tz: chrono_tz::Tz = cfg.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    format!(
+        "{} → {} {}",
+        p.start.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+        p.cutoff.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+        cfg.timezone
+    )
 }

@@ -186,3 +186,110 @@ pub struct ItemQuery {
     /// Also stories matched by an exclusion rule.
     pub include_excluded: bool,
 }
+
+/// Where a digest period stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodStatus {
+    /// Some deliveries are not final yet.
+    Open,
+    /// Every delivery is sent or failed for good.
+    Done,
+    /// Nothing to send (an empty period with `send_when_empty = false`).
+    Skipped,
+}
+
+impl PeriodStatus {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodStatus::Open => "open",
+            PeriodStatus::Done => "done",
+            PeriodStatus::Skipped => "skipped",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Option<PeriodStatus> {
+        Some(match s {
+            "open" => PeriodStatus::Open,
+            "done" => PeriodStatus::Done,
+            "skipped" => PeriodStatus::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+/// A recorded digest period: the stories first stored in `[start, cutoff)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DigestPeriod {
+    /// Store id.
+    pub id: i64,
+    /// Stories first stored at or after this time are in it.
+    pub start: DateTime<Utc>,
+    /// The scheduled time that closed it; stories stored before it are in it.
+    pub cutoff: DateTime<Utc>,
+    /// How many stories it holds.
+    pub stories: i64,
+    /// Open, done or skipped.
+    pub status: PeriodStatus,
+}
+
+/// Where one recipient's copy of a digest stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Not tried yet.
+    Queued,
+    /// Handed to the transport; the outcome was not recorded (still sending, or a crash).
+    Pending,
+    /// Accepted by the server (or written to the outbox).
+    Sent,
+    /// Refused; see the reply.
+    Failed,
+}
+
+impl DeliveryState {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Pending => "pending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        Some(match s {
+            "queued" => DeliveryState::Queued,
+            "pending" => DeliveryState::Pending,
+            "sent" => DeliveryState::Sent,
+            "failed" => DeliveryState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One recipient's copy of a digest period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    /// The period it belongs to.
+    pub period_id: i64,
+    /// The recipient's mailbox.
+    pub recipient: String,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Message-ID chosen when the period was recorded; kept across retries
+    /// so a copy sent twice after a crash is recognisably the same message.
+    pub message_id: String,
+    /// How many times the transport was called for it.
+    pub attempts: i64,
+    /// A failure that retrying will not fix (SMTP 5xx).
+    pub permanent: bool,
+    /// The server's reply or the transport's error for the last attempt.
+    pub reply: Option<String>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}

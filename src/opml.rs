@@ -58,7 +58,7 @@ pub fn read_feeds(path: &Path, xml: &str) -> Result<Vec<OpmlFeed>, OpmlError> {
         })?;
         match event {
             Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "outline" => {
-                let mut attr = |name: &str| -> Option<String> {
+                let attr = |name: &str| -> Option<String> {
                     e.attributes().flatten().find_map(|a| {
                         a.key
                             .local_name()
@@ -222,8 +222,14 @@ mod tests {
 
     #[test]
     fn malformed_opml_names_the_file() {
-        let err = read_feeds(Path::new("bad.opml"), "<opml><body><outline xmlUrl=\"x\"></body>")
-            .unwrap_err();
-        assert!(err.to_string().starts_with("bad.opml: not valid OPML"), "{err}");
+        let err = read_feeds(
+            Path::new("bad.opml"),
+            "<opml><body><outline xmlUrl=\"x\"></body>",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("bad.opml: not valid OPML"),
+            "{err}"
+        );
     }
 }

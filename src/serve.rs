@@ -165,6 +165,7 @@ impl WholeSeconds for DateTime<Utc> {
 pub fn router(site: Arc<Site>) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(healthz))
+        .route("/digest", axum::routing::get(upcoming_digest))
         .fallback(published)
         .with_state(site)
 }
@@ -193,6 +194,33 @@ async fn healthz(State(site): State<Arc<Site>>) -> Response {
             format!("store unavailable: {e}\n"),
         )
             .into_response(),
+    }
+}
+
+/// The digest as it stands now (not cached: it follows the clock too).
+async fn upcoming_digest(State(site): State<Arc<Site>>) -> Response {
+    match crate::digest::upcoming_html(&site.config, &site.store, Utc::now()).await {
+        Ok(html) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            html,
+        )
+            .into_response(),
+        Err(crate::digest::DigestError::NotConfigured) => (
+            StatusCode::NOT_FOUND,
+            "no digest: the configuration has no [digest] section\n",
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering the digest page failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the digest could not be rendered; see the server log\n",
+            )
+                .into_response()
+        }
     }
 }
 
@@ -278,14 +306,12 @@ fn not_modified(doc: &Rendered, headers: &HeaderMap) -> bool {
             tag == base || tag.strip_prefix(base).is_some_and(|s| s.starts_with('-'))
         });
     }
-    if let Some(ims) = headers.get(header::IF_MODIFIED_SINCE) {
-        if let Some(since) = ims
-            .to_str()
-            .ok()
-            .and_then(|s| DateTime::parse_from_rfc2822(s).ok())
-        {
-            return doc.last_modified <= since.with_timezone(&Utc);
-        }
+    if let Some(since) = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| DateTime::parse_from_rfc2822(s).ok())
+    {
+        return doc.last_modified <= since.with_timezone(&Utc);
     }
     false
 }

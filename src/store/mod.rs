@@ -7,7 +7,10 @@ use std::collections::HashMap;
 
 use crate::config::{DatabaseUrl, FeedConfig};
 use crate::dedup::Policy;
-use crate::model::{FeedRow, FetchState, Item, ItemQuery, Story, TaggingInput};
+use crate::model::{
+    Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, Item, ItemQuery, Story,
+    TaggingInput,
+};
 use crate::tag::Tagging;
 
 pub use sqlite::SqliteStore;
@@ -150,6 +153,92 @@ impl Store {
     pub async fn set_tagging(&self, items: &[(i64, Tagging)]) -> Result<usize, StoreError> {
         match self {
             Store::Sqlite(s) => s.set_tagging(items).await,
+        }
+    }
+
+    /// Ids of the stories first stored at or after `from` and before `until` (unix seconds).
+    pub async fn story_ids_stored_between(
+        &self,
+        from: i64,
+        until: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.story_ids_stored_between(from, until).await,
+        }
+    }
+
+    /// The most recent digest periods, newest first.
+    pub async fn digest_periods(&self, limit: i64) -> Result<Vec<DigestPeriod>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.digest_periods(limit).await,
+        }
+    }
+
+    /// Digest periods with deliveries still to make, oldest first.
+    pub async fn open_digest_periods(&self) -> Result<Vec<DigestPeriod>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.open_digest_periods().await,
+        }
+    }
+
+    /// Records the period closed at `cutoff` with a queued delivery per
+    /// `(recipient, message_id)` (none: the period is skipped), in one
+    /// transaction. When the period is already recorded, returns it
+    /// unchanged and `false`.
+    pub async fn create_digest_period(
+        &self,
+        start: i64,
+        cutoff: i64,
+        stories: i64,
+        recipients: &[(String, String)],
+        now: i64,
+    ) -> Result<(DigestPeriod, bool), StoreError> {
+        match self {
+            Store::Sqlite(s) => {
+                s.create_digest_period(start, cutoff, stories, recipients, now)
+                    .await
+            }
+        }
+    }
+
+    /// A period's deliveries, in recipient order.
+    pub async fn deliveries(&self, period_id: i64) -> Result<Vec<Delivery>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.deliveries(period_id).await,
+        }
+    }
+
+    /// Marks a delivery `pending` (committed before the transport is called)
+    /// if it is still as `seen` (same state and attempt count); `false` when
+    /// another sender got there first and this one must leave it alone.
+    pub async fn claim_delivery(&self, seen: &Delivery, now: i64) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.claim_delivery(seen, now).await,
+        }
+    }
+
+    /// Records a delivery's outcome.
+    pub async fn finish_delivery(
+        &self,
+        period_id: i64,
+        recipient: &str,
+        state: DeliveryState,
+        reply: Option<&str>,
+        permanent: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => {
+                s.finish_delivery(period_id, recipient, state, reply, permanent, now)
+                    .await
+            }
+        }
+    }
+
+    /// Marks an open period done.
+    pub async fn close_digest_period(&self, period_id: i64) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.close_digest_period(period_id).await,
         }
     }
 

@@ -16,7 +16,10 @@ use std::sync::Arc;
 use super::{SaveCounts, StoreError};
 use crate::config::FeedConfig;
 use crate::dedup::{self, MergeReason, Policy};
-use crate::model::{Enclosure, FeedRow, FetchState, Item, ItemQuery, Source, Story, TaggingInput};
+use crate::model::{
+    Delivery, DeliveryState, DigestPeriod, Enclosure, FeedRow, FetchState, Item, ItemQuery,
+    PeriodStatus, Source, Story, TaggingInput,
+};
 use crate::tag::Tagging;
 
 /// Schema migrations, applied in order; the file's `user_version` records the last one applied.
@@ -24,8 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_stories.sql"),
     include_str!("../../migrations/sqlite/0003_exclusion_and_meta.sql"),
-    // 0004 is reserved for the digest tables.
-    "",
+    include_str!("../../migrations/sqlite/0004_digest.sql"),
     include_str!("../../migrations/sqlite/0005_publish.sql"),
 ];
 
@@ -347,6 +349,182 @@ impl SqliteStore {
         }
         w.tx.commit().await?;
         Ok(changed)
+    }
+
+    pub(super) async fn story_ids_stored_between(
+        &self,
+        from: i64,
+        until: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM stories WHERE created_at >= ?1 AND created_at < ?2")
+                .bind(from)
+                .bind(until)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub(super) async fn digest_periods(&self, limit: i64) -> Result<Vec<DigestPeriod>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods
+             ORDER BY cutoff_at DESC LIMIT ?1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(period_row).collect()
+    }
+
+    pub(super) async fn open_digest_periods(&self) -> Result<Vec<DigestPeriod>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods
+             WHERE status = 'open' ORDER BY cutoff_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(period_row).collect()
+    }
+
+    pub(super) async fn create_digest_period(
+        &self,
+        start: i64,
+        cutoff: i64,
+        stories: i64,
+        recipients: &[(String, String)],
+        now: i64,
+    ) -> Result<(DigestPeriod, bool), StoreError> {
+        let mut w = self.begin_write().await?;
+        let tx = &mut w.tx;
+        if let Some(r) = sqlx::query(
+            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods WHERE cutoff_at = ?1",
+        )
+        .bind(cutoff)
+        .fetch_optional(&mut **tx)
+        .await?
+        {
+            return Ok((period_row(&r)?, false));
+        }
+        let status = if recipients.is_empty() {
+            PeriodStatus::Skipped
+        } else {
+            PeriodStatus::Open
+        };
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO digest_periods (start_at, cutoff_at, stories, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        )
+        .bind(start)
+        .bind(cutoff)
+        .bind(stories)
+        .bind(status.as_str())
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+        for (pos, (recipient, message_id)) in recipients.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO digest_deliveries (period_id, recipient, position, state, message_id, updated_at)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
+            )
+            .bind(id)
+            .bind(recipient)
+            .bind(pos as i64)
+            .bind(message_id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        w.tx.commit().await?;
+        let period = DigestPeriod {
+            id,
+            start: ts(Some(start)).unwrap_or_default(),
+            cutoff: ts(Some(cutoff)).unwrap_or_default(),
+            stories,
+            status,
+        };
+        Ok((period, true))
+    }
+
+    pub(super) async fn deliveries(&self, period_id: i64) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT period_id, recipient, state, message_id, attempts, permanent, reply, updated_at
+             FROM digest_deliveries WHERE period_id = ?1 ORDER BY position",
+        )
+        .bind(period_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                Ok(Delivery {
+                    period_id: r.try_get("period_id")?,
+                    recipient: r.try_get("recipient")?,
+                    state: DeliveryState::parse(&state).unwrap_or(DeliveryState::Pending),
+                    message_id: r.try_get("message_id")?,
+                    attempts: r.try_get("attempts")?,
+                    permanent: r.try_get::<i64, _>("permanent")? != 0,
+                    reply: r.try_get("reply")?,
+                    updated_at: ts(Some(r.try_get("updated_at")?)).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn claim_delivery(
+        &self,
+        seen: &Delivery,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut w = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE digest_deliveries SET state = 'pending', attempts = attempts + 1, updated_at = ?3
+             WHERE period_id = ?1 AND recipient = ?2 AND state = ?4 AND attempts = ?5",
+        )
+        .bind(seen.period_id)
+        .bind(&seen.recipient)
+        .bind(now)
+        .bind(seen.state.as_str())
+        .bind(seen.attempts)
+        .execute(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn finish_delivery(
+        &self,
+        period_id: i64,
+        recipient: &str,
+        state: DeliveryState,
+        reply: Option<&str>,
+        permanent: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut w = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE digest_deliveries SET state = ?3, reply = ?4, permanent = ?5, updated_at = ?6
+             WHERE period_id = ?1 AND recipient = ?2",
+        )
+        .bind(period_id)
+        .bind(recipient)
+        .bind(state.as_str())
+        .bind(reply)
+        .bind(permanent as i64)
+        .bind(now)
+        .execute(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn close_digest_period(&self, period_id: i64) -> Result<(), StoreError> {
+        let mut w = self.begin_write().await?;
+        sqlx::query("UPDATE digest_periods SET status = 'done' WHERE id = ?1 AND status = 'open'")
+            .bind(period_id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.tx.commit().await?;
+        Ok(())
     }
 
     pub(super) async fn list_stories(&self, q: &ItemQuery) -> Result<Vec<Story>, StoreError> {
@@ -802,5 +980,16 @@ fn story_of(r: &sqlx::sqlite::SqliteRow, story_id: i64) -> Result<Story, StoreEr
         excerpt: r.try_get("excerpt")?,
         summary_html: r.try_get("summary_html")?,
         content_html: r.try_get("content_html")?,
+    })
+}
+
+fn period_row(r: &sqlx::sqlite::SqliteRow) -> Result<DigestPeriod, StoreError> {
+    let status: String = r.try_get("status")?;
+    Ok(DigestPeriod {
+        id: r.try_get("id")?,
+        start: ts(Some(r.try_get("start_at")?)).unwrap_or_default(),
+        cutoff: ts(Some(r.try_get("cutoff_at")?)).unwrap_or_default(),
+        stories: r.try_get("stories")?,
+        status: PeriodStatus::parse(&status).unwrap_or(PeriodStatus::Open),
     })
 }

@@ -2,10 +2,12 @@
 
 mod cli;
 mod dedup;
+mod digest;
 mod ingest;
 mod publish;
 mod serve;
 mod server;
+mod smtp;
 mod tags;
 
 use std::path::{Path, PathBuf};

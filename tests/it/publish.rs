@@ -518,27 +518,46 @@ fn opml_export_then_import_round_trips_the_feed_list() {
     from.write_config(
         &[
             ("ISHR", "https://ishr.ch/feed/".into()),
-            ("UN \"News\" & Views", "https://news.un.org/feed/rss".into()),
+            (
+                "UN News & Views <en>",
+                "https://news.un.org/feed/rss".into(),
+            ),
             ("Amnesty", "https://www.amnesty.org/en/feed/".into()),
         ],
         "",
     );
-    let text = std::fs::read_to_string(from.config_path()).unwrap().replace(
-        "name = \"ISHR\"\n",
-        "name = \"ISHR\"\ntags = [\"ngo\", \"un\"]\n",
-    );
+    let text = std::fs::read_to_string(from.config_path())
+        .unwrap()
+        .replace(
+            "name = \"ISHR\"\n",
+            "name = \"ISHR\"\ntags = [\"ngo\", \"un\"]\n",
+        );
     std::fs::write(from.config_path(), text).unwrap();
     let out = gazette(&from, &["opml", "export"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let opml_path = from.dir.path().join("export.opml");
     std::fs::write(&opml_path, &out.stdout).unwrap();
 
     let to = Workspace::new();
-    to.write_config(&[("Amnesty", "https://www.amnesty.org/en/feed/".into())], "# keep this comment\n");
+    to.write_config(
+        &[("Amnesty", "https://www.amnesty.org/en/feed/".into())],
+        "# keep this comment\n",
+    );
     let out = gazette(&to, &["opml", "import", opml_path.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("2 feeds added, 1 already configured"), "{said}");
+    assert!(
+        said.contains("2 feeds added, 1 already configured"),
+        "{said}"
+    );
     let text = std::fs::read_to_string(to.config_path()).unwrap();
     assert!(text.contains("# keep this comment"));
     let config = gazette::config::Config::load(&to.config_path()).unwrap();
@@ -550,9 +569,21 @@ fn opml_export_then_import_round_trips_the_feed_list() {
     assert_eq!(
         feeds,
         vec![
-            ("Amnesty".into(), "https://www.amnesty.org/en/feed/".into(), vec![]),
-            ("ISHR".into(), "https://ishr.ch/feed/".into(), vec!["ngo".into(), "un".into()]),
-            ("UN \"News\" & Views".into(), "https://news.un.org/feed/rss".into(), vec![]),
+            (
+                "Amnesty".into(),
+                "https://www.amnesty.org/en/feed/".into(),
+                vec![]
+            ),
+            (
+                "ISHR".into(),
+                "https://ishr.ch/feed/".into(),
+                vec!["ngo".into(), "un".into()]
+            ),
+            (
+                "UN News & Views <en>".into(),
+                "https://news.un.org/feed/rss".into(),
+                vec![]
+            ),
         ]
     );
     // A second import adds nothing.
@@ -561,7 +592,11 @@ fn opml_export_then_import_round_trips_the_feed_list() {
 
     // A broken file is a clear error that names it, and the configuration stays.
     let bad = to.dir.path().join("bad.opml");
-    std::fs::write(&bad, "<opml><body><outline xmlUrl='https://x.example/'></body>").unwrap();
+    std::fs::write(
+        &bad,
+        "<opml><body><outline xmlUrl='https://x.example/'></body>",
+    )
+    .unwrap();
     let out = gazette(&to, &["opml", "import", bad.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.opml"));

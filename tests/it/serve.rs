@@ -76,7 +76,7 @@ async fn get(
     (status, h, resp.bytes().await.unwrap().to_vec())
 }
 
-fn hv<'a>(h: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn hv(h: &HeaderMap, name: header::HeaderName) -> &str {
     h.get(&name)
         .unwrap_or_else(|| panic!("no {name} header"))
         .to_str()
@@ -96,7 +96,7 @@ async fn served_workspace(server: &FeedServer, port: u16) -> Workspace {
     let config = ws.write_config(
         &[("ISHR", server.url("ishr")), ("Front Line Defenders", server.url("fld"))],
         &format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n\n[[tags]]\nname = \"china\"\nkeywords = [\"China\", \"Hong Kong\"]\n"
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n\n[digest]\nschedule = \"0 8 * * Mon\"\ntimezone = \"Europe/Zurich\"\nfrom = \"Gazette <digest@example.org>\"\nto = [\"team@example.org\"]\n\n[[tags]]\nname = \"china\"\nkeywords = [\"China\", \"Hong Kong\"]\n"
         ),
     );
     ws.poll(&config).await;
@@ -217,6 +217,18 @@ async fn serve_answers_every_path_with_types_validators_304_and_compression() {
     }
     let china = check_atom(&get(&format!("{}/tags/china.atom", s.base), &[]).await.2);
     assert!(!china.is_empty() && china.len() < entries.len());
+    // The upcoming digest: what was stored this period, as email-safe HTML.
+    let (status, h, body) = get(&format!("{}/digest", s.base), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(hv(&h, header::CONTENT_TYPE), "text/html; charset=utf-8");
+    let digest = String::from_utf8(body).unwrap();
+    // The fixtures' dated stories are years old: only the undated ones (dated
+    // when first seen) are this week's.
+    assert!(digest.contains("<title>Test Watch — 2 stories"), "{digest}");
+    crate::publish::assert_no_active_content(
+        digest.split_once("</head>").map_or(&digest[..], |(_, b)| b),
+        "/digest",
+    );
     let (status, _, body) = get(&format!("{}/healthz", s.base), &[]).await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok\n"[..]));
 

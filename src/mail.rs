@@ -1,0 +1,328 @@
+//! lettre transports: builds one MIME message per recipient and hands it to
+//! the file outbox or an SMTP server. Never renders or queries.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::{DigestConfig, SmtpSecurity, Transport};
+
+/// Why a message could not be built or a mailer set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// An address does not parse as a mailbox.
+    #[error("{0:?} is not an email address")]
+    Address(String),
+    /// lettre refused to build the message.
+    #[error("cannot build the message: {0}")]
+    Build(#[from] lettre::error::Error),
+    /// `password_env` names a variable that is not set.
+    #[error("the SMTP password variable {0} is not set")]
+    MissingPassword(String),
+    /// The SMTP transport could not be set up (TLS parameters).
+    #[error("cannot set up SMTP to {host}: {source}")]
+    Setup {
+        /// The server.
+        host: String,
+        /// lettre's error.
+        source: lettre::transport::smtp::Error,
+    },
+    /// The outbox folder could not be created.
+    #[error("cannot create the outbox {path}: {source}")]
+    Outbox {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A message the transport did not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reply}")]
+pub struct SendError {
+    /// The server's reply or the transport's error.
+    pub reply: String,
+    /// A 5xx reply: retrying will not help.
+    pub permanent: bool,
+}
+
+/// Everything one recipient's copy of the digest is made of.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// From header.
+    pub from: Mailbox,
+    /// The one recipient.
+    pub to: Mailbox,
+    /// Subject (encoded per RFC 2047 when not ASCII).
+    pub subject: String,
+    /// Message-ID, with angle brackets.
+    pub message_id: String,
+    /// Date header.
+    pub date: SystemTime,
+    /// The HTML alternative.
+    pub html: String,
+    /// The plain-text alternative.
+    pub text: String,
+    /// List-Id header value.
+    pub list_id: String,
+    /// One-click unsubscribe URL, for List-Unsubscribe and List-Unsubscribe-Post.
+    pub unsubscribe_url: Option<String>,
+    /// Unsubscribe address, for List-Unsubscribe.
+    pub unsubscribe_mailto: Option<String>,
+}
+
+/// Parses `addr` or `Name <addr>`.
+pub fn mailbox(s: &str) -> Result<Mailbox, MailError> {
+    s.trim()
+        .parse()
+        .map_err(|_| MailError::Address(s.trim().to_string()))
+}
+
+macro_rules! text_header {
+    ($ty:ident, $name:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone)]
+        struct $ty(String);
+
+        impl Header for $ty {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($name)
+            }
+
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok($ty(s.to_string()))
+            }
+
+            fn display(&self) -> HeaderValue {
+                HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
+}
+
+text_header!(ListId, "List-Id", "RFC 2919 list identifier.");
+text_header!(
+    ListUnsubscribe,
+    "List-Unsubscribe",
+    "RFC 2369 unsubscribe links."
+);
+text_header!(
+    ListUnsubscribePost,
+    "List-Unsubscribe-Post",
+    "RFC 8058 one-click unsubscribe."
+);
+
+/// Builds the `multipart/alternative` message for one recipient.
+pub fn build_message(o: &Outgoing) -> Result<Message, MailError> {
+    let mut b = Message::builder()
+        .from(o.from.clone())
+        .to(o.to.clone())
+        .subject(o.subject.clone())
+        .date(o.date)
+        .message_id(Some(o.message_id.clone()))
+        .header(ListId(o.list_id.clone()));
+    let mut links = Vec::new();
+    if let Some(url) = &o.unsubscribe_url {
+        links.push(format!("<{url}>"));
+    }
+    if let Some(addr) = &o.unsubscribe_mailto {
+        links.push(format!("<mailto:{addr}?subject=unsubscribe>"));
+    }
+    if !links.is_empty() {
+        b = b.header(ListUnsubscribe(links.join(", ")));
+    }
+    if o.unsubscribe_url.is_some() {
+        b = b.header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
+    }
+    Ok(b.multipart(MultiPart::alternative_plain_html(
+        o.text.clone(),
+        o.html.clone(),
+    ))?)
+}
+
+/// A configured transport with its retry policy.
+pub enum Mailer {
+    /// `.eml` files in the outbox.
+    File(AsyncFileTransport<Tokio1Executor>),
+    /// An SMTP server.
+    Smtp {
+        /// The lettre transport (one connection per message).
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// Further attempts after a temporary failure.
+        retries: u32,
+        /// Wait before the first retry, doubled for each further one.
+        retry_delay: Duration,
+    },
+}
+
+impl Mailer {
+    /// Sets up the transport `cfg` names; reads the SMTP password from the environment.
+    pub fn new(cfg: &DigestConfig) -> Result<Mailer, MailError> {
+        match (cfg.transport, &cfg.smtp) {
+            (Transport::File, _) | (Transport::Smtp, None) => {
+                std::fs::create_dir_all(&cfg.outbox).map_err(|source| MailError::Outbox {
+                    path: cfg.outbox.clone(),
+                    source,
+                })?;
+                Ok(Mailer::File(AsyncFileTransport::new(&cfg.outbox)))
+            }
+            (Transport::Smtp, Some(smtp)) => {
+                let setup = |source| MailError::Setup {
+                    host: smtp.host.clone(),
+                    source,
+                };
+                let tls = match smtp.security {
+                    SmtpSecurity::None => Tls::None,
+                    SmtpSecurity::Starttls => {
+                        Tls::Required(TlsParameters::new(smtp.host.clone()).map_err(setup)?)
+                    }
+                    SmtpSecurity::Tls => {
+                        Tls::Wrapper(TlsParameters::new(smtp.host.clone()).map_err(setup)?)
+                    }
+                };
+                let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+                    .port(smtp.port)
+                    .tls(tls)
+                    .timeout(Some(smtp.timeout));
+                if let Some(user) = &smtp.username {
+                    let password = match &smtp.password_env {
+                        Some(var) => std::env::var(var)
+                            .map_err(|_| MailError::MissingPassword(var.clone()))?,
+                        None => String::new(),
+                    };
+                    b = b.credentials(Credentials::new(user.clone(), password));
+                }
+                Ok(Mailer::Smtp {
+                    transport: b.build(),
+                    retries: smtp.retries,
+                    retry_delay: smtp.retry_delay,
+                })
+            }
+        }
+    }
+
+    /// Sends one message; temporary SMTP failures (4xx, lost connection,
+    /// timeout) are retried with exponential backoff. Returns the server's
+    /// reply (or the outbox file's id).
+    pub async fn send(&self, message: &Message) -> Result<String, SendError> {
+        match self {
+            Mailer::File(t) => t
+                .send(message.clone())
+                .await
+                .map(|id| format!("written to the outbox as {id}.eml"))
+                .map_err(|e| SendError {
+                    reply: format!("cannot write to the outbox: {e}"),
+                    permanent: false,
+                }),
+            Mailer::Smtp {
+                transport,
+                retries,
+                retry_delay,
+            } => {
+                let mut attempt = 0u32;
+                loop {
+                    match transport.send(message.clone()).await {
+                        Ok(r) => {
+                            let text: Vec<&str> = r.message().collect();
+                            return Ok(format!("{} {}", r.code(), text.join(" ")));
+                        }
+                        Err(e) if e.is_permanent() => {
+                            return Err(SendError {
+                                reply: e.to_string(),
+                                permanent: true,
+                            });
+                        }
+                        Err(e) if attempt >= *retries => {
+                            return Err(SendError {
+                                reply: e.to_string(),
+                                permanent: false,
+                            });
+                        }
+                        Err(e) => {
+                            let wait = retry_delay.saturating_mul(1 << attempt.min(16));
+                            tracing::info!(error = %e, ?wait, "temporary SMTP failure; retrying");
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn digest(smtp: &str) -> DigestConfig {
+        let text = format!(
+            "[digest]\nfrom = \"d@example.org\"\ntransport = \"smtp\"\n[digest.smtp]\nhost = \"smtp.example.org\"\n{smtp}"
+        );
+        Config::parse(std::path::Path::new("feeds.toml"), &text)
+            .unwrap()
+            .digest
+            .unwrap()
+    }
+
+    #[test]
+    fn smtp_transports_build_for_every_security_mode() {
+        for security in ["starttls", "tls", "none"] {
+            let cfg = digest(&format!("security = \"{security}\"\n"));
+            assert!(matches!(
+                Mailer::new(&cfg),
+                Ok(Mailer::Smtp { retries: 3, .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_missing_password_variable_is_named() {
+        let cfg = digest("username = \"u\"\npassword_env = \"GAZETTE_TEST_UNSET_PASSWORD_VAR\"\n");
+        let e = Mailer::new(&cfg).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "the SMTP password variable GAZETTE_TEST_UNSET_PASSWORD_VAR is not set"
+        );
+    }
+
+    #[test]
+    fn headers_are_encoded_and_list_headers_present() {
+        let o = Outgoing {
+            from: mailbox("Gazette <d@example.org>").unwrap(),
+            to: mailbox("a@example.org").unwrap(),
+            subject: "Veille — 3 articles".into(),
+            message_id: "<m1@example.org>".into(),
+            date: SystemTime::UNIX_EPOCH,
+            html: "<p>x</p>".into(),
+            text: "x".into(),
+            list_id: "Watch <digest.example.org>".into(),
+            unsubscribe_url: None,
+            unsubscribe_mailto: Some("leave@example.org".into()),
+        };
+        let raw = String::from_utf8(build_message(&o).unwrap().formatted()).unwrap();
+        assert!(
+            raw.contains("Subject: Veille =?utf-8?b?4oCU?= 3 articles"),
+            "{raw}"
+        );
+        assert!(raw.contains("Message-ID: <m1@example.org>"), "{raw}");
+        assert!(raw.contains("List-Id: Watch <digest.example.org>"), "{raw}");
+        assert!(
+            raw.contains("List-Unsubscribe: <mailto:leave@example.org?subject=unsubscribe>"),
+            "{raw}"
+        );
+        assert!(
+            !raw.contains("List-Unsubscribe-Post"),
+            "only with a URL: {raw}"
+        );
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        assert!(mailbox("not an address").is_err());
+    }
+}

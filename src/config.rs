@@ -312,6 +312,10 @@ pub struct Config {
     pub database: DatabaseUrl,
     /// Default polling interval.
     pub poll_interval: Duration,
+    /// Stories older than this are pruned by the daemon's daily job (`None`: kept forever).
+    pub retention: Option<Duration>,
+    /// How long `gazette run` waits for in-flight work on SIGINT/SIGTERM.
+    pub shutdown_timeout: Duration,
     /// No feed is polled more often than this.
     pub min_interval: Duration,
     /// Fetch settings.
@@ -342,6 +346,8 @@ struct RawConfig {
     database: Option<Spanned<String>>,
     poll_interval: Option<Spanned<String>>,
     min_interval: Option<Spanned<String>>,
+    retention: Option<Spanned<String>>,
+    shutdown_timeout: Option<Spanned<String>>,
     fetch: Option<RawFetch>,
     http: Option<RawHttp>,
     publish: Option<RawPublish>,
@@ -575,6 +581,20 @@ impl Ctx<'_> {
             Some(d) => self.duration(d)?,
             None => Duration::from_secs(300),
         };
+        let retention = match &raw.retention {
+            Some(d) => {
+                let r = self.duration(d)?;
+                if r < Duration::from_secs(86400) {
+                    return Err(self.err(d.span(), "retention must be at least 1d"));
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let shutdown_timeout = match &raw.shutdown_timeout {
+            Some(d) => self.duration(d)?,
+            None => Duration::from_secs(10),
+        };
 
         let mut fetch = FetchConfig::default();
         if let Some(f) = raw.fetch {
@@ -752,6 +772,8 @@ impl Ctx<'_> {
             site_url,
             database,
             poll_interval,
+            retention,
+            shutdown_timeout,
             min_interval,
             fetch,
             http,
@@ -878,7 +900,8 @@ impl Ctx<'_> {
         let schedule = match d.schedule {
             Some(s) => {
                 let fields = s.get_ref().split_whitespace().count();
-                if fields != 5 {
+                // Six fields: a leading seconds field (an extension, handy in tests).
+                if fields != 5 && fields != 6 {
                     return Err(self.err(
                         s.span(),
                         format!(

@@ -14,10 +14,12 @@
 
 pub mod app;
 pub mod config;
+pub mod daemon;
 pub mod dedup;
 pub mod digest;
 pub mod fetch;
 pub mod mail;
+pub mod metrics;
 pub mod model;
 pub mod opml;
 pub mod parse;

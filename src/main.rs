@@ -26,12 +26,25 @@ struct Cli {
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log lines as human-readable text or as JSON objects.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// The daemon: polls each feed on its interval, republishes when stories
+    /// change, serves HTTP, sends the digest on schedule; reloads feeds.toml
+    /// when it changes (or on SIGHUP); stops cleanly on SIGINT/SIGTERM.
+    Run,
     /// Validate the configuration; errors are printed as file:line:col: message.
     Check,
     /// Fetch every feed once now and store new and changed stories.
@@ -113,7 +126,13 @@ enum DigestCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    // The daemon reports what it does; one-shot commands only warnings.
+    let base = if matches!(cli.command, Command::Run) {
+        1
+    } else {
+        0
+    };
+    init_tracing(cli.verbose + base, cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -137,7 +156,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -145,10 +164,14 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GAZETTE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 /// Loads the configuration, printing `file:line:col: message` on error.
@@ -182,6 +205,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Poll { force } => poll(config, force).await,
+        Command::Run => {
+            let hangup = Arc::new(tokio::sync::Notify::new());
+            #[cfg(unix)]
+            {
+                let hangup = hangup.clone();
+                let mut hup =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                        .context("listening for SIGHUP")?;
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        hangup.notify_one();
+                    }
+                });
+            }
+            gazette::daemon::run(config, shutdown_signal(), hangup).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Publish { out } => {
             let out = out.unwrap_or_else(|| config.publish.dir.clone());
             let store = app::open_store(&config).await?;

@@ -142,9 +142,36 @@ fn parse_inner(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseE
     Ok(ParsedFeed {
         title: feed.title.map(|t| text_to_plain(&t, title_is_html)),
         site_link,
-        ttl_seconds: feed.ttl.map(|m| i64::from(m) * 60),
+        // The longer of RSS `ttl` and the syndication module's period.
+        ttl_seconds: feed
+            .ttl
+            .map(|m| i64::from(m) * 60)
+            .max(update_period(&text)),
         entries,
     })
+}
+
+/// The syndication module's hint (`sy:updatePeriod` / `sy:updateFrequency`)
+/// in seconds between updates, when the document carries one.
+fn update_period(text: &str) -> Option<i64> {
+    let element = |name: &str| -> Option<&str> {
+        let start = text.find(&format!(":{name}>"))? + name.len() + 2;
+        let len = text[start..].find('<')?;
+        Some(text[start..start + len].trim())
+    };
+    let period = match element("updatePeriod")?.to_ascii_lowercase().as_str() {
+        "hourly" => 3600,
+        "daily" => 86_400,
+        "weekly" => 7 * 86_400,
+        "monthly" => 30 * 86_400,
+        "yearly" => 365 * 86_400,
+        _ => return None,
+    };
+    let frequency = element("updateFrequency")
+        .and_then(|f| f.parse::<i64>().ok())
+        .filter(|f| *f > 0)
+        .unwrap_or(1);
+    Some(period / frequency)
 }
 
 impl RawEntry {
@@ -685,5 +712,21 @@ mod tests {
         ));
         assert!(parse(b"", ParseContext::default()).is_err());
         assert!(parse(b"{\"version\": 1}", ParseContext::default()).is_err());
+    }
+
+    #[test]
+    fn syndication_hints_give_seconds_between_updates() {
+        let doc = |p: &str, f: &str| {
+            format!(
+                "<rss xmlns:sy=\"http://purl.org/rss/1.0/modules/syndication/\"><channel><sy:updatePeriod> {p} </sy:updatePeriod>{f}</channel></rss>"
+            )
+        };
+        assert_eq!(update_period(&doc("hourly", "")), Some(3600));
+        assert_eq!(
+            update_period(&doc("daily", "<sy:updateFrequency>4</sy:updateFrequency>")),
+            Some(21_600)
+        );
+        assert_eq!(update_period(&doc("sometimes", "")), None);
+        assert_eq!(update_period("<rss><channel/></rss>"), None);
     }
 }

@@ -219,7 +219,13 @@ impl Ingest {
                         st.next_fetch_at = Some(now.timestamp() + self.backoff(st.error_count));
                         (r, st)
                     }
-                    Ok(out) => {
+                    Ok(mut out) => {
+                        // What the retention would prune is not stored in the first place.
+                        if let Some(keep) = self.config.retention {
+                            let oldest = now.timestamp() - keep.as_secs() as i64;
+                            out.items
+                                .retain(|i| i.published.is_none_or(|p| p.timestamp() >= oldest));
+                        }
                         let counts = self
                             .store
                             .save_items(row.id, &out.items, now.timestamp(), &self.dedup_policy())

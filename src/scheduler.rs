@@ -75,7 +75,13 @@ impl CronSchedule {
             expr: expr.to_string(),
             reason,
         };
-        let fields: Vec<&str> = expr.split_whitespace().collect();
+        let mut fields: Vec<&str> = expr.split_whitespace().collect();
+        // An extension: a sixth, leading field gives the seconds (handy for tests).
+        let seconds = if fields.len() == 6 {
+            fields.remove(0)
+        } else {
+            "0"
+        };
         if fields.len() != 5 {
             return Err(err(format!(
                 "expected 5 fields (minute hour day-of-month month day-of-week), got {}",
@@ -85,7 +91,7 @@ impl CronSchedule {
         let dow = standard_day_of_week(fields[4]).map_err(err)?;
         // The cron crate wants seconds first and counts weekdays from Sunday = 1.
         let six = format!(
-            "0 {} {} {} {} {dow}",
+            "{seconds} {} {} {} {} {dow}",
             fields[0], fields[1], fields[2], fields[3]
         );
         let schedule: cron::Schedule = six
@@ -260,5 +266,15 @@ mod cron_tests {
             Err(ScheduleError::Cron { .. })
         ));
         assert!(CronSchedule::parse("0 8 * *", "UTC").is_err());
+        assert!(CronSchedule::parse("0 0 8 * * Mon *", "UTC").is_err());
+    }
+
+    #[test]
+    fn a_leading_sixth_field_gives_seconds() {
+        let s = CronSchedule::parse("*/15 * * * * *", "UTC").unwrap();
+        assert_eq!(
+            s.next_after(utc(2026, 11, 24, 8, 0)).unwrap(),
+            utc(2026, 11, 24, 8, 0) + chrono::Duration::seconds(15)
+        );
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -17,6 +17,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::publish::{self, Kind};
 use crate::store::Store;
 
@@ -50,25 +51,58 @@ struct Cache {
 
 /// The site: configuration, store and rendered documents.
 pub struct Site {
-    config: Arc<Config>,
+    settings: RwLock<Settings>,
     store: Store,
-    tags: BTreeSet<String>,
     cache: Mutex<Cache>,
     /// One rendering at a time: concurrent requests after a change wait for
     /// it instead of each rendering the same document.
     render_lock: tokio::sync::Mutex<()>,
+    /// The daemon's metrics and heartbeat, when a daemon runs this site.
+    metrics: Option<Arc<Metrics>>,
 }
+
+/// The configuration a site serves, and the tags it knows.
+struct Settings {
+    config: Arc<Config>,
+    tags: BTreeSet<String>,
+}
+
+/// The scheduler counts as alive while its heartbeat is younger than this.
+const HEARTBEAT_STALE_SECS: i64 = 30;
 
 impl Site {
     /// A site serving `config`'s documents from `store`.
     pub fn new(config: Arc<Config>, store: Store) -> Site {
         Site {
-            tags: publish::tag_names(&config),
-            config,
+            settings: RwLock::new(Settings {
+                tags: publish::tag_names(&config),
+                config,
+            }),
             store,
             cache: Mutex::default(),
             render_lock: tokio::sync::Mutex::new(()),
+            metrics: None,
         }
+    }
+
+    /// The same site, also answering `/metrics` and reporting the
+    /// scheduler's heartbeat in `/healthz`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Site {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Serves a new configuration (a reload) from the next request on.
+    pub fn reconfigure(&self, config: Arc<Config>) {
+        *self.settings.write().expect("settings lock") = Settings {
+            tags: publish::tag_names(&config),
+            config,
+        };
+        self.invalidate();
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.settings.read().expect("settings lock").config.clone()
     }
 
     /// Forgets every rendered document: the next request renders afresh.
@@ -89,7 +123,7 @@ impl Site {
         if let Some(doc) = self.cached(&path).await? {
             return Ok(doc);
         }
-        let doc = publish::render(&self.config, &self.store, kind)
+        let doc = publish::render(&self.config(), &self.store, kind)
             .await
             .map_err(|e| e.to_string())?;
         let etag = format!(
@@ -166,6 +200,7 @@ pub fn router(site: Arc<Site>) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(healthz))
         .route("/digest", axum::routing::get(upcoming_digest))
+        .route("/metrics", axum::routing::get(metrics))
         .fallback(published)
         .with_state(site)
 }
@@ -187,19 +222,48 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 }
 
 async fn healthz(State(site): State<Arc<Site>>) -> Response {
-    match site.store.meta("content_version").await {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
-        Err(e) => (
+    if let Err(e) = site.store.meta("content_version").await {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("store unavailable: {e}\n"),
         )
-            .into_response(),
+            .into_response();
     }
+    if let Some(m) = &site.metrics {
+        let age = Utc::now().timestamp() - m.last_beat();
+        if age > HEARTBEAT_STALE_SECS {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("scheduler stalled: last turn {age} s ago\n"),
+            )
+                .into_response();
+        }
+    }
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+async fn metrics(State(site): State<Arc<Site>>) -> Response {
+    let Some(m) = &site.metrics else {
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are served by `gazette run`\n",
+        )
+            .into_response();
+    };
+    let stories = site.store.story_count().await.ok();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.render(stories),
+    )
+        .into_response()
 }
 
 /// The digest as it stands now (not cached: it follows the clock too).
 async fn upcoming_digest(State(site): State<Arc<Site>>) -> Response {
-    match crate::digest::upcoming_html(&site.config, &site.store, Utc::now()).await {
+    match crate::digest::upcoming_html(&site.config(), &site.store, Utc::now()).await {
         Ok(html) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -233,7 +297,11 @@ async fn published(State(site): State<Arc<Site>>, req: Request) -> Response {
         )
             .into_response();
     }
-    let Some(kind) = Kind::from_path(req.uri().path(), &site.tags) else {
+    let kind = {
+        let settings = site.settings.read().expect("settings lock");
+        Kind::from_path(req.uri().path(), &settings.tags)
+    };
+    let Some(kind) = kind else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
     let doc = match site.document(&kind).await {

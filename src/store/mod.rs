@@ -73,6 +73,26 @@ impl Store {
         }
     }
 
+    /// Deletes the stories dated before `dated_before` that were also first
+    /// stored before `created_before` (unix seconds), with their items; how
+    /// many stories went.
+    pub async fn prune_stories(
+        &self,
+        dated_before: i64,
+        created_before: i64,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.prune_stories(dated_before, created_before).await,
+        }
+    }
+
+    /// How many stories the store holds.
+    pub async fn story_count(&self) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.story_count().await,
+        }
+    }
+
     /// Every feed the store knows (also those no longer configured), by id.
     pub async fn feeds(&self) -> Result<Vec<FeedRow>, StoreError> {
         match self {

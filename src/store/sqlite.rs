@@ -146,6 +146,39 @@ impl SqliteStore {
             .collect())
     }
 
+    pub(super) async fn prune_stories(
+        &self,
+        dated_before: i64,
+        created_before: i64,
+    ) -> Result<u64, StoreError> {
+        let mut w = self.begin_write().await?;
+        // The newest story id is never deleted: SQLite would hand it out again.
+        let doomed = "SELECT id FROM stories WHERE sort_date < ?1 AND created_at < ?2
+                        AND id < (SELECT max(id) FROM stories)";
+        sqlx::query(&format!("DELETE FROM items WHERE story_id IN ({doomed})"))
+            .bind(dated_before)
+            .bind(created_before)
+            .execute(&mut *w.tx)
+            .await?;
+        let n = sqlx::query(&format!("DELETE FROM stories WHERE id IN ({doomed})"))
+            .bind(dated_before)
+            .bind(created_before)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            bump_content_version(&mut w.tx).await?;
+        }
+        w.tx.commit().await?;
+        Ok(n)
+    }
+
+    pub(super) async fn story_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM stories")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     pub(super) async fn feeds(&self) -> Result<Vec<FeedRow>, StoreError> {
         sqlx::query("SELECT * FROM feeds ORDER BY id")
             .fetch_all(&self.pool)

@@ -1,0 +1,500 @@
+//! `gazette run` as a subprocess against a loopback feed server and a
+//! loopback SMTP server: polling on intervals, republishing, serving, the
+//! digest on its schedule, live reloads, SIGTERM and kill -9.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::server::{FeedServer, Route};
+use crate::smtp::{Fault, SmtpServer, wait_for};
+use crate::{Workspace, gazette};
+
+const A: &str = "alice@example.org";
+const B: &str = "bob@example.net";
+const PASSWORD_VAR: &str = "GAZETTE_TEST_SMTP_PASSWORD";
+
+/// A running `gazette run`, killed on drop; its log goes to a file.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+    base: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal (`-TERM`, `-KILL`) and waits up to 10 s for the exit.
+    async fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(code) = self.child.try_wait().unwrap() {
+                return code;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gazette run did not exit within 10 s of {sig}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `gazette run` on the workspace and waits for its HTTP server.
+async fn start(ws: &Workspace, port: u16, run: u32) -> Daemon {
+    let log = ws.dir.path().join(format!("run-{run}.log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("--config")
+        .arg(ws.config_path())
+        .arg("run")
+        .env(PASSWORD_VAR, "s3cret")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        child,
+        log,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let up = wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).await;
+    assert!(up, "gazette run did not start:\n{}", d.log());
+    d
+}
+
+async fn get(url: &str) -> (u16, String) {
+    match reqwest::get(url).await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(_) => (0, String::new()),
+    }
+}
+
+/// Waits up to `secs` for `path` on the daemon to contain `needle`.
+async fn wait_for_text(d: &Daemon, path: &str, needle: &str, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if get(&format!("{}{path}", d.base)).await.1.contains(needle) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+fn rss(items: &[(&str, &str)]) -> String {
+    let mut s = String::from(
+        "<rss version=\"2.0\"><channel><title>Watch</title><link>https://watch.example/</link>",
+    );
+    for (guid, title) in items {
+        s.push_str(&format!(
+            "<item><guid>{guid}</guid><title>{title}</title><link>https://watch.example/{guid}</link><description>{title}, in detail.</description></item>"
+        ));
+    }
+    s.push_str("</channel></rss>");
+    s
+}
+
+fn base_config(port: u16, smtp: Option<u16>, interval: &str) -> String {
+    let mut c = format!(
+        "min_interval = \"1s\"\npoll_interval = \"{interval}\"\nshutdown_timeout = \"5s\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n"
+    );
+    if let Some(smtp) = smtp {
+        c.push_str(&format!(
+            r#"
+[digest]
+schedule = "*/10 * * * * *"
+timezone = "UTC"
+from = "Test Watch <digest@news.example.org>"
+to = ["{A}", "{B}"]
+transport = "smtp"
+
+[digest.smtp]
+host = "127.0.0.1"
+port = {smtp}
+security = "none"
+username = "digest"
+password_env = "{PASSWORD_VAR}"
+timeout = "30s"
+retries = 2
+retry_delay = "50ms"
+"#
+        ));
+    }
+    c
+}
+
+fn add_feed(ws: &Workspace, name: &str, url: &str) {
+    let text = std::fs::read_to_string(ws.config_path()).unwrap()
+        + &format!("\n[[feeds]]\nname = \"{name}\"\nurl = \"{url}\"\n");
+    std::fs::write(ws.config_path(), text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_polls_on_intervals_republishes_reloads_and_stops_on_sigterm() {
+    let feeds = FeedServer::start().await;
+    feeds.set(
+        "a",
+        Route::feed(
+            rss(&[("a1", "Council adopts text on defenders")]),
+            "application/rss+xml",
+        ),
+    );
+    feeds.set(
+        "b",
+        Route::feed(
+            rss(&[("b1", "Lawyers detained in Hong Kong")]),
+            "application/rss+xml",
+        ),
+    );
+    let port = free_port();
+    let ws = Workspace::new();
+    ws.write_config(&[("A", feeds.url("a"))], &base_config(port, None, "1s"));
+    let mut d = start(&ws, port, 1).await;
+
+    assert!(
+        wait_for_text(&d, "/feed.atom", "Council adopts text on defenders", 15).await,
+        "{}",
+        d.log()
+    );
+    // A story added on the server shows within the feed's interval.
+    feeds.set(
+        "a",
+        Route::feed(
+            rss(&[
+                ("a2", "Experts urge release of activists"),
+                ("a1", "Council adopts text on defenders"),
+            ]),
+            "application/rss+xml",
+        ),
+    );
+    assert!(
+        wait_for_text(&d, "/feed.atom", "Experts urge release of activists", 10).await,
+        "{}",
+        d.log()
+    );
+    // The files are republished too.
+    let published = ws.dir.path().join("public/feed.atom");
+    let ok = wait_for(|| {
+        std::fs::read_to_string(&published)
+            .is_ok_and(|t| t.contains("Experts urge release of activists"))
+    })
+    .await;
+    assert!(ok, "public/feed.atom was not republished");
+
+    // A feed added to feeds.toml is polled without a restart.
+    add_feed(&ws, "B", &feeds.url("b"));
+    assert!(
+        wait_for_text(&d, "/feed.atom", "Lawyers detained in Hong Kong", 15).await,
+        "{}",
+        d.log()
+    );
+    assert!(wait_for_text(&d, "/sources.opml", "text=\"B\"", 5).await);
+
+    // An invalid edit is rejected with file:line:col and the old configuration keeps running.
+    let good = std::fs::read_to_string(ws.config_path()).unwrap();
+    std::fs::write(
+        ws.config_path(),
+        format!(
+            "{good}\n[[feeds]]\nname = \"C\"\nurl = \"{}\"\ninterval = \"soon\"\n",
+            feeds.url("c")
+        ),
+    )
+    .unwrap();
+    let config_name = ws.config_path().display().to_string();
+    let rejected = wait_for(|| d.log().contains(&format!("{config_name}:"))).await;
+    assert!(rejected, "no file:line:col error in the log:\n{}", d.log());
+    let line = d
+        .log()
+        .lines()
+        .find(|l| l.contains(&format!("{config_name}:")))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("invalid duration \"soon\""), "{line}");
+    feeds.set(
+        "b",
+        Route::feed(
+            rss(&[
+                ("b2", "Tribunal hears appeal of jailed journalist"),
+                ("b1", "Lawyers detained in Hong Kong"),
+            ]),
+            "application/rss+xml",
+        ),
+    );
+    assert!(
+        wait_for_text(
+            &d,
+            "/feed.atom",
+            "Tribunal hears appeal of jailed journalist",
+            10
+        )
+        .await,
+        "{}",
+        d.log()
+    );
+    assert!(
+        feeds.requests("c").is_empty(),
+        "the rejected feed was never polled"
+    );
+
+    // Health and metrics.
+    let (status, body) = get(&format!("{}/healthz", d.base)).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, metrics) = get(&format!("{}/metrics", d.base)).await;
+    assert_eq!(status, 200);
+    for needle in [
+        "gazette_fetches_total{outcome=\"ok\"}",
+        "gazette_fetch_duration_seconds_count ",
+        "gazette_stories 4",
+        "gazette_feed_last_success_timestamp_seconds{feed=\"A\"}",
+        "gazette_feed_last_success_timestamp_seconds{feed=\"B\"}",
+        "gazette_scheduler_heartbeat_timestamp_seconds ",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing:\n{metrics}");
+    }
+
+    // Polled on its interval: about once a second, not in a tight loop.
+    let polls = feeds.requests("a").len();
+    assert!(polls >= 3, "{polls} polls");
+
+    let code = d.signal("-TERM").await;
+    assert!(code.success(), "{code:?}\n{}", d.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_sends_the_digest_at_its_cron_time_once_per_recipient() {
+    let smtp = SmtpServer::start().await;
+    let feeds = FeedServer::start().await;
+    feeds.set(
+        "a",
+        Route::feed(
+            rss(&[("a1", "Council adopts text on defenders")]),
+            "application/rss+xml",
+        ),
+    );
+    let port = free_port();
+    let ws = Workspace::new();
+    ws.write_config(
+        &[("A", feeds.url("a"))],
+        &base_config(port, Some(smtp.port()), "1s"),
+    );
+    let mut d = start(&ws, port, 1).await;
+    // The schedule fires every 10 s: the period holding the story goes out at the next one.
+    let both = wait_for(|| smtp.received_by(A).len() == 1 && smtp.received_by(B).len() == 1).await;
+    assert!(both, "no digest within 20 s:\n{}", d.log());
+    let text = String::from_utf8_lossy(&smtp.received_by(A)[0].data).into_owned();
+    assert!(text.contains("Council adopts text on defenders"), "{text}");
+    // Later fire times find nothing new: skipped, not sent again.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(smtp.received_by(A).len(), 1);
+    assert_eq!(smtp.received_by(B).len(), 1);
+    let (_, metrics) = get(&format!("{}/metrics", d.base)).await;
+    assert!(
+        metrics.contains("gazette_digest_deliveries_total{outcome=\"sent\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("gazette_digest_last_sent_timestamp_seconds 0\n"),
+        "{metrics}"
+    );
+    assert!(d.signal("-TERM").await.success());
+}
+
+/// Titles of every stored story (excluded ones too), as `gazette items` lists them.
+fn stored_titles(ws: &Workspace) -> Vec<String> {
+    let out = gazette(ws, &["items", "--json", "--all"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["title"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_poll_and_mid_digest_then_restart_loses_and_repeats_nothing() {
+    let smtp = SmtpServer::start().await;
+    let feeds = FeedServer::start().await;
+    let many: Vec<(String, String)> = (0..30)
+        .map(|i| {
+            (
+                format!("a{i}"),
+                format!("Report number {i} on arbitrary detention"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = many.iter().map(|(g, t)| (g.as_str(), t.as_str())).collect();
+    feeds.set("a", Route::feed(rss(&refs), "application/rss+xml"));
+    // B's feed trickles in slowly: the kill lands while it is being fetched.
+    let mut slow = Route::feed(
+        rss(&[("b1", "Slow feed story about reprisals")]),
+        "application/rss+xml",
+    );
+    slow.trickle = Some(Duration::from_millis(100));
+    feeds.set("b", slow);
+    let port = free_port();
+    let ws = Workspace::new();
+    ws.write_config(
+        &[("A", feeds.url("a")), ("B", feeds.url("b"))],
+        &base_config(port, Some(smtp.port()), "1h"),
+    );
+    smtp.inject(Fault::Stall(B.into()));
+    let mut d = start(&ws, port, 1).await;
+    assert!(
+        wait_for_text(&d, "/feed.atom", "Report number 29", 15).await,
+        "{}",
+        d.log()
+    );
+    // The digest goes to A, and hangs on B's RCPT TO; B's feed is still trickling.
+    let stalled =
+        wait_for(|| smtp.received_by(A).len() == 1 && smtp.stalled().iter().any(|s| s == B)).await;
+    assert!(stalled, "the digest did not reach B's turn:\n{}", d.log());
+    // B's fetch started (it takes 25 s to trickle in).
+    let b_started = wait_for(|| !feeds.requests("b").is_empty()).await;
+    assert!(b_started, "{}", d.log());
+    let code = d.signal("-KILL").await;
+    assert!(!code.success());
+    drop(d);
+
+    // Everything A's feed had is stored, once.
+    let titles = stored_titles(&ws);
+    for (_, t) in &many {
+        assert_eq!(
+            titles.iter().filter(|x| *x == t).count(),
+            1,
+            "{t}: {titles:?}"
+        );
+    }
+
+    // Restart: B is fetched again (its fetch never completed), A is not
+    // (fetched a moment ago, interval 1 h); B's digest is resumed.
+    smtp.clear_faults();
+    let a_polls = feeds.requests("a").len();
+    let mut fast = Route::feed(
+        rss(&[("b1", "Slow feed story about reprisals")]),
+        "application/rss+xml",
+    );
+    fast.trickle = None;
+    feeds.set("b", fast);
+    let d = start(&ws, port, 2).await;
+    assert!(
+        wait_for_text(&d, "/feed.atom", "Slow feed story about reprisals", 15).await,
+        "{}",
+        d.log()
+    );
+    let got_b = wait_for(|| smtp.received_by(B).len() == 1).await;
+    assert!(
+        got_b,
+        "B never got the digest after the restart:\n{}",
+        d.log()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        feeds.requests("a").len(),
+        a_polls,
+        "no burst: A was not due"
+    );
+    assert_eq!(smtp.received_by(A).len(), 1, "A is not sent twice");
+    assert_eq!(smtp.received_by(B).len(), 1);
+    drop(d);
+    let titles = stored_titles(&ws);
+    assert_eq!(titles.len(), 31, "{titles:?}");
+    let mut unique = titles.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), titles.len(), "no duplicate story");
+}
+
+fn dated_rss(items: &[(&str, &str, chrono::DateTime<chrono::Utc>)]) -> String {
+    let mut s = String::from(
+        "<rss version=\"2.0\"><channel><title>Watch</title><link>https://watch.example/</link>",
+    );
+    for (guid, title, date) in items {
+        s.push_str(&format!(
+            "<item><guid>{guid}</guid><title>{title}</title><link>https://watch.example/{guid}</link><pubDate>{}</pubDate><description>{title}.</description></item>",
+            date.to_rfc2822()
+        ));
+    }
+    s.push_str("</channel></rss>");
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_prunes_old_stories_but_not_those_of_an_unsent_digest() {
+    let now = chrono::Utc::now();
+    let feeds = FeedServer::start().await;
+    feeds.set(
+        "a",
+        Route::feed(
+            dated_rss(&[
+                (
+                    "old",
+                    "Archive story from last year",
+                    now - chrono::Duration::days(400),
+                ),
+                (
+                    "new",
+                    "Fresh story from this week",
+                    now - chrono::Duration::days(2),
+                ),
+            ]),
+            "application/rss+xml",
+        ),
+    );
+    for with_digest in [false, true] {
+        let port = free_port();
+        let ws = Workspace::new();
+        let digest = if with_digest {
+            "\n[digest]\nschedule = \"0 8 * * Mon\"\ntimezone = \"UTC\"\nfrom = \"digest@news.example.org\"\nto = [\"team@example.org\"]\n"
+        } else {
+            ""
+        };
+        // Stored before a retention was set.
+        let config = ws.write_config(
+            &[("A", feeds.url("a"))],
+            &format!("poll_interval = \"1h\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n{digest}"),
+        );
+        ws.poll(&config).await;
+        assert_eq!(stored_titles(&ws).len(), 2);
+        let text = std::fs::read_to_string(ws.config_path()).unwrap();
+        std::fs::write(ws.config_path(), format!("retention = \"180d\"\n{text}")).unwrap();
+        let mut d = start(&ws, port, 1).await;
+        let pruned = wait_for(|| d.log().contains("pruned stories") || with_digest).await;
+        assert!(pruned, "{}", d.log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(d.signal("-TERM").await.success());
+        let titles = stored_titles(&ws);
+        if with_digest {
+            // Stored minutes ago: it belongs to the digest period now building up.
+            assert_eq!(titles.len(), 2, "{titles:?}");
+        } else {
+            assert_eq!(titles, ["Fresh story from this week"]);
+            // A story past the retention is not stored again by the next poll.
+            assert!(gazette(&ws, &["poll", "--force"]).status.success());
+            assert_eq!(stored_titles(&ws), ["Fresh story from this week"]);
+        }
+    }
+}

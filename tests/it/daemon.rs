@@ -33,6 +33,15 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Sends a signal without waiting for anything.
+    fn signal_only(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
     /// Sends a signal (`-TERM`, `-KILL`) and waits up to 10 s for the exit.
     async fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
         let ok = Command::new("kill")
@@ -278,6 +287,32 @@ async fn run_polls_on_intervals_republishes_reloads_and_stops_on_sigterm() {
     // Polled on its interval: about once a second, not in a tight loop.
     let polls = feeds.requests("a").len();
     assert!(polls >= 3, "{polls} polls");
+
+    // A feed removed (and SIGHUP) stops being polled; its stories stay.
+    let without_a = good.replace(
+        &format!("\n[[feeds]]\nname = \"A\"\nurl = \"{}\"\n", feeds.url("a")),
+        "",
+    );
+    assert_ne!(without_a, good);
+    std::fs::write(ws.config_path(), without_a).unwrap();
+    d.signal_only("-HUP");
+    let reloaded = wait_for(|| d.log().contains("removed from the configuration")).await;
+    assert!(reloaded, "{}", d.log());
+    assert!(d.log().contains("SIGHUP: reloading"), "{}", d.log());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let polls = feeds.requests("a").len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        feeds.requests("a").len(),
+        polls,
+        "a removed feed is not polled"
+    );
+    assert!(
+        get(&format!("{}/feed.atom", d.base))
+            .await
+            .1
+            .contains("Experts urge release of activists")
+    );
 
     let code = d.signal("-TERM").await;
     assert!(code.success(), "{code:?}\n{}", d.log());

@@ -195,7 +195,8 @@ pub async fn render(config: &Config, store: &Store, kind: &Kind) -> Result<Docum
 
 /// Writes documents under `dir` (creating it), each atomically: written to
 /// a temporary file in the same folder, synced, then renamed over the old
-/// one, so a reader never sees half a file. Files under `dir/tags/` of tags
+/// one, so a reader never sees half a file. A file whose bytes would not
+/// change is left alone. Files under `dir/tags/` of tags
 /// no longer configured are removed.
 pub fn write_dir(dir: &Path, docs: &[Document]) -> Result<(), PublishError> {
     let io = |path: &Path| {
@@ -204,6 +205,11 @@ pub fn write_dir(dir: &Path, docs: &[Document]) -> Result<(), PublishError> {
     };
     for doc in docs {
         let target = dir.join(&doc.path);
+        // Unchanged bytes stay untouched: a web server serving the folder
+        // keeps its Last-Modified and ETag.
+        if std::fs::read(&target).is_ok_and(|old| old == doc.body) {
+            continue;
+        }
         let folder = target.parent().unwrap_or(dir);
         std::fs::create_dir_all(folder).map_err(io(folder))?;
         let mut tmp = tempfile::Builder::new()

@@ -213,14 +213,29 @@ async fn run_polls_on_intervals_republishes_reloads_and_stops_on_sigterm() {
     .await;
     assert!(ok, "public/feed.atom was not republished");
 
-    // A feed added to feeds.toml is polled without a restart.
+    // A feed added to feeds.toml is polled without a restart, and a new tag
+    // rule re-tags the stored stories.
     add_feed(&ws, "B", &feeds.url("b"));
+    let text = std::fs::read_to_string(ws.config_path()).unwrap()
+        + "\n[[tags]]\nname = \"defenders\"\nkeywords = [\"defenders\"]\n";
+    std::fs::write(ws.config_path(), text).unwrap();
     assert!(
         wait_for_text(&d, "/feed.atom", "Lawyers detained in Hong Kong", 15).await,
         "{}",
         d.log()
     );
     assert!(wait_for_text(&d, "/sources.opml", "text=\"B\"", 5).await);
+    assert!(
+        wait_for_text(
+            &d,
+            "/tags/defenders.atom",
+            "Council adopts text on defenders",
+            5
+        )
+        .await,
+        "{}",
+        d.log()
+    );
 
     // An invalid edit is rejected with file:line:col and the old configuration keeps running.
     let good = std::fs::read_to_string(ws.config_path()).unwrap();

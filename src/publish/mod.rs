@@ -346,7 +346,11 @@ pub struct EntrySource {
 /// the story's id. A story keeps its store id when later duplicates join
 /// it, so its entry id never changes.
 pub fn entry_id(site: &Url, story: &Story, store_key: &str) -> String {
-    let host = site.host_str().unwrap_or("localhost");
+    // RFC 4151 wants a DNS name: an IPv6 literal falls back to localhost.
+    let host = site
+        .host_str()
+        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        .unwrap_or("localhost");
     let day: NaiveDate = story.created_at.date_naive();
     format!(
         "tag:{host},{}:{store_key}:{}",

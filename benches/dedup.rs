@@ -2,7 +2,11 @@
 //! lookup, story filing) and storing, against stores already holding 10k,
 //! 100k and 1M stories. It must stay flat as the store grows.
 //!
-//! usage: cargo bench --bench dedup -- [SIZES=10000,100000,1000000] [NEW=2000]
+//! usage: cargo bench --bench dedup -- [SIZES=10000,100000,1000000] [NEW=2000] [RECENT]
+//! Without RECENT the stored stories are dated uniformly over 180 days (so a
+//! larger store also has more stories inside the dedup window); with RECENT,
+//! that many are dated within the last 7 days and the rest 15 to 365 days
+//! ago: the same traffic, a longer archive.
 //! New items are stored 25 at a time, a feed's worth, as a poll does.
 
 use std::path::Path;
@@ -31,6 +35,7 @@ async fn main() {
         .map(|s| s.split(',').map(|n| n.parse().unwrap()).collect())
         .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000]);
     let new: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(2000);
+    let recent: Option<i64> = args.get(2).and_then(|n| n.parse().ok());
     let config = Arc::new(
         Config::parse(
             Path::new("bench.toml"),
@@ -62,7 +67,7 @@ async fn main() {
             });
         }
         let rows = store.sync_feeds(&feeds).await.unwrap();
-        populate(&db, n, rows[0].id).await;
+        populate(&db, n, rows[0].id, recent.map(|r| r.min(n))).await;
         // As every poll does: stories older than two windows leave the band index.
         let pruned = store
             .prune_bands(chrono::Utc::now().timestamp() - 14 * 86400)
@@ -95,8 +100,9 @@ async fn main() {
                 authors: vec![],
                 categories: vec![],
                 enclosures: vec![],
+                // New items are this week's news when the store has an archive.
                 published: chrono::DateTime::from_timestamp(
-                    now - rng.random_range(0..90 * 86400),
+                    now - rng.random_range(0..if recent.is_some() { 7 } else { 90 } * 86400),
                     0,
                 ),
                 updated: None,

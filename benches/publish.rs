@@ -50,7 +50,7 @@ async fn main() {
     let store = Store::open(&DatabaseUrl::Sqlite(db.clone())).await.unwrap();
     let config = Config::parse(&path, &config_text(100)).unwrap();
     let rows = store.sync_feeds(&config.feeds).await.unwrap();
-    common::populate(&db, n, rows[0].id).await;
+    common::populate(&db, n, rows[0].id, None).await;
     common::add_content_and_tags(&db).await;
 
     println!("| document | entries | stored stories | ms (median of {runs}) | bytes |");

@@ -71,7 +71,11 @@ pub fn text(rng: &mut impl Rng, n: usize) -> String {
 
 /// Fills the store with `n` stories (random signatures and bands, dates over
 /// the last 180 days) and one item each, in bulk SQL.
-pub async fn populate(db: &Path, n: i64, feed_id: i64) {
+///
+/// `recent`: `None` dates the stories uniformly over the last 180 days;
+/// `Some(k)` dates `k` of them within the last 7 days (the dedup window's
+/// worth of traffic) and the rest 15 to 365 days ago (the archive).
+pub async fn populate(db: &Path, n: i64, feed_id: i64, recent: Option<i64>) {
     use sqlx::ConnectOptions;
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(db)
@@ -90,11 +94,18 @@ pub async fn populate(db: &Path, n: i64, feed_id: i64) {
     ] {
         sqlx::query(sql).execute(&mut conn).await.unwrap();
     }
+    let date = match recent {
+        None => format!("{now} - abs(random()) % (180 * 86400)"),
+        Some(k) => format!(
+            "CASE WHEN x <= {k} THEN {now} - abs(random()) % (7 * 86400)
+                  ELSE {now} - 15 * 86400 - abs(random()) % (350 * 86400) END"
+        ),
+    };
     for sql in [
         format!(
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n})
              INSERT INTO stories (id, signature, sort_date, created_at)
-             SELECT x, randomblob(256), {now} - abs(random()) % (180 * 86400), {now} FROM c"
+             SELECT x, randomblob(256), {date}, {now} FROM c"
         ),
         "WITH RECURSIVE b(y) AS (SELECT 0 UNION ALL SELECT y + 1 FROM b WHERE y < 15)
          INSERT INTO story_bands (band, hash, story_id) SELECT y, random(), s.id FROM stories s, b"

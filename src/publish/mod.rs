@@ -349,7 +349,10 @@ pub fn entry_id(site: &Url, story: &Story, store_key: &str) -> String {
     // RFC 4151 wants a DNS name: an IPv6 literal falls back to localhost.
     let host = site
         .host_str()
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        })
         .unwrap_or("localhost");
     let day: NaiveDate = story.created_at.date_naive();
     format!(

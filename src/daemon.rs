@@ -341,10 +341,17 @@ impl Daemon {
         // The feed may have been removed or changed meanwhile.
         if let Some(p) = self.plans.get_mut(&d.name).filter(|p| p.row.id == d.row_id) {
             p.running = false;
+            let failed_unrecorded = d.state.is_none() && d.report.is_error();
             if let Some(st) = d.state {
                 p.row.state = st;
             }
-            p.due = due_from_state(&self.config, &p.feed, &p.row.state, now, false);
+            p.due = if failed_unrecorded {
+                // The store failed or the task crashed: no state to go by, so
+                // wait the floor instead of retrying at once.
+                Instant::now() + self.config.min_interval
+            } else {
+                due_from_state(&self.config, &p.feed, &p.row.state, now, false)
+            };
         }
     }
 

@@ -185,13 +185,21 @@ pub async fn items(store: &Store, q: &ItemQuery) -> anyhow::Result<Vec<Story>> {
         .context("listing stored stories")
 }
 
-/// Renders every published document and writes them under `out`; their
-/// paths, relative to `out`.
+/// What a publish did: every document's path, and those whose bytes changed.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    /// Every published path, relative to the folder.
+    pub all: Vec<String>,
+    /// The paths written because their content changed.
+    pub changed: Vec<String>,
+}
+
+/// Renders every published document and writes the changed ones under `out`.
 pub async fn publish(
     config: &Config,
     store: &Store,
     out: &std::path::Path,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Published> {
     let mut docs = Vec::new();
     for kind in publish::all_kinds(config) {
         docs.push(
@@ -200,8 +208,11 @@ pub async fn publish(
                 .with_context(|| format!("rendering {}", kind.path()))?,
         );
     }
-    publish::write_dir(out, &docs)?;
-    Ok(docs.into_iter().map(|d| d.path).collect())
+    let changed = publish::write_dir(out, &docs)?;
+    Ok(Published {
+        all: docs.into_iter().map(|d| d.path).collect(),
+        changed,
+    })
 }
 
 /// Serves the published documents over HTTP on the configured address

@@ -24,6 +24,7 @@ use crate::digest;
 use crate::metrics::Metrics;
 use crate::model::{FeedRow, FetchState};
 use crate::pipeline::{FeedReport, FeedStatus, Ingest, Waits};
+use crate::publish;
 use crate::scheduler::CronSchedule;
 use crate::serve::{self, Site};
 use crate::store::Store;
@@ -117,6 +118,8 @@ struct Daemon {
     digest_task: Option<tokio::task::JoinHandle<anyhow::Result<app::SendReport>>>,
     next_prune: Instant,
     watched: Watched,
+    /// For WebSub hub notifications.
+    hub_client: reqwest::Client,
 }
 
 /// What the configuration file looked like when last read.
@@ -136,6 +139,7 @@ impl Daemon {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Daemon> {
         let ingest = app::ingest(config.clone(), store.clone())?;
+        let config_for_ua = config.site_url.clone();
         let mut d = Daemon {
             watched: Watched {
                 path: config.path.clone(),
@@ -157,6 +161,11 @@ impl Daemon {
             dirty: true,
             last_publish: None,
             next_prune: Instant::now(),
+            hub_client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .user_agent(crate::fetch::default_user_agent(&config_for_ua))
+                .build()
+                .context("building the HTTP client for the WebSub hub")?,
         };
         d.plan_feeds(true).await?;
         if let Some(n) = app::retag_if_rules_changed(&d.ingest).await? {
@@ -372,9 +381,39 @@ impl Daemon {
         self.site.invalidate();
         let dir = self.config.publish.dir.clone();
         match app::publish(&self.config, &self.store, &dir).await {
-            Ok(files) => tracing::debug!(files = files.len(), dir = %dir.display(), "published"),
+            Ok(p) => {
+                tracing::debug!(changed = p.changed.len(), dir = %dir.display(), "published");
+                self.ping_hub(&p.changed);
+            }
             Err(e) => tracing::error!(error = %format!("{e:#}"), "publishing failed"),
         }
+    }
+
+    /// Tells the WebSub hub (if any) which feeds changed, in the background.
+    fn ping_hub(&self, changed: &[String]) {
+        let Some(hub) = self.config.publish.hub.clone() else {
+            return;
+        };
+        let topics: Vec<String> = changed
+            .iter()
+            .filter(|p| p.ends_with(".atom") || p.ends_with(".rss") || p.ends_with(".json"))
+            .map(|p| {
+                self.config
+                    .site_url
+                    .join(p)
+                    .map_or_else(|_| p.clone(), String::from)
+            })
+            .collect();
+        if topics.is_empty() {
+            return;
+        }
+        let client = self.hub_client.clone();
+        tokio::spawn(async move {
+            match publish::notify_hub(&client, &hub, &topics).await {
+                Ok(()) => tracing::debug!(hub = %hub, topics = topics.len(), "hub notified"),
+                Err(e) => tracing::warn!(error = %e, "notifying the WebSub hub failed"),
+            }
+        });
     }
 
     async fn digest_turn(&mut self, now: Instant) {

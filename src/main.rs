@@ -228,7 +228,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let written = app::publish(&config, &store, &out).await;
             store.close().await;
             let written = written?;
-            println!("published {} files to {}", written.len(), out.display());
+            println!(
+                "published {} files to {} ({} changed)",
+                written.all.len(),
+                out.display(),
+                written.changed.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {

@@ -196,13 +196,14 @@ pub async fn render(config: &Config, store: &Store, kind: &Kind) -> Result<Docum
 /// Writes documents under `dir` (creating it), each atomically: written to
 /// a temporary file in the same folder, synced, then renamed over the old
 /// one, so a reader never sees half a file. A file whose bytes would not
-/// change is left alone. Files under `dir/tags/` of tags
+/// change is left alone. Returns the paths of the files written. Files under `dir/tags/` of tags
 /// no longer configured are removed.
-pub fn write_dir(dir: &Path, docs: &[Document]) -> Result<(), PublishError> {
+pub fn write_dir(dir: &Path, docs: &[Document]) -> Result<Vec<String>, PublishError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| PublishError::Io { path, source }
     };
+    let mut written = Vec::new();
     for doc in docs {
         let target = dir.join(&doc.path);
         // Unchanged bytes stay untouched: a web server serving the folder
@@ -229,6 +230,7 @@ pub fn write_dir(dir: &Path, docs: &[Document]) -> Result<(), PublishError> {
             std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))
                 .map_err(io(&target))?;
         }
+        written.push(doc.path.clone());
     }
     let tags_dir = dir.join("tags");
     let current: BTreeSet<&str> = docs.iter().map(|d| d.path.as_str()).collect();
@@ -239,6 +241,33 @@ pub fn write_dir(dir: &Path, docs: &[Document]) -> Result<(), PublishError> {
             if ours && !current.contains(format!("tags/{name}").as_str()) {
                 std::fs::remove_file(e.path()).map_err(io(&e.path()))?;
             }
+        }
+    }
+    Ok(written)
+}
+
+/// Tells a WebSub hub that `topics` (absolute feed URLs) changed: one
+/// `hub.mode=publish` POST per topic, as PubSubHubbub hubs expect. The
+/// hub then fetches the feeds and pushes them to its subscribers.
+pub async fn notify_hub(
+    client: &reqwest::Client,
+    hub: &Url,
+    topics: &[String],
+) -> Result<(), String> {
+    for topic in topics {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("hub.mode", "publish")
+            .append_pair("hub.url", topic)
+            .finish();
+        let resp = client
+            .post(hub.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("{hub}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("{hub} answered {} for {topic}", resp.status()));
         }
     }
     Ok(())

@@ -548,3 +548,48 @@ async fn retention_prunes_old_stories_but_not_those_of_an_unsent_digest() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_notifies_the_websub_hub_of_changed_feeds() {
+    let feeds = FeedServer::start().await;
+    feeds.set(
+        "a",
+        Route::feed(
+            rss(&[("a1", "Council adopts text on defenders")]),
+            "application/rss+xml",
+        ),
+    );
+    let port = free_port();
+    let ws = Workspace::new();
+    ws.write_config(
+        &[("A", feeds.url("a"))],
+        &format!(
+            "{}\n[publish]\nhub = \"{}\"\n",
+            base_config(port, None, "1h"),
+            feeds.url("hub")
+        ),
+    );
+    feeds.set("hub", Route::status(202, vec![]));
+    let d = start(&ws, port, 1).await;
+    assert!(wait_for_text(&d, "/feed.atom", "Council adopts text on defenders", 10).await);
+    let pinged = wait_for(|| !feeds.requests("hub").is_empty()).await;
+    assert!(pinged, "the hub was never notified:\n{}", d.log());
+    let ping = &feeds.requests("hub")[0];
+    assert_eq!(
+        ping.headers.get("content-type").unwrap(),
+        "application/x-www-form-urlencoded"
+    );
+    // Pings follow changes only: once the story is published, they stop.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pings = feeds.requests("hub").len();
+    assert!(
+        pings <= 6,
+        "{pings} pings: feed.atom, feed.rss and feed.json, twice at most"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        feeds.requests("hub").len(),
+        pings,
+        "no ping without a change"
+    );
+}

@@ -3,6 +3,7 @@
 mod cli;
 mod dedup;
 mod digest;
+mod fastparse;
 mod ingest;
 mod publish;
 mod serve;

@@ -1,8 +1,10 @@
 //! Parse + normalise throughput, as a ratio to a raw quick-xml tokenisation
 //! and to a bare feed-rs parse of the same bytes in the same run.
 //!
-//! usage: cargo bench --bench ingest -- [CORPUS_DIR=bench-corpus/c2000] [REPS=3] [--baselines]
-//! (`--baselines`: only quick-xml and feed-rs, for the poll benchmark's ratio)
+//! usage: cargo bench --bench ingest -- [CORPUS_DIR=bench-corpus/c2000] [REPS=3] [--baselines] [--oracle]
+//! (`--baselines`: only quick-xml and feed-rs, for the poll benchmark's ratio;
+//! `--oracle`: first check that every file gives the same normalised items
+//! through the fast path as through feed-rs, and count them)
 //! (make the corpus with ../shared/bench/gen_corpus.py). One core, in process,
 //! median of REPS.
 
@@ -15,6 +17,7 @@ use url::Url;
 
 fn main() {
     let baselines_only = std::env::args().any(|a| a == "--baselines");
+    let oracle = std::env::args().any(|a| a == "--oracle");
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -47,6 +50,10 @@ fn main() {
         files.len(),
         bytes as f64 / 1e6
     );
+
+    if oracle {
+        check_oracle(&files);
+    }
 
     let quick = median(reps, || {
         let mut events = 0usize;
@@ -83,37 +90,56 @@ fn main() {
         );
         return;
     }
-    let keyed = median(reps, || {
-        files
-            .iter()
-            .map(|(u, b)| {
-                let f = parse_one(u, b);
-                black_box(f.entries.iter().map(|e| e.raw_hash).sum::<i64>());
-                f.entries.len()
-            })
-            .sum()
-    });
-    let full = median(reps, || {
-        files
-            .iter()
-            .map(|(u, b)| {
-                let f = parse_one(u, b);
-                let s = Sanitizer::new(Some(u));
-                f.entries
-                    .iter()
-                    .map(|e| black_box(e.normalise(&s)).title.len().min(1))
-                    .sum::<usize>()
-            })
-            .sum()
-    });
+    let keyed_with = |fast: bool| {
+        median(reps, || {
+            files
+                .iter()
+                .map(|(u, b)| {
+                    let f = parse_one(u, b, fast);
+                    black_box(f.entries.iter().map(|e| e.raw_hash).sum::<i64>());
+                    f.entries.len()
+                })
+                .sum()
+        })
+    };
+    let full_with = |fast: bool| {
+        median(reps, || {
+            files
+                .iter()
+                .map(|(u, b)| {
+                    let f = parse_one(u, b, fast);
+                    let s = Sanitizer::new(Some(u));
+                    f.entries
+                        .iter()
+                        .map(|e| black_box(e.normalise(&s)).title.len().min(1))
+                        .sum::<usize>()
+                })
+                .sum()
+        })
+    };
+    let keyed_rs = keyed_with(false);
+    let full_rs = full_with(false);
+    let keyed = keyed_with(true);
+    let full = full_with(true);
     let items = feed_rs.1;
     println!("| stage | s | MB/s | items/s | ratio to quick-xml |");
     println!("|---|---|---|---|---|");
     for (name, (t, _)) in [
         ("quick-xml raw tokenisation", quick),
         ("feed-rs parse", feed_rs),
-        ("gazette parse (decode + feed-rs + keys + raw hash)", keyed),
-        ("gazette parse + normalise (sanitise, excerpt, links)", full),
+        (
+            "gazette parse through feed-rs (decode + feed-rs + keys + raw hash)",
+            keyed_rs,
+        ),
+        ("gazette parse + normalise through feed-rs", full_rs),
+        (
+            "gazette parse, fast path (decode + quick-xml + keys + raw hash)",
+            keyed,
+        ),
+        (
+            "**gazette parse + normalise, fast path** (sanitise, excerpt, links)",
+            full,
+        ),
     ] {
         let s = t.as_secs_f64();
         println!(
@@ -124,6 +150,7 @@ fn main() {
         );
     }
     assert_eq!(full.1, items, "every entry normalised");
+    assert_eq!(full_rs.1, items, "every entry normalised");
 
     // How much feed HTML the sanitiser's fast path takes, and whether its
     // output means what ammonia's does (first 100 files).
@@ -152,16 +179,45 @@ fn main() {
     );
 }
 
-/// A corpus file parsed as the pipeline does, with its URL as the base.
-fn parse_one(u: &Url, b: &[u8]) -> parse::ParsedFeed {
-    parse::parse(
-        b,
-        ParseContext {
-            base_url: Some(u),
-            content_type: None,
-        },
-    )
+/// A corpus file parsed as the pipeline does, with its URL as the base
+/// (`fast`: as `parse::parse`, else always through feed-rs).
+fn parse_one(u: &Url, b: &[u8], fast: bool) -> parse::ParsedFeed {
+    let ctx = ParseContext {
+        base_url: Some(u),
+        content_type: None,
+    };
+    if fast {
+        parse::parse(b, ctx)
+    } else {
+        parse::parse_with_feed_rs(b, ctx)
+    }
     .unwrap()
+}
+
+/// Every file through the fast path and through feed-rs: the same feed
+/// fields and the same normalised items, or the bench stops.
+fn check_oracle(files: &[(Url, Vec<u8>)]) {
+    let (mut fast_files, mut items) = (0usize, 0usize);
+    for (u, b) in files {
+        let s = Sanitizer::new(Some(u));
+        let a = parse_one(u, b, true);
+        let r = parse_one(u, b, false);
+        fast_files += usize::from(a.fast_path);
+        assert_eq!(
+            (&a.title, &a.site_link, a.ttl_seconds),
+            (&r.title, &r.site_link, r.ttl_seconds),
+            "{u}"
+        );
+        assert_eq!(a.entries.len(), r.entries.len(), "{u}");
+        for (x, y) in a.entries.iter().zip(&r.entries) {
+            assert_eq!(x.normalise(&s), y.normalise(&s), "{u}");
+            items += 1;
+        }
+    }
+    println!(
+        "oracle: {} files, {fast_files} through the fast path; {items} items, all equal to feed-rs's",
+        files.len()
+    );
 }
 
 /// Median wall time of `reps` runs of `f`, and its result.

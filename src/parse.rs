@@ -499,32 +499,31 @@ fn plain_name(s: &str) -> String {
 }
 
 /// Content as HTML: plain text is escaped, paragraphs kept.
-fn html_of(body: &str, is_html: bool) -> String {
+fn html_of(body: &str, is_html: bool) -> Cow<'_, str> {
     if is_html {
-        body.to_string()
+        Cow::Borrowed(body)
     } else {
-        body.split("\n\n")
-            .map(|p| format!("<p>{}</p>", sanitize::escape_html(p.trim())))
-            .collect()
+        Cow::Owned(
+            body.split("\n\n")
+                .map(|p| format!("<p>{}</p>", sanitize::escape_html(p.trim())))
+                .collect(),
+        )
     }
 }
 
 /// `href` made absolute, when it then is an http(s) URL: `javascript:`,
 /// `data:` and their kind never become a story's link.
 fn web_link(href: &str, base: Option<&Url>) -> Option<String> {
-    let abs = absolutise(href, base);
-    let u = Url::parse(&abs).ok()?;
-    matches!(u.scheme(), "http" | "https").then_some(abs)
-}
-
-fn absolutise(href: &str, base: Option<&Url>) -> String {
     let href = href.trim();
-    if Url::parse(href).is_ok() {
-        return href.to_string();
+    let web = |u: &Url| matches!(u.scheme(), "http" | "https");
+    match Url::parse(href) {
+        // An absolute href is kept as written.
+        Ok(u) => web(&u).then(|| href.to_string()),
+        Err(_) => {
+            let u = base?.join(href).ok()?;
+            web(&u).then(|| String::from(u))
+        }
     }
-    base.and_then(|b| b.join(href).ok())
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| href.to_string())
 }
 
 fn raw_hash(e: &EntryData) -> i64 {

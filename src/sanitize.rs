@@ -144,15 +144,23 @@ impl Sanitizer {
     }
 }
 
-fn attr_allowed(tag: &str, attr: &str) -> bool {
-    GENERIC_ATTRS.contains(&attr)
-        || TAG_ATTRS
-            .iter()
-            .any(|(t, attrs)| *t == tag && attrs.contains(&attr))
+/// The allowed attribute's name (lower case), when `attr` (any case) is allowed on `tag`.
+fn attr_allowed(tag: &str, attr: &str) -> Option<&'static str> {
+    GENERIC_ATTRS
+        .iter()
+        .chain(
+            TAG_ATTRS
+                .iter()
+                .filter(|(t, _)| *t == tag)
+                .flat_map(|(_, attrs)| attrs.iter()),
+        )
+        .copied()
+        .find(|a| a.eq_ignore_ascii_case(attr))
 }
 
+/// The allowed tag's name (lower case), when `name` (any case) is allowed.
 fn allowed_tag(name: &str) -> Option<&'static str> {
-    TAGS.iter().copied().find(|t| *t == name)
+    TAGS.iter().copied().find(|t| t.eq_ignore_ascii_case(name))
 }
 
 /// One-pass sanitiser for markup that is already within the allowlist.
@@ -205,7 +213,7 @@ fn tag(
     if i == name_start || !b[name_start].is_ascii_alphabetic() {
         return None;
     }
-    let name = allowed_tag(&html[name_start..i].to_ascii_lowercase())?;
+    let name = allowed_tag(&html[name_start..i])?;
     let void = VOID_TAGS.contains(&name);
     if closing {
         while i < b.len() && is_space(b[i]) {
@@ -228,7 +236,9 @@ fn tag(
     }
     out.push('<');
     out.push_str(name);
-    let mut kept: Vec<String> = Vec::new();
+    // Allowed attributes already written (at most the 7 an `img` may keep).
+    let mut kept: [&'static str; 8] = [""; 8];
+    let mut n_kept = 0;
     loop {
         let before_space = i;
         while i < b.len() && is_space(b[i]) {
@@ -250,7 +260,7 @@ fn tag(
         while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-' || b[i] == b'_') {
             i += 1;
         }
-        let attr = html[attr_start..i].to_ascii_lowercase();
+        let attr = &html[attr_start..i];
         let mut j = i;
         while j < b.len() && is_space(b[j]) {
             j += 1;
@@ -279,23 +289,27 @@ fn tag(
             }
         };
         // Browsers use the first of repeated attributes.
-        if !attr_allowed(name, &attr) || kept.contains(&attr) {
+        let Some(attr) = attr_allowed(name, attr) else {
+            continue;
+        };
+        if kept[..n_kept].contains(&attr) {
             continue;
         }
         let Some(value) = value else {
             continue;
         };
-        let clean = if URL_ATTRS.contains(&attr.as_str()) {
-            clean_url(value, base)?
-        } else {
-            value.to_string()
-        };
+        let is_url = URL_ATTRS.contains(&attr);
         out.push(' ');
-        out.push_str(&attr);
+        out.push_str(attr);
         out.push_str("=\"");
-        push_attr_value(out, &clean, URL_ATTRS.contains(&attr.as_str()));
+        if is_url {
+            push_attr_value(out, &clean_url(value, base)?, true);
+        } else {
+            push_attr_value(out, value, false);
+        }
         out.push('"');
-        kept.push(attr);
+        kept[n_kept] = attr;
+        n_kept += 1;
     }
     if name == "a" {
         out.push_str(" rel=\"");
@@ -348,7 +362,7 @@ fn clean_url(raw: &str, base: Option<&Url>) -> Option<String> {
 /// `None` for a reference a browser would decode without its `;` (`&copy 2026`).
 fn push_text(out: &mut String, text: &str) -> Option<()> {
     let mut rest = text;
-    while let Some(p) = rest.find(['&', '>']) {
+    while let Some(p) = rest.bytes().position(|c| c == b'&' || c == b'>') {
         if rest.as_bytes()[p] == b'&' && !is_char_ref(&rest[p..]) && legacy_ref_in_text(&rest[p..])
         {
             return None;
@@ -400,13 +414,18 @@ fn legacy_ref_in_attr(s: &str) -> bool {
 
 /// An attribute value inside double quotes. URL values were decoded, so every `&` is escaped.
 fn push_attr_value(out: &mut String, v: &str, decoded: bool) {
-    for (k, c) in v.char_indices() {
-        match c {
-            '"' => out.push_str("&quot;"),
-            '&' if decoded || !is_char_ref(&v[k..]) => out.push_str("&amp;"),
-            _ => out.push(c),
-        }
+    let mut start = 0;
+    for (k, c) in v.bytes().enumerate() {
+        let escaped = match c {
+            b'"' => "&quot;",
+            b'&' if decoded || !is_char_ref(&v[k..]) => "&amp;",
+            _ => continue,
+        };
+        out.push_str(&v[start..k]);
+        out.push_str(escaped);
+        start = k + 1;
     }
+    out.push_str(&v[start..]);
 }
 
 /// Whether `s` (starting with `&`) begins a well-formed character reference.
@@ -522,7 +541,11 @@ pub fn strip_controls(s: String) -> String {
     let bad = |c: char| {
         (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}'
     };
-    if s.chars().any(bad) {
+    // Bytes first: a C0 control is one byte below 0x20, U+FFFE/U+FFFF start with 0xEF.
+    let suspect = s
+        .bytes()
+        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xEF);
+    if suspect && s.chars().any(bad) {
         s.chars().filter(|&c| !bad(c)).collect()
     } else {
         s

@@ -332,7 +332,7 @@ impl<'a> Doc<'a> {
             _ => return Err(Unsupported("text construct type")),
         };
         Ok(TextData {
-            content: content.trim().to_string(),
+            content: trimmed(content),
             html,
         })
     }
@@ -477,7 +477,7 @@ impl<'a> Doc<'a> {
             match self.name(&s)? {
                 (Ns::Rss, "title") => {
                     feed.title = self.text()?.map(|t| TextData {
-                        content: t.trim().to_string(),
+                        content: trimmed(t),
                         html: false,
                     })
                 }
@@ -517,7 +517,7 @@ impl<'a> Doc<'a> {
             match self.name(&s)? {
                 (Ns::Rss, "title") => {
                     e.title = self.text()?.map(|t| TextData {
-                        content: t.trim().to_string(),
+                        content: trimmed(t),
                         html: false,
                     })
                 }
@@ -529,7 +529,7 @@ impl<'a> Doc<'a> {
                 }
                 (Ns::Rss, "description") => {
                     e.summary = self.text()?.map(|t| TextData {
-                        content: t.trim().to_string(),
+                        content: trimmed(t),
                         html: true,
                     })
                 }
@@ -742,6 +742,15 @@ impl<'a> Doc<'a> {
         }
         Ok((name.is_some() || email.is_some()).then_some(PersonData { name, email }))
     }
+}
+
+/// `s.trim()`, without a copy.
+fn trimmed(mut s: String) -> String {
+    let end = s.trim_end().len();
+    s.truncate(end);
+    let start = s.len() - s.trim_start().len();
+    s.drain(..start);
+    s
 }
 
 /// The part of a qualified name after its last colon (feed-rs's element names).

@@ -177,16 +177,14 @@ pub fn fast_clean(html: &str, base: Option<&Url>) -> Option<String> {
     let mut stack: Vec<&'static str> = Vec::new();
     let mut text_start = 0;
     let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'<' => {
-                push_text(&mut out, &html[text_start..i])?;
-                i = tag(html, i, &mut out, &mut stack, base)?;
-                text_start = i;
-            }
-            0 => return None,
-            _ => i += 1,
+    while let Some(p) = memchr::memchr2(b'<', 0, &b[i..]) {
+        i += p;
+        if b[i] == 0 {
+            return None;
         }
+        push_text(&mut out, &html[text_start..i])?;
+        i = tag(html, i, &mut out, &mut stack, base)?;
+        text_start = i;
     }
     push_text(&mut out, &html[text_start..])?;
     stack.is_empty().then_some(out)
@@ -362,7 +360,7 @@ fn clean_url(raw: &str, base: Option<&Url>) -> Option<String> {
 /// `None` for a reference a browser would decode without its `;` (`&copy 2026`).
 fn push_text(out: &mut String, text: &str) -> Option<()> {
     let mut rest = text;
-    while let Some(p) = rest.bytes().position(|c| c == b'&' || c == b'>') {
+    while let Some(p) = memchr::memchr2(b'&', b'>', rest.as_bytes()) {
         if rest.as_bytes()[p] == b'&' && !is_char_ref(&rest[p..]) && legacy_ref_in_text(&rest[p..])
         {
             return None;
@@ -541,10 +539,14 @@ pub fn strip_controls(s: String) -> String {
     let bad = |c: char| {
         (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}'
     };
-    // Bytes first: a C0 control is one byte below 0x20, U+FFFE/U+FFFF start with 0xEF.
-    let suspect = s
-        .bytes()
-        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xEF);
+    // Bytes first, 32 at a time without branches: a C0 control is one byte
+    // below 0x20, U+FFFE/U+FFFF start with 0xEF.
+    let suspect_byte =
+        |b: u8| u8::from(b < 0x20) & u8::from(b != b'\t' && b != b'\n' && b != b'\r') | u8::from(b == 0xEF);
+    let chunks = s.as_bytes().chunks(32);
+    let suspect = chunks
+        .into_iter()
+        .any(|c| c.iter().fold(0u8, |acc, &b| acc | suspect_byte(b)) != 0);
     if suspect && s.chars().any(bad) {
         s.chars().filter(|&c| !bad(c)).collect()
     } else {

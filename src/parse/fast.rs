@@ -70,6 +70,8 @@ enum Ev<'a> {
 }
 
 struct Doc<'a> {
+    /// The document.
+    src: &'a str,
     r: Reader<&'a [u8]>,
     /// The synthetic end of an empty-element tag is due next.
     pending_end: bool,
@@ -97,6 +99,7 @@ pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
     c.trim_markup_names_in_closing_tags = true;
     c.trim_text(false);
     let mut doc = Doc {
+        src: text,
         r,
         pending_end: false,
         depth: 0,
@@ -301,6 +304,13 @@ impl<'a> Doc<'a> {
     /// The element's text, as feed-rs's `child_as_text` reads it (untrimmed;
     /// `None` when there is none), consuming the element. Markup inside is refused.
     fn text(&mut self) -> R<Option<String>> {
+        // Escaped text runs to the next `<`: its length is a good capacity.
+        let pos = usize::try_from(self.r.buffer_position()).unwrap_or(usize::MAX);
+        let hint = self
+            .src
+            .get(pos..)
+            .and_then(|rest| memchr::memchr(b'<', rest.as_bytes()))
+            .unwrap_or(0);
         let mut out: Option<String> = None;
         loop {
             match self.next()? {
@@ -309,6 +319,11 @@ impl<'a> Doc<'a> {
                 // feed-rs drops empty pieces (a reference is never empty).
                 Ev::Text(t) if !t.is_empty() => match &mut out {
                     Some(o) => o.push_str(&t),
+                    None if hint > t.len() => {
+                        let mut o = String::with_capacity(hint);
+                        o.push_str(&t);
+                        out = Some(o);
+                    }
                     None => out = Some(t.into_owned()),
                 },
                 Ev::Text(_) => {}

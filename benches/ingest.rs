@@ -5,8 +5,8 @@
 //! (`--baselines`: only quick-xml and feed-rs, for the poll benchmark's ratio;
 //! `--oracle`: first check that every file gives the same normalised items
 //! through the fast path as through feed-rs, and count them)
-//! (make the corpus with ../shared/bench/gen_corpus.py). One core, in process,
-//! median of REPS.
+//! (make the corpus with ../shared/bench/gen_corpus.py). One core, in process;
+//! each stage's median of REPS rounds, every round running every stage in turn.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -46,7 +46,7 @@ fn main() {
         .collect();
     let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
     println!(
-        "corpus {dir}: {} files, {:.1} MB, {reps} reps (median)",
+        "corpus {dir}: {} files, {:.1} MB, {reps} interleaved rounds (median)",
         files.len(),
         bytes as f64 / 1e6
     );
@@ -55,7 +55,7 @@ fn main() {
         check_oracle(&files);
     }
 
-    let quick = median(reps, || {
+    let quick_xml = || {
         let mut events = 0usize;
         for (_, b) in &files {
             // Borrowing events straight from the bytes: the cheapest pass quick-xml offers.
@@ -71,8 +71,8 @@ fn main() {
             }
         }
         events
-    });
-    let feed_rs = median(reps, || {
+    };
+    let feed_rs = || {
         files
             .iter()
             .map(|(_, b)| {
@@ -81,17 +81,19 @@ fn main() {
                     .unwrap_or(0)
             })
             .sum()
-    });
+    };
     if baselines_only {
+        let t = interleaved(reps, &mut [&mut { quick_xml }, &mut { feed_rs }]);
         println!(
             "quick-xml {:.2} s, feed-rs {:.2} s",
-            quick.0.as_secs_f64(),
-            feed_rs.0.as_secs_f64()
+            t[0].0.as_secs_f64(),
+            t[1].0.as_secs_f64()
         );
         return;
     }
     let keyed_with = |fast: bool| {
-        median(reps, || {
+        let files = &files;
+        move || {
             files
                 .iter()
                 .map(|(u, b)| {
@@ -100,10 +102,11 @@ fn main() {
                     f.entries.len()
                 })
                 .sum()
-        })
+        }
     };
     let full_with = |fast: bool| {
-        median(reps, || {
+        let files = &files;
+        move || {
             files
                 .iter()
                 .map(|(u, b)| {
@@ -115,12 +118,22 @@ fn main() {
                         .sum::<usize>()
                 })
                 .sum()
-        })
+        }
     };
-    let keyed_rs = keyed_with(false);
-    let full_rs = full_with(false);
-    let keyed = keyed_with(true);
-    let full = full_with(true);
+    // Every stage once per round, REPS rounds: a load change on this shared
+    // machine then touches every stage alike.
+    let t = interleaved(
+        reps,
+        &mut [
+            &mut { quick_xml },
+            &mut { feed_rs },
+            &mut keyed_with(false),
+            &mut full_with(false),
+            &mut keyed_with(true),
+            &mut full_with(true),
+        ],
+    );
+    let (quick, feed_rs, keyed_rs, full_rs, keyed, full) = (t[0], t[1], t[2], t[3], t[4], t[5]);
     let items = feed_rs.1;
     println!("| stage | s | MB/s | items/s | ratio to quick-xml |");
     println!("|---|---|---|---|---|");
@@ -220,15 +233,24 @@ fn check_oracle(files: &[(Url, Vec<u8>)]) {
     );
 }
 
-/// Median wall time of `reps` runs of `f`, and its result.
-fn median(reps: usize, mut f: impl FnMut() -> usize) -> (Duration, usize) {
-    let mut times = Vec::new();
-    let mut out = 0;
+/// For each stage, the median wall time of `reps` runs and its result; the
+/// stages run in turn, one round after another.
+fn interleaved(reps: usize, stages: &mut [&mut dyn FnMut() -> usize]) -> Vec<(Duration, usize)> {
+    let mut times = vec![Vec::new(); stages.len()];
+    let mut out = vec![0; stages.len()];
     for _ in 0..reps.max(1) {
-        let t = Instant::now();
-        out = f();
-        times.push(t.elapsed());
+        for (i, f) in stages.iter_mut().enumerate() {
+            let t = Instant::now();
+            out[i] = f();
+            times[i].push(t.elapsed());
+        }
     }
-    times.sort();
-    (times[times.len() / 2], out)
+    times
+        .into_iter()
+        .zip(out)
+        .map(|(mut t, o)| {
+            t.sort();
+            (t[t.len() / 2], o)
+        })
+        .collect()
 }

@@ -541,8 +541,9 @@ pub fn strip_controls(s: String) -> String {
     };
     // Bytes first, 32 at a time without branches: a C0 control is one byte
     // below 0x20, U+FFFE/U+FFFF start with 0xEF.
-    let suspect_byte =
-        |b: u8| u8::from(b < 0x20) & u8::from(b != b'\t' && b != b'\n' && b != b'\r') | u8::from(b == 0xEF);
+    let suspect_byte = |b: u8| {
+        u8::from(b < 0x20) & u8::from(b != b'\t' && b != b'\n' && b != b'\r') | u8::from(b == 0xEF)
+    };
     let chunks = s.as_bytes().chunks(32);
     let suspect = chunks
         .into_iter()

@@ -185,8 +185,7 @@ impl<'a> Doc<'a> {
                     return Err(Unsupported("default namespace"));
                 }
             } else if let Some(p) = k.strip_prefix("xmlns:") {
-                if p.is_empty() || p == "xml" || p == "xmlns" || v.is_empty() || p.contains(':')
-                {
+                if p.is_empty() || p == "xml" || p == "xmlns" || v.is_empty() || p.contains(':') {
                     return Err(Unsupported("namespace declaration"));
                 }
                 if v.as_ref() == "http://www.w3.org/XML/1998/namespace"
@@ -387,16 +386,37 @@ impl<'a> Doc<'a> {
                     continue;
                 }
                 Ok(Event::Text(t)) => {
-                    self.xhtml_text(&t, depth, &mut buf, &mut first_element, &mut div_open, &mut div_close);
+                    self.xhtml_text(
+                        &t,
+                        depth,
+                        &mut buf,
+                        &mut first_element,
+                        &mut div_open,
+                        &mut div_close,
+                    );
                     continue;
                 }
                 Ok(Event::CData(t)) => {
-                    self.xhtml_text(&t, depth, &mut buf, &mut first_element, &mut div_open, &mut div_close);
+                    self.xhtml_text(
+                        &t,
+                        depth,
+                        &mut buf,
+                        &mut first_element,
+                        &mut div_open,
+                        &mut div_close,
+                    );
                     continue;
                 }
                 Ok(Event::GeneralRef(r)) => {
                     let t = resolve_ref(&r)?;
-                    self.xhtml_text(&t, depth, &mut buf, &mut first_element, &mut div_open, &mut div_close);
+                    self.xhtml_text(
+                        &t,
+                        depth,
+                        &mut buf,
+                        &mut first_element,
+                        &mut div_open,
+                        &mut div_close,
+                    );
                     continue;
                 }
                 Ok(Event::Comment(_) | Event::PI(_)) => continue,
@@ -706,7 +726,11 @@ impl<'a> Doc<'a> {
                     if attrs.iter().any(|(k, _)| *k == "src") {
                         return Err(Unsupported("content with src"));
                     }
-                    match attrs.iter().find(|(k, _)| *k == "type").map(|(_, v)| v.as_ref()) {
+                    match attrs
+                        .iter()
+                        .find(|(k, _)| *k == "type")
+                        .map(|(_, v)| v.as_ref())
+                    {
                         None | Some("text" | "html" | "xhtml" | "text/html") => {}
                         Some(_) => return Err(Unsupported("content type")),
                     }
@@ -855,9 +879,9 @@ fn date(raw: &str) -> R<Option<DateTime<Utc>>> {
     if b.first().is_some_and(u8::is_ascii_digit) {
         // feed-rs first rewrites `+hhmm` to `+hh:mm` and completes a bare date:
         // a string those rules touch is not for us.
-        let four_digits_after_sign = b.windows(5).any(|w| {
-            (w[0] == b'+' || w[0] == b'-') && w[1..].iter().all(u8::is_ascii_digit)
-        });
+        let four_digits_after_sign = b
+            .windows(5)
+            .any(|w| (w[0] == b'+' || w[0] == b'-') && w[1..].iter().all(u8::is_ascii_digit));
         let ends_dash_two = b.len() >= 3
             && b[b.len() - 3] == b'-'
             && b[b.len() - 2..].iter().all(u8::is_ascii_digit);
@@ -889,7 +913,9 @@ fn date(raw: &str) -> R<Option<DateTime<Utc>>> {
             .all(|p| digits(p, 2..=2))
         && &time[0..2] != "24";
     let zone_ok = *zone == "GMT"
-        || (zone.len() == 5 && (zone.starts_with('+') || zone.starts_with('-')) && digits(&zone[1..], 4..=4));
+        || (zone.len() == 5
+            && (zone.starts_with('+') || zone.starts_with('-'))
+            && digits(&zone[1..], 4..=4));
     if !(weekdays.contains(wd)
         && digits(day, 1..=2)
         && months.contains(mon)
@@ -914,15 +940,24 @@ mod tests {
     #[test]
     fn dates_in_the_common_shapes() {
         assert_eq!(
-            date(" Fri, 20 Nov 2026 12:00:00 +0100 ").unwrap().unwrap().to_rfc3339(),
+            date(" Fri, 20 Nov 2026 12:00:00 +0100 ")
+                .unwrap()
+                .unwrap()
+                .to_rfc3339(),
             "2026-11-20T11:00:00+00:00"
         );
         assert_eq!(
-            date("Thu, 7 Apr 2022 18:00:00 GMT").unwrap().unwrap().to_rfc3339(),
+            date("Thu, 7 Apr 2022 18:00:00 GMT")
+                .unwrap()
+                .unwrap()
+                .to_rfc3339(),
             "2022-04-07T18:00:00+00:00"
         );
         assert_eq!(
-            date("2026-11-19T03:21:13.5+02:00").unwrap().unwrap().to_rfc3339(),
+            date("2026-11-19T03:21:13.5+02:00")
+                .unwrap()
+                .unwrap()
+                .to_rfc3339(),
             "2026-11-19T01:21:13.500+00:00"
         );
         for odd in [

@@ -59,7 +59,13 @@ fn every_fixture_gives_the_same_items_both_ways() {
     // fast path; RSS 1.0, JSON and the malformed document do not.
     assert_eq!(
         fast,
-        ["rss2.xml", "atom10.xml", "atom03.xml", "rss091.xml", "hostile.xml"]
+        [
+            "rss2.xml",
+            "atom10.xml",
+            "atom03.xml",
+            "rss091.xml",
+            "hostile.xml"
+        ]
     );
 }
 
@@ -124,7 +130,10 @@ second paragraph</content></entry>
         r#"<rss version="2.0"><channel><title>T</title><item><title>a</title><link>https://x.example/a</link></item></channel></rss><trailing>"#,
         true,
     ),
-    ("<rss version=\"2.0\"><channel><title>T</title><item><title>a", false),
+    (
+        "<rss version=\"2.0\"><channel><title>T</title><item><title>a",
+        false,
+    ),
     ("", false),
 ];
 

@@ -3,6 +3,7 @@
 //!
 //! usage: cargo bench --bench ingest -- [CORPUS_DIR=bench-corpus/c2000] [REPS=3] [--baselines] [--oracle]
 //! (`--baselines`: only quick-xml and feed-rs, for the poll benchmark's ratio;
+//! `--profile`: only the fast path's parse + normalise, REPS times, for perf;
 //! `--oracle`: first check that every file gives the same normalised items
 //! through the fast path as through feed-rs, and count them)
 //! (make the corpus with ../shared/bench/gen_corpus.py). One core, in process;
@@ -18,6 +19,7 @@ use url::Url;
 fn main() {
     let baselines_only = std::env::args().any(|a| a == "--baselines");
     let oracle = std::env::args().any(|a| a == "--oracle");
+    let profile = std::env::args().any(|a| a == "--profile");
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -120,6 +122,11 @@ fn main() {
                 .sum()
         }
     };
+    if profile {
+        let t = interleaved(reps, &mut [&mut full_with(true)]);
+        println!("fast path parse + normalise: {:.2} s", t[0].0.as_secs_f64());
+        return;
+    }
     // Every stage once per round, REPS rounds: a load change on this shared
     // machine then touches every stage alike.
     let t = interleaved(

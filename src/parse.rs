@@ -160,7 +160,11 @@ impl From<&feed_rs::model::Text> for TextData {
     fn from(t: &feed_rs::model::Text) -> TextData {
         TextData {
             content: t.content.clone(),
-            html: mime_is_html(&t.content_type.to_string()),
+            // As displayed (the type rebuilt from its parts), as before the fast path.
+            html: {
+                let ct = t.content_type.to_string();
+                mime_is_html(&ct)
+            },
         }
     }
 }
@@ -183,7 +187,8 @@ impl From<Entry> for EntryData {
             title: e.title.as_ref().map(TextData::from),
             summary: e.summary.as_ref().map(TextData::from),
             content: e.content.and_then(|c| {
-                let html = mime_is_html(&c.content_type.to_string());
+                let ct = c.content_type.to_string();
+                let html = mime_is_html(&ct);
                 Some(TextData {
                     content: c.body?,
                     html,

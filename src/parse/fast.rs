@@ -124,18 +124,18 @@ pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
     doc.push_base(&attrs)?;
     match name {
         "rss" => {
+            // RSS 0.91/0.92 are read as RSS 2.0, as feed-rs does.
             let version = attrs.iter().find(|(k, _)| *k == "version");
-            let rss0 = match version.map(|(_, v)| v.as_ref()) {
-                Some("2.0" | "") => false,
-                Some("0.91" | "0.92") => true,
-                _ => return Err(Unsupported("RSS version")),
-            };
+            if !matches!(
+                version.map(|(_, v)| v.as_ref()),
+                Some("2.0" | "" | "0.91" | "0.92")
+            ) {
+                return Err(Unsupported("RSS version"));
+            }
             if doc.default_ns != Ns::Unknown {
                 return Err(Unsupported("default namespace on rss"));
             }
             doc.default_ns = Ns::Rss;
-            // RSS 0.9x is read as RSS 2.0, as feed-rs does.
-            let _ = rss0;
             let mut feed = doc.rss()?;
             feed.is_atom = false;
             Ok(feed)
@@ -260,7 +260,7 @@ impl<'a> Doc<'a> {
     }
 
     fn end(&mut self) -> Ev<'a> {
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         while self.bases.last().is_some_and(|(d, _)| *d > self.depth) {
             self.bases.pop();
         }
@@ -360,6 +360,12 @@ impl<'a> Doc<'a> {
     /// names, attribute values unescaped and unquoted-as-is, text minimally
     /// escaped, one wrapping `<div>` removed.
     fn xhtml(&mut self) -> R<String> {
+        if self.pending_end {
+            // `<content type="xhtml"/>`: nothing inside.
+            self.pending_end = false;
+            self.end();
+            return Ok(String::new());
+        }
         let mut buf = String::new();
         let mut depth = 0u32;
         let mut first_element = true;

@@ -96,6 +96,9 @@ struct FeedData {
     links: Vec<LinkData>,
     ttl: Option<u32>,
     entries: Vec<EntryData>,
+    /// Whether the document may hold `origLink` elements (the fast path
+    /// knows; for feed-rs, look).
+    may_have_orig_links: bool,
 }
 
 /// A text construct: its content, and whether its type is HTML or XML.
@@ -235,6 +238,7 @@ impl From<Feed> for FeedData {
             links: f.links.into_iter().map(LinkData::from).collect(),
             ttl: f.ttl,
             entries: f.entries.into_iter().map(EntryData::from).collect(),
+            may_have_orig_links: true,
         }
     }
 }
@@ -298,7 +302,11 @@ fn parse_inner(
     let site_link = site_link.and_then(|s| web_link(&s, base.as_ref()));
     let title_is_html = !feed.is_atom;
     // FeedBurner-style proxies: the item's real address is in `origLink`.
-    let orig = orig_links(&text).filter(|o| o.len() == feed.entries.len());
+    let orig = feed
+        .may_have_orig_links
+        .then(|| orig_links(&text))
+        .flatten()
+        .filter(|o| o.len() == feed.entries.len());
     let entries = feed
         .entries
         .into_iter()

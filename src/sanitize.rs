@@ -343,7 +343,9 @@ fn clean_url(raw: &str, base: Option<&Url>) -> Option<String> {
     if v.is_empty() || v.bytes().any(|c| c <= b' ' || c == 0x7f || c == b'\\') {
         return None;
     }
-    let scheme_end = v.find([':', '/', '?', '#']);
+    let scheme_end = v
+        .bytes()
+        .position(|c| matches!(c, b':' | b'/' | b'?' | b'#'));
     match scheme_end {
         Some(p) if v.as_bytes()[p] == b':' => {
             let scheme = v[..p].to_ascii_lowercase();

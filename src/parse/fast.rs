@@ -83,6 +83,8 @@ struct Doc<'a> {
     prefixes: Vec<(String, Ns)>,
     /// Namespace of unprefixed elements.
     default_ns: Ns,
+    /// An element named `origLink` was seen (the caller then reads them).
+    saw_orig_link: bool,
 }
 
 /// Parses `text` (already decoded, declaration stripped) when it is a plain
@@ -106,6 +108,7 @@ pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
         bases: base.map(|u| (0, u.clone())).into_iter().collect(),
         prefixes: Vec::new(),
         default_ns: Ns::Unknown,
+        saw_orig_link: false,
     };
     let root = loop {
         match doc.r.read_event().map_err(|_| Unsupported("XML error"))? {
@@ -138,6 +141,7 @@ pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
             doc.default_ns = Ns::Rss;
             let mut feed = doc.rss()?;
             feed.is_atom = false;
+            feed.may_have_orig_links = doc.saw_orig_link;
             Ok(feed)
         }
         "feed" => {
@@ -150,6 +154,7 @@ pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
             doc.default_ns = Ns::Atom;
             let mut feed = doc.atom()?;
             feed.is_atom = true;
+            feed.may_have_orig_links = doc.saw_orig_link;
             Ok(feed)
         }
         _ => Err(Unsupported("root element")),
@@ -247,6 +252,11 @@ impl<'a> Doc<'a> {
 
     fn start(&mut self, s: BytesStart<'a>, empty: bool) -> R<Ev<'a>> {
         self.depth += 1;
+        self.note_orig_link(&s);
+        if s.attributes_raw().trim_ascii().is_empty() {
+            self.pending_end = empty;
+            return Ok(Ev::Start(s));
+        }
         let attrs = attributes(&s)?;
         if attrs
             .iter()
@@ -257,6 +267,12 @@ impl<'a> Doc<'a> {
         self.push_base(&attrs)?;
         self.pending_end = empty;
         Ok(Ev::Start(s))
+    }
+
+    fn note_orig_link(&mut self, s: &BytesStart<'_>) {
+        if matches!(local_name(s.name().0), "origLink" | "origlink") {
+            self.saw_orig_link = true;
+        }
     }
 
     fn end(&mut self) -> Ev<'a> {
@@ -429,6 +445,7 @@ impl<'a> Doc<'a> {
                 Ok(_) => return Err(Unsupported("unexpected in xhtml")),
             };
             let s = start.expect("a start tag");
+            self.note_orig_link(&s);
             if depth == 0 {
                 if first_element {
                     if local_name(s.name().0) != "div" {

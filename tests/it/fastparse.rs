@@ -142,6 +142,12 @@ second paragraph</content></entry>
         r#"<feed xmlns="http://www.w3.org/2005/Atom"><title type="xhtml"/><entry><id>e</id><content type="xhtml"/><title type="html"/><link href="https://x.example/e"/></entry></feed>"#,
         true,
     ),
+    (
+        r#"<rss version="2.0" xmlns:feedburner="http://rssnamespace.org/feedburner/ext/1.0"><channel><title>t</title>
+        <item><title>a</title><link>http://feedproxy.example/~r/a</link><feedburner:origLink>https://ishr.example/a?x=1&amp;y=2</feedburner:origLink></item>
+        <item><title>b</title><link>https://ishr.example/b</link></item></channel></rss>"#,
+        true,
+    ),
     ("", false),
 ];
 

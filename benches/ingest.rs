@@ -3,7 +3,8 @@
 //!
 //! usage: cargo bench --bench ingest -- [CORPUS_DIR=bench-corpus/c2000] [REPS=3] [--baselines] [--oracle]
 //! (`--baselines`: only quick-xml and feed-rs, for the poll benchmark's ratio;
-//! `--profile`: only the fast path's parse + normalise, REPS times, for perf;
+//! `--profile`: only the fast path's parse + normalise, REPS times, for perf
+//! or callgrind (`--profile-quick-xml`: only the quick-xml pass, to compare);
 //! `--oracle`: first check that every file gives the same normalised items
 //! through the fast path as through feed-rs, and count them)
 //! (make the corpus with ../shared/bench/gen_corpus.py). One core, in process;
@@ -20,6 +21,7 @@ fn main() {
     let baselines_only = std::env::args().any(|a| a == "--baselines");
     let oracle = std::env::args().any(|a| a == "--oracle");
     let profile = std::env::args().any(|a| a == "--profile");
+    let profile_quick = std::env::args().any(|a| a == "--profile-quick-xml");
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -84,6 +86,11 @@ fn main() {
             })
             .sum()
     };
+    if profile_quick {
+        let t = interleaved(reps, &mut [&mut { quick_xml }]);
+        println!("quick-xml: {:.2} s", t[0].0.as_secs_f64());
+        return;
+    }
     if baselines_only {
         let t = interleaved(reps, &mut [&mut { quick_xml }, &mut { feed_rs }]);
         println!(

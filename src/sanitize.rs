@@ -354,6 +354,9 @@ fn tag(
         if kept[..n_kept].contains(&attr) {
             continue;
         }
+        if n_kept == kept.len() {
+            return None;
+        }
         let Some(value) = value else {
             continue;
         };

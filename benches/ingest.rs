@@ -1,10 +1,14 @@
 //! Parse + normalise throughput, as a ratio to a raw quick-xml tokenisation
 //! and to a bare feed-rs parse of the same bytes in the same run.
 //!
-//! usage: cargo bench --bench ingest -- [CORPUS_DIR=bench-corpus/c2000] [REPS=3] [--baselines]
-//! (`--baselines`: only quick-xml and feed-rs, for the poll benchmark's ratio)
-//! (make the corpus with ../shared/bench/gen_corpus.py). One core, in process,
-//! median of REPS.
+//! usage: cargo bench --bench ingest -- [CORPUS_DIR=bench-corpus/c2000] [REPS=3] [--baselines] [--oracle]
+//! (`--baselines`: only quick-xml and feed-rs, for the poll benchmark's ratio;
+//! `--profile`: only the fast path's parse + normalise, REPS times, for perf
+//! or callgrind (`--profile-quick-xml`: only the quick-xml pass, to compare);
+//! `--oracle`: first check that every file gives the same normalised items
+//! through the fast path as through feed-rs, and count them)
+//! (make the corpus with ../shared/bench/gen_corpus.py). One core, in process;
+//! each stage's median of REPS rounds, every round running every stage in turn.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -15,6 +19,9 @@ use url::Url;
 
 fn main() {
     let baselines_only = std::env::args().any(|a| a == "--baselines");
+    let oracle = std::env::args().any(|a| a == "--oracle");
+    let profile = std::env::args().any(|a| a == "--profile");
+    let profile_quick = std::env::args().any(|a| a == "--profile-quick-xml");
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -43,12 +50,16 @@ fn main() {
         .collect();
     let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
     println!(
-        "corpus {dir}: {} files, {:.1} MB, {reps} reps (median)",
+        "corpus {dir}: {} files, {:.1} MB, {reps} interleaved rounds (median)",
         files.len(),
         bytes as f64 / 1e6
     );
 
-    let quick = median(reps, || {
+    if oracle {
+        check_oracle(&files);
+    }
+
+    let quick_xml = || {
         let mut events = 0usize;
         for (_, b) in &files {
             // Borrowing events straight from the bytes: the cheapest pass quick-xml offers.
@@ -64,8 +75,8 @@ fn main() {
             }
         }
         events
-    });
-    let feed_rs = median(reps, || {
+    };
+    let feed_rs = || {
         files
             .iter()
             .map(|(_, b)| {
@@ -74,46 +85,88 @@ fn main() {
                     .unwrap_or(0)
             })
             .sum()
-    });
+    };
+    if profile_quick {
+        let t = interleaved(reps, &mut [&mut { quick_xml }]);
+        println!("quick-xml: {:.2} s", t[0].0.as_secs_f64());
+        return;
+    }
     if baselines_only {
+        let t = interleaved(reps, &mut [&mut { quick_xml }, &mut { feed_rs }]);
         println!(
             "quick-xml {:.2} s, feed-rs {:.2} s",
-            quick.0.as_secs_f64(),
-            feed_rs.0.as_secs_f64()
+            t[0].0.as_secs_f64(),
+            t[1].0.as_secs_f64()
         );
         return;
     }
-    let keyed = median(reps, || {
-        files
-            .iter()
-            .map(|(u, b)| {
-                let f = parse_one(u, b);
-                black_box(f.entries.iter().map(|e| e.raw_hash).sum::<i64>());
-                f.entries.len()
-            })
-            .sum()
-    });
-    let full = median(reps, || {
-        files
-            .iter()
-            .map(|(u, b)| {
-                let f = parse_one(u, b);
-                let s = Sanitizer::new(Some(u));
-                f.entries
-                    .iter()
-                    .map(|e| black_box(e.normalise(&s)).title.len().min(1))
-                    .sum::<usize>()
-            })
-            .sum()
-    });
+    let keyed_with = |fast: bool| {
+        let files = &files;
+        move || {
+            files
+                .iter()
+                .map(|(u, b)| {
+                    let f = parse_one(u, b, fast);
+                    black_box(f.entries.iter().map(|e| e.raw_hash).sum::<i64>());
+                    f.entries.len()
+                })
+                .sum()
+        }
+    };
+    let full_with = |fast: bool| {
+        let files = &files;
+        move || {
+            files
+                .iter()
+                .map(|(u, b)| {
+                    let f = parse_one(u, b, fast);
+                    let s = Sanitizer::new(Some(u));
+                    f.entries
+                        .iter()
+                        .map(|e| black_box(e.normalise(&s)).title.len().min(1))
+                        .sum::<usize>()
+                })
+                .sum()
+        }
+    };
+    if profile {
+        let t = interleaved(reps, &mut [&mut full_with(true)]);
+        println!("fast path parse + normalise: {:.2} s", t[0].0.as_secs_f64());
+        return;
+    }
+    // Every stage once per round, REPS rounds: a load change on this shared
+    // machine then touches every stage alike.
+    let t = interleaved(
+        reps,
+        &mut [
+            &mut { quick_xml },
+            &mut { feed_rs },
+            &mut keyed_with(false),
+            &mut full_with(false),
+            &mut keyed_with(true),
+            &mut full_with(true),
+        ],
+    );
+    let (quick, feed_rs, keyed_rs, full_rs, keyed, full) = (t[0], t[1], t[2], t[3], t[4], t[5]);
     let items = feed_rs.1;
     println!("| stage | s | MB/s | items/s | ratio to quick-xml |");
     println!("|---|---|---|---|---|");
     for (name, (t, _)) in [
         ("quick-xml raw tokenisation", quick),
         ("feed-rs parse", feed_rs),
-        ("gazette parse (decode + feed-rs + keys + raw hash)", keyed),
-        ("gazette parse + normalise (sanitise, excerpt, links)", full),
+        (
+            "gazette parse through feed-rs (decode + feed-rs + keys + raw hash)",
+            keyed_rs,
+        ),
+        ("gazette parse + normalise through feed-rs", full_rs),
+        (
+            "gazette parse, fast path (decode + quick-xml + keys + raw hash)",
+            keyed,
+        ),
+        (
+            "**gazette parse + normalise, fast path** (sanitise, excerpt, links)",
+            full,
+        ),
     ] {
         let s = t.as_secs_f64();
         println!(
@@ -124,6 +177,7 @@ fn main() {
         );
     }
     assert_eq!(full.1, items, "every entry normalised");
+    assert_eq!(full_rs.1, items, "every entry normalised");
 
     // How much feed HTML the sanitiser's fast path takes, and whether its
     // output means what ammonia's does (first 100 files).
@@ -152,27 +206,65 @@ fn main() {
     );
 }
 
-/// A corpus file parsed as the pipeline does, with its URL as the base.
-fn parse_one(u: &Url, b: &[u8]) -> parse::ParsedFeed {
-    parse::parse(
-        b,
-        ParseContext {
-            base_url: Some(u),
-            content_type: None,
-        },
-    )
+/// A corpus file parsed as the pipeline does, with its URL as the base
+/// (`fast`: as `parse::parse`, else always through feed-rs).
+fn parse_one(u: &Url, b: &[u8], fast: bool) -> parse::ParsedFeed {
+    let ctx = ParseContext {
+        base_url: Some(u),
+        content_type: None,
+    };
+    if fast {
+        parse::parse(b, ctx)
+    } else {
+        parse::parse_with_feed_rs(b, ctx)
+    }
     .unwrap()
 }
 
-/// Median wall time of `reps` runs of `f`, and its result.
-fn median(reps: usize, mut f: impl FnMut() -> usize) -> (Duration, usize) {
-    let mut times = Vec::new();
-    let mut out = 0;
-    for _ in 0..reps.max(1) {
-        let t = Instant::now();
-        out = f();
-        times.push(t.elapsed());
+/// Every file through the fast path and through feed-rs: the same feed
+/// fields and the same normalised items, or the bench stops.
+fn check_oracle(files: &[(Url, Vec<u8>)]) {
+    let (mut fast_files, mut items) = (0usize, 0usize);
+    for (u, b) in files {
+        let s = Sanitizer::new(Some(u));
+        let a = parse_one(u, b, true);
+        let r = parse_one(u, b, false);
+        fast_files += usize::from(a.fast_path);
+        assert_eq!(
+            (&a.title, &a.site_link, a.ttl_seconds),
+            (&r.title, &r.site_link, r.ttl_seconds),
+            "{u}"
+        );
+        assert_eq!(a.entries.len(), r.entries.len(), "{u}");
+        for (x, y) in a.entries.iter().zip(&r.entries) {
+            assert_eq!(x.normalise(&s), y.normalise(&s), "{u}");
+            items += 1;
+        }
     }
-    times.sort();
-    (times[times.len() / 2], out)
+    println!(
+        "oracle: {} files, {fast_files} through the fast path; {items} items, all equal to feed-rs's",
+        files.len()
+    );
+}
+
+/// For each stage, the median wall time of `reps` runs and its result; the
+/// stages run in turn, one round after another.
+fn interleaved(reps: usize, stages: &mut [&mut dyn FnMut() -> usize]) -> Vec<(Duration, usize)> {
+    let mut times = vec![Vec::new(); stages.len()];
+    let mut out = vec![0; stages.len()];
+    for _ in 0..reps.max(1) {
+        for (i, f) in stages.iter_mut().enumerate() {
+            let t = Instant::now();
+            out[i] = f();
+            times[i].push(t.elapsed());
+        }
+    }
+    times
+        .into_iter()
+        .zip(out)
+        .map(|(mut t, o)| {
+            t.sort();
+            (t[t.len() / 2], o)
+        })
+        .collect()
 }

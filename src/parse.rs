@@ -6,13 +6,19 @@
 //! content; [`RawEntry::normalise`] then makes the stored [`Item`] (plain-text
 //! title, absolute link, sanitised HTML, excerpt, UTC dates). The pipeline
 //! only normalises entries whose hash it has not stored yet.
+//!
+//! RSS 2.0/0.9x and Atom 1.0 documents within what [`fast`] understands are
+//! read by it, straight from quick-xml; everything else goes to feed-rs.
+//! Both produce the same plain [`FeedData`], so normalising is shared.
+
+mod fast;
 
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use chrono::{DateTime, Utc};
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
-use feed_rs::model::{Entry, FeedType, Text};
+use feed_rs::model::{Entry, Feed, FeedType};
 use url::Url;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
@@ -53,16 +59,18 @@ pub struct ParsedFeed {
     pub ttl_seconds: Option<i64>,
     /// Entries in document order.
     pub entries: Vec<RawEntry>,
+    /// Whether the fast path read the document (else feed-rs did).
+    pub fast_path: bool,
 }
 
-/// One entry as feed-rs gave it, with its identity and raw hash.
+/// One entry as the parser gave it, with its identity and raw hash.
 #[derive(Debug)]
 pub struct RawEntry {
     /// Identity within the feed: `guid:…`, `link:…` or `hash:…`.
     pub key: String,
     /// Hash of the raw entry; equal hashes mean nothing changed.
     pub raw_hash: i64,
-    entry: Entry,
+    entry: EntryData,
     link: Option<String>,
     title_is_html: bool,
     base: Option<Url>,
@@ -71,7 +79,168 @@ pub struct RawEntry {
 /// Decodes, parses and keys a feed document. Never panics: a panic inside
 /// the parsing crate becomes [`ParseError::Panicked`].
 pub fn parse(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseError> {
-    contain_panics(|| parse_inner(bytes, ctx))
+    contain_panics(|| parse_inner(bytes, ctx, true))
+}
+
+/// As [`parse`], but always through feed-rs: the reference the fast path is
+/// checked against.
+pub fn parse_with_feed_rs(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseError> {
+    contain_panics(|| parse_inner(bytes, ctx, false))
+}
+
+/// The feed fields gazette uses, as either parser gives them.
+#[derive(Debug, Default)]
+struct FeedData {
+    title: Option<TextData>,
+    is_atom: bool,
+    links: Vec<LinkData>,
+    ttl: Option<u32>,
+    entries: Vec<EntryData>,
+    /// Whether the document may hold `origLink` elements (the fast path
+    /// knows; for feed-rs, look).
+    may_have_orig_links: bool,
+}
+
+/// A text construct: its content, and whether its type is HTML or XML.
+#[derive(Debug, Clone)]
+struct TextData {
+    content: String,
+    html: bool,
+}
+
+/// A link with the attributes gazette reads.
+#[derive(Debug, Clone)]
+struct LinkData {
+    href: String,
+    rel: Option<String>,
+    media_type: Option<String>,
+    length: Option<u64>,
+}
+
+/// A media file (RSS enclosure, media:content).
+#[derive(Debug, Clone)]
+struct MediaData {
+    url: Option<String>,
+    mime: Option<String>,
+    size: Option<u64>,
+}
+
+/// A person's name and email.
+#[derive(Debug, Clone)]
+struct PersonData {
+    name: Option<String>,
+    email: Option<String>,
+}
+
+/// A category's term and label.
+#[derive(Debug, Clone)]
+struct CategoryData {
+    term: String,
+    label: Option<String>,
+}
+
+/// The entry fields gazette uses.
+#[derive(Debug, Default)]
+struct EntryData {
+    id: String,
+    title: Option<TextData>,
+    summary: Option<TextData>,
+    /// The content's body, when it has one.
+    content: Option<TextData>,
+    links: Vec<LinkData>,
+    categories: Vec<CategoryData>,
+    authors: Vec<PersonData>,
+    media: Vec<MediaData>,
+    published: Option<DateTime<Utc>>,
+    updated: Option<DateTime<Utc>>,
+}
+
+fn mime_is_html(ct: &str) -> bool {
+    ct.contains("html") || ct.contains("xml")
+}
+
+impl From<&feed_rs::model::Text> for TextData {
+    fn from(t: &feed_rs::model::Text) -> TextData {
+        TextData {
+            content: t.content.clone(),
+            // As displayed (the type rebuilt from its parts), as before the fast path.
+            html: {
+                let ct = t.content_type.to_string();
+                mime_is_html(&ct)
+            },
+        }
+    }
+}
+
+impl From<feed_rs::model::Link> for LinkData {
+    fn from(l: feed_rs::model::Link) -> LinkData {
+        LinkData {
+            href: l.href,
+            rel: l.rel,
+            media_type: l.media_type,
+            length: l.length,
+        }
+    }
+}
+
+impl From<Entry> for EntryData {
+    fn from(e: Entry) -> EntryData {
+        EntryData {
+            id: e.id,
+            title: e.title.as_ref().map(TextData::from),
+            summary: e.summary.as_ref().map(TextData::from),
+            content: e.content.and_then(|c| {
+                let ct = c.content_type.to_string();
+                let html = mime_is_html(&ct);
+                Some(TextData {
+                    content: c.body?,
+                    html,
+                })
+            }),
+            links: e.links.into_iter().map(LinkData::from).collect(),
+            categories: e
+                .categories
+                .into_iter()
+                .map(|c| CategoryData {
+                    term: c.term,
+                    label: c.label,
+                })
+                .collect(),
+            authors: e
+                .authors
+                .into_iter()
+                .map(|p| PersonData {
+                    name: p.name,
+                    email: p.email,
+                })
+                .collect(),
+            media: e
+                .media
+                .into_iter()
+                .flat_map(|m| m.content)
+                .map(|c| MediaData {
+                    url: c.url.map(String::from),
+                    mime: c.content_type.map(|m| m.to_string()),
+                    size: c.size,
+                })
+                .collect(),
+            published: e.published,
+            updated: e.updated,
+        }
+    }
+}
+
+impl From<Feed> for FeedData {
+    fn from(f: Feed) -> FeedData {
+        FeedData {
+            title: f.title.as_ref().map(TextData::from),
+            is_atom: f.feed_type == FeedType::Atom,
+            links: f.links.into_iter().map(LinkData::from).collect(),
+            ttl: f.ttl,
+            entries: f.entries.into_iter().map(EntryData::from).collect(),
+            may_have_orig_links: true,
+        }
+    }
 }
 
 /// Runs `f`, turning a panic into [`ParseError::Panicked`] with its message.
@@ -89,20 +258,37 @@ fn contain_panics<T>(f: impl FnOnce() -> Result<T, ParseError>) -> Result<T, Par
     }
 }
 
-fn parse_inner(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseError> {
+fn parse_inner(
+    bytes: &[u8],
+    ctx: ParseContext<'_>,
+    allow_fast: bool,
+) -> Result<ParsedFeed, ParseError> {
     let text = decode(bytes, ctx.content_type);
     let text = strip_xml_declaration(&text);
     let text = atom03_as_atom10(text);
     let base = ctx
         .base_url
         .filter(|u| matches!(u.scheme(), "http" | "https"));
-    let parser = feed_rs::parser::Builder::new()
-        .base_uri(base.map(Url::as_str))
-        .id_generator(|_, _, _| String::new())
-        .build();
-    let feed = parser
-        .parse(text.as_bytes())
-        .map_err(|e| ParseError::Invalid(e.to_string()))?;
+    let fast = if allow_fast {
+        fast::parse(&text, base).ok()
+    } else {
+        None
+    };
+    let fast_path = fast.is_some();
+    let feed = match fast {
+        Some(feed) => feed,
+        None => {
+            let parser = feed_rs::parser::Builder::new()
+                .base_uri(base.map(Url::as_str))
+                .id_generator(|_, _, _| String::new())
+                .build();
+            FeedData::from(
+                parser
+                    .parse(text.as_bytes())
+                    .map_err(|e| ParseError::Invalid(e.to_string()))?,
+            )
+        }
+    };
 
     let site_link = feed
         .links
@@ -114,9 +300,13 @@ fn parse_inner(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseE
         .cloned()
         .or_else(|| site_link.as_deref().and_then(|s| Url::parse(s).ok()));
     let site_link = site_link.and_then(|s| web_link(&s, base.as_ref()));
-    let title_is_html = feed.feed_type != FeedType::Atom;
+    let title_is_html = !feed.is_atom;
     // FeedBurner-style proxies: the item's real address is in `origLink`.
-    let orig = orig_links(&text).filter(|o| o.len() == feed.entries.len());
+    let orig = feed
+        .may_have_orig_links
+        .then(|| orig_links(&text))
+        .flatten()
+        .filter(|o| o.len() == feed.entries.len());
     let entries = feed
         .entries
         .into_iter()
@@ -125,14 +315,11 @@ fn parse_inner(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseE
             if let Some(link) = orig.as_ref().and_then(|o| o[i].clone()) {
                 entry.links.insert(
                     0,
-                    feed_rs::model::Link {
+                    LinkData {
                         href: link,
                         rel: None,
                         media_type: None,
-                        href_lang: None,
-                        title: None,
                         length: None,
-                        target: None,
                     },
                 );
             }
@@ -148,6 +335,7 @@ fn parse_inner(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseE
             .map(|m| i64::from(m) * 60)
             .max(update_period(&text)),
         entries,
+        fast_path,
     })
 }
 
@@ -175,7 +363,7 @@ fn update_period(text: &str) -> Option<i64> {
 }
 
 impl RawEntry {
-    fn new(entry: Entry, base: Option<Url>, title_is_html: bool) -> RawEntry {
+    fn new(entry: EntryData, base: Option<Url>, title_is_html: bool) -> RawEntry {
         let link = entry
             .links
             .iter()
@@ -193,8 +381,8 @@ impl RawEntry {
                 body.push_str(&t.content);
             }
             body.push('\u{1f}');
-            if let Some(c) = entry.content.as_ref().and_then(|c| c.body.as_deref()) {
-                body.push_str(c);
+            if let Some(c) = &entry.content {
+                body.push_str(&c.content);
             }
             if let Some(s) = &entry.summary {
                 body.push_str(&s.content);
@@ -217,17 +405,13 @@ impl RawEntry {
         let content_html = e
             .content
             .as_ref()
-            .and_then(|c| {
-                let body = c.body.as_deref()?;
-                let ct = c.content_type.to_string();
-                Some(html_of(body, ct.contains("html") || ct.contains("xml")))
-            })
+            .map(|c| html_of(&c.content, c.html))
             .filter(|s| !s.trim().is_empty())
             .map(|h| sanitizer.clean(&h));
         let summary_html = e
             .summary
             .as_ref()
-            .map(|t| html_of(&t.content, is_html(t) || self.title_is_html))
+            .map(|t| html_of(&t.content, t.html || self.title_is_html))
             .filter(|s| !s.trim().is_empty())
             .map(|h| sanitizer.clean(&h));
         let body_text = content_html
@@ -251,11 +435,10 @@ impl RawEntry {
         let mut enclosures: Vec<Enclosure> = e
             .media
             .iter()
-            .flat_map(|m| &m.content)
             .filter_map(|c| {
                 Some(Enclosure {
-                    url: web_link(c.url.as_ref()?.as_str(), None)?,
-                    mime: c.content_type.as_ref().map(|m| m.to_string()),
+                    url: web_link(c.url.as_deref()?, None)?,
+                    mime: c.mime.clone(),
                     length: c.size,
                 })
             })
@@ -328,14 +511,9 @@ fn trim_future(d: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
-fn is_html(t: &Text) -> bool {
-    let ct = t.content_type.to_string();
-    ct.contains("html") || ct.contains("xml")
-}
-
 /// Text of a title: HTML titles (RSS, JSON, Atom `type="html"`) lose tags and entities.
-fn text_to_plain(t: &Text, html_by_default: bool) -> String {
-    if html_by_default || is_html(t) || looks_like_markup(&t.content) {
+fn text_to_plain(t: &TextData, html_by_default: bool) -> String {
+    if html_by_default || t.html || looks_like_markup(&t.content) {
         sanitize::html_to_text(&t.content)
     } else {
         t.content.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -361,35 +539,34 @@ fn plain_name(s: &str) -> String {
 }
 
 /// Content as HTML: plain text is escaped, paragraphs kept.
-fn html_of(body: &str, is_html: bool) -> String {
+fn html_of(body: &str, is_html: bool) -> Cow<'_, str> {
     if is_html {
-        body.to_string()
+        Cow::Borrowed(body)
     } else {
-        body.split("\n\n")
-            .map(|p| format!("<p>{}</p>", sanitize::escape_html(p.trim())))
-            .collect()
+        Cow::Owned(
+            body.split("\n\n")
+                .map(|p| format!("<p>{}</p>", sanitize::escape_html(p.trim())))
+                .collect(),
+        )
     }
 }
 
 /// `href` made absolute, when it then is an http(s) URL: `javascript:`,
 /// `data:` and their kind never become a story's link.
 fn web_link(href: &str, base: Option<&Url>) -> Option<String> {
-    let abs = absolutise(href, base);
-    let u = Url::parse(&abs).ok()?;
-    matches!(u.scheme(), "http" | "https").then_some(abs)
-}
-
-fn absolutise(href: &str, base: Option<&Url>) -> String {
     let href = href.trim();
-    if Url::parse(href).is_ok() {
-        return href.to_string();
+    let web = |u: &Url| matches!(u.scheme(), "http" | "https");
+    match Url::parse(href) {
+        // An absolute href is kept as written.
+        Ok(u) => web(&u).then(|| href.to_string()),
+        Err(_) => {
+            let u = base?.join(href).ok()?;
+            web(&u).then(|| String::from(u))
+        }
     }
-    base.and_then(|b| b.join(href).ok())
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| href.to_string())
 }
 
-fn raw_hash(e: &Entry) -> i64 {
+fn raw_hash(e: &EntryData) -> i64 {
     let mut h = Xxh3::new();
     let mut put = |s: &str| {
         h.update(s.as_bytes());
@@ -402,8 +579,8 @@ fn raw_hash(e: &Entry) -> i64 {
     if let Some(s) = &e.summary {
         put(&s.content);
     }
-    if let Some(c) = e.content.as_ref().and_then(|c| c.body.as_deref()) {
-        put(c);
+    if let Some(c) = &e.content {
+        put(&c.content);
     }
     for l in &e.links {
         put(&l.href);
@@ -414,8 +591,8 @@ fn raw_hash(e: &Entry) -> i64 {
     for a in &e.authors {
         put(a.name.as_deref().unwrap_or_default());
     }
-    for m in e.media.iter().flat_map(|m| &m.content) {
-        put(m.url.as_ref().map_or("", Url::as_str));
+    for m in &e.media {
+        put(m.url.as_deref().unwrap_or_default());
     }
     put(&e
         .published

@@ -144,15 +144,84 @@ impl Sanitizer {
     }
 }
 
-fn attr_allowed(tag: &str, attr: &str) -> bool {
-    GENERIC_ATTRS.contains(&attr)
-        || TAG_ATTRS
-            .iter()
-            .any(|(t, attrs)| *t == tag && attrs.contains(&attr))
+/// The allowed attribute's name (lower case), when `attr` (any case) is allowed on `tag`.
+fn attr_allowed(tag: &str, attr: &str) -> Option<&'static str> {
+    GENERIC_ATTRS
+        .iter()
+        .chain(
+            TAG_ATTRS
+                .iter()
+                .filter(|(t, _)| *t == tag)
+                .flat_map(|(_, attrs)| attrs.iter()),
+        )
+        .copied()
+        .find(|a| a.eq_ignore_ascii_case(attr))
 }
 
+/// The allowed tag's name (lower case), when `name` (any case) is allowed:
+/// [`TAGS`] as one `match` (a test keeps the two equal).
 fn allowed_tag(name: &str) -> Option<&'static str> {
-    TAGS.iter().copied().find(|t| *t == name)
+    let mut lower = [0u8; 10];
+    let lower = lower.get_mut(..name.len())?;
+    for (l, c) in lower.iter_mut().zip(name.bytes()) {
+        *l = c.to_ascii_lowercase();
+    }
+    Some(match &*lower {
+        b"a" => "a",
+        b"abbr" => "abbr",
+        b"b" => "b",
+        b"blockquote" => "blockquote",
+        b"br" => "br",
+        b"caption" => "caption",
+        b"cite" => "cite",
+        b"code" => "code",
+        b"dd" => "dd",
+        b"del" => "del",
+        b"details" => "details",
+        b"dfn" => "dfn",
+        b"div" => "div",
+        b"dl" => "dl",
+        b"dt" => "dt",
+        b"em" => "em",
+        b"figcaption" => "figcaption",
+        b"figure" => "figure",
+        b"h1" => "h1",
+        b"h2" => "h2",
+        b"h3" => "h3",
+        b"h4" => "h4",
+        b"h5" => "h5",
+        b"h6" => "h6",
+        b"hr" => "hr",
+        b"i" => "i",
+        b"img" => "img",
+        b"ins" => "ins",
+        b"kbd" => "kbd",
+        b"li" => "li",
+        b"mark" => "mark",
+        b"ol" => "ol",
+        b"p" => "p",
+        b"pre" => "pre",
+        b"q" => "q",
+        b"s" => "s",
+        b"samp" => "samp",
+        b"small" => "small",
+        b"span" => "span",
+        b"strong" => "strong",
+        b"sub" => "sub",
+        b"summary" => "summary",
+        b"sup" => "sup",
+        b"table" => "table",
+        b"tbody" => "tbody",
+        b"td" => "td",
+        b"tfoot" => "tfoot",
+        b"th" => "th",
+        b"thead" => "thead",
+        b"time" => "time",
+        b"tr" => "tr",
+        b"u" => "u",
+        b"ul" => "ul",
+        _ => return None,
+    })
 }
 
 /// One-pass sanitiser for markup that is already within the allowlist.
@@ -169,16 +238,14 @@ pub fn fast_clean(html: &str, base: Option<&Url>) -> Option<String> {
     let mut stack: Vec<&'static str> = Vec::new();
     let mut text_start = 0;
     let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'<' => {
-                push_text(&mut out, &html[text_start..i])?;
-                i = tag(html, i, &mut out, &mut stack, base)?;
-                text_start = i;
-            }
-            0 => return None,
-            _ => i += 1,
+    while let Some(p) = memchr::memchr2(b'<', 0, &b[i..]) {
+        i += p;
+        if b[i] == 0 {
+            return None;
         }
+        push_text(&mut out, &html[text_start..i])?;
+        i = tag(html, i, &mut out, &mut stack, base)?;
+        text_start = i;
     }
     push_text(&mut out, &html[text_start..])?;
     stack.is_empty().then_some(out)
@@ -205,7 +272,7 @@ fn tag(
     if i == name_start || !b[name_start].is_ascii_alphabetic() {
         return None;
     }
-    let name = allowed_tag(&html[name_start..i].to_ascii_lowercase())?;
+    let name = allowed_tag(&html[name_start..i])?;
     let void = VOID_TAGS.contains(&name);
     if closing {
         while i < b.len() && is_space(b[i]) {
@@ -228,7 +295,9 @@ fn tag(
     }
     out.push('<');
     out.push_str(name);
-    let mut kept: Vec<String> = Vec::new();
+    // Allowed attributes already written (at most the 7 an `img` may keep).
+    let mut kept: [&'static str; 8] = [""; 8];
+    let mut n_kept = 0;
     loop {
         let before_space = i;
         while i < b.len() && is_space(b[i]) {
@@ -250,7 +319,7 @@ fn tag(
         while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-' || b[i] == b'_') {
             i += 1;
         }
-        let attr = html[attr_start..i].to_ascii_lowercase();
+        let attr = &html[attr_start..i];
         let mut j = i;
         while j < b.len() && is_space(b[j]) {
             j += 1;
@@ -279,23 +348,30 @@ fn tag(
             }
         };
         // Browsers use the first of repeated attributes.
-        if !attr_allowed(name, &attr) || kept.contains(&attr) {
+        let Some(attr) = attr_allowed(name, attr) else {
             continue;
+        };
+        if kept[..n_kept].contains(&attr) {
+            continue;
+        }
+        if n_kept == kept.len() {
+            return None;
         }
         let Some(value) = value else {
             continue;
         };
-        let clean = if URL_ATTRS.contains(&attr.as_str()) {
-            clean_url(value, base)?
-        } else {
-            value.to_string()
-        };
+        let is_url = URL_ATTRS.contains(&attr);
         out.push(' ');
-        out.push_str(&attr);
+        out.push_str(attr);
         out.push_str("=\"");
-        push_attr_value(out, &clean, URL_ATTRS.contains(&attr.as_str()));
+        if is_url {
+            push_attr_value(out, &clean_url(value, base)?, true);
+        } else {
+            push_attr_value(out, value, false);
+        }
         out.push('"');
-        kept.push(attr);
+        kept[n_kept] = attr;
+        n_kept += 1;
     }
     if name == "a" {
         out.push_str(" rel=\"");
@@ -331,7 +407,9 @@ fn clean_url(raw: &str, base: Option<&Url>) -> Option<String> {
     if v.is_empty() || v.bytes().any(|c| c <= b' ' || c == 0x7f || c == b'\\') {
         return None;
     }
-    let scheme_end = v.find([':', '/', '?', '#']);
+    let scheme_end = v
+        .bytes()
+        .position(|c| matches!(c, b':' | b'/' | b'?' | b'#'));
     match scheme_end {
         Some(p) if v.as_bytes()[p] == b':' => {
             let scheme = v[..p].to_ascii_lowercase();
@@ -348,7 +426,7 @@ fn clean_url(raw: &str, base: Option<&Url>) -> Option<String> {
 /// `None` for a reference a browser would decode without its `;` (`&copy 2026`).
 fn push_text(out: &mut String, text: &str) -> Option<()> {
     let mut rest = text;
-    while let Some(p) = rest.find(['&', '>']) {
+    while let Some(p) = memchr::memchr2(b'&', b'>', rest.as_bytes()) {
         if rest.as_bytes()[p] == b'&' && !is_char_ref(&rest[p..]) && legacy_ref_in_text(&rest[p..])
         {
             return None;
@@ -400,13 +478,18 @@ fn legacy_ref_in_attr(s: &str) -> bool {
 
 /// An attribute value inside double quotes. URL values were decoded, so every `&` is escaped.
 fn push_attr_value(out: &mut String, v: &str, decoded: bool) {
-    for (k, c) in v.char_indices() {
-        match c {
-            '"' => out.push_str("&quot;"),
-            '&' if decoded || !is_char_ref(&v[k..]) => out.push_str("&amp;"),
-            _ => out.push(c),
-        }
+    let mut start = 0;
+    for (k, c) in v.bytes().enumerate() {
+        let escaped = match c {
+            b'"' => "&quot;",
+            b'&' if decoded || !is_char_ref(&v[k..]) => "&amp;",
+            _ => continue,
+        };
+        out.push_str(&v[start..k]);
+        out.push_str(escaped);
+        start = k + 1;
     }
+    out.push_str(&v[start..]);
 }
 
 /// Whether `s` (starting with `&`) begins a well-formed character reference.
@@ -522,7 +605,16 @@ pub fn strip_controls(s: String) -> String {
     let bad = |c: char| {
         (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}'
     };
-    if s.chars().any(bad) {
+    // Bytes first, 32 at a time without branches: a C0 control is one byte
+    // below 0x20, U+FFFE/U+FFFF start with 0xEF.
+    let suspect_byte = |b: u8| {
+        u8::from(b < 0x20) & u8::from(b != b'\t' && b != b'\n' && b != b'\r') | u8::from(b == 0xEF)
+    };
+    let chunks = s.as_bytes().chunks(32);
+    let suspect = chunks
+        .into_iter()
+        .any(|c| c.iter().fold(0u8, |acc, &b| acc | suspect_byte(b)) != 0);
+    if suspect && s.chars().any(bad) {
         s.chars().filter(|&c| !bad(c)).collect()
     } else {
         s
@@ -676,6 +768,20 @@ mod tests {
             clean_html_to_text("<p>one two three four</p>", 5),
             "one two"
         );
+    }
+
+    #[test]
+    fn allowed_tags_are_exactly_the_list() {
+        for t in TAGS {
+            assert_eq!(allowed_tag(t), Some(*t));
+            assert_eq!(allowed_tag(&t.to_ascii_uppercase()), Some(*t));
+        }
+        for t in CLEAN_CONTENT_TAGS
+            .iter()
+            .chain(&["html", "body", "figcaptions", "x", ""])
+        {
+            assert_eq!(allowed_tag(t), None, "{t}");
+        }
     }
 
     #[test]

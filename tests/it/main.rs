@@ -4,6 +4,7 @@ mod cli;
 mod daemon;
 mod dedup;
 mod digest;
+mod fastparse;
 mod ingest;
 mod publish;
 mod serve;

@@ -1,0 +1,1029 @@
+//! The fast path: RSS 2.0/0.9x and Atom 1.0 read straight from quick-xml
+//! events into [`FeedData`], the same values feed-rs 3.0 gives for the
+//! fields gazette uses.
+//!
+//! It mirrors feed-rs's reading rules (text = the text, CDATA and entity
+//! events right after the start tag, trimmed where feed-rs trims; links made
+//! absolute against `xml:base` and the document URL; the same lenient dates)
+//! only where they are simple to mirror exactly. Anything else — RSS 1.0,
+//! JSON, a DOCTYPE, a namespace declared below the root, an undeclared
+//! prefix, markup inside a text element, Media RSS, podcast or comment
+//! elements, an author with an email, a date in an unusual shape, malformed
+//! XML — is [`Unsupported`], and the caller hands the document to feed-rs.
+//! So this path may only ever be narrower than feed-rs, never different.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use quick_xml::Reader;
+use quick_xml::escape::{minimal_escape, resolve_predefined_entity, unescape};
+use quick_xml::events::{BytesStart, Event};
+use url::Url;
+
+use super::{CategoryData, EntryData, FeedData, LinkData, MediaData, PersonData, TextData};
+
+/// Why the fast path gave a document to feed-rs.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not for the fast path: {0}")]
+pub(super) struct Unsupported(pub &'static str);
+
+type R<T> = Result<T, Unsupported>;
+
+/// The namespaces feed-rs tells apart (the same URIs, matched exactly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ns {
+    Atom,
+    Rss,
+    Content,
+    DublinCore,
+    MediaRss,
+    Itunes,
+    Podcast,
+    Comments,
+    Unknown,
+}
+
+fn ns_of_uri(uri: &str) -> Ns {
+    match uri {
+        "http://purl.org/rss/1.0/" => Ns::Rss,
+        "http://www.w3.org/2005/Atom" => Ns::Atom,
+        "http://purl.org/rss/1.0/modules/content/" => Ns::Content,
+        "http://purl.org/dc/elements/1.1/" => Ns::DublinCore,
+        "http://search.yahoo.com/mrss/" => Ns::MediaRss,
+        "http://www.itunes.com/dtds/podcast-1.0.dtd" => Ns::Itunes,
+        "https://podcastindex.org/namespace/1.0" => Ns::Podcast,
+        "http://wellformedweb.org/CommentAPI/" => Ns::Comments,
+        _ => Ns::Unknown,
+    }
+}
+
+/// One simplified event.
+enum Ev<'a> {
+    /// A start tag (an empty-element tag is a start, then an [`Ev::End`]).
+    Start(BytesStart<'a>),
+    /// An end tag.
+    End,
+    /// A piece of text, CDATA or a resolved reference.
+    Text(Cow<'a, str>),
+    /// A comment or processing instruction: ignored, as feed-rs does.
+    Other,
+}
+
+struct Doc<'a> {
+    /// The document.
+    src: &'a str,
+    r: Reader<&'a [u8]>,
+    /// The synthetic end of an empty-element tag is due next.
+    pending_end: bool,
+    /// Element depth, as feed-rs counts it (root = 1).
+    depth: u32,
+    /// `xml:base` in scope: (depth it was declared at, URL).
+    bases: Vec<(u32, Url)>,
+    /// Prefixes declared on the root element.
+    prefixes: Vec<(String, Ns)>,
+    /// Namespace of unprefixed elements.
+    default_ns: Ns,
+    /// An element named `origLink` was seen (the caller then reads them).
+    saw_orig_link: bool,
+}
+
+/// Parses `text` (already decoded, declaration stripped) when it is a plain
+/// RSS 2.0/0.9x or Atom 1.0 document; `base` is the document URL.
+pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
+    // feed-rs sniffs the first `<` or `{` in its first 8 KiB buffer.
+    match text.bytes().take(8192).position(|b| b == b'<' || b == b'{') {
+        Some(p) if text.as_bytes()[p] == b'<' => {}
+        _ => return Err(Unsupported("not XML")),
+    }
+    let mut r = Reader::from_str(text);
+    let c = r.config_mut();
+    c.expand_empty_elements = false;
+    c.trim_markup_names_in_closing_tags = true;
+    c.trim_text(false);
+    let mut doc = Doc {
+        src: text,
+        r,
+        pending_end: false,
+        depth: 0,
+        bases: base.map(|u| (0, u.clone())).into_iter().collect(),
+        prefixes: Vec::new(),
+        default_ns: Ns::Unknown,
+        saw_orig_link: false,
+    };
+    let root = loop {
+        match doc.r.read_event().map_err(|_| Unsupported("XML error"))? {
+            Event::Start(s) => break s,
+            Event::Text(_) | Event::Comment(_) | Event::PI(_) => {}
+            _ => return Err(Unsupported("unexpected before the root")),
+        }
+    };
+    doc.depth = 1;
+    let name = root.name().0;
+    if name.contains(':') {
+        return Err(Unsupported("prefixed root"));
+    }
+    let attrs = attributes(&root)?;
+    doc.declare(&attrs)?;
+    doc.push_base(&attrs)?;
+    match name {
+        "rss" => {
+            // RSS 0.91/0.92 are read as RSS 2.0, as feed-rs does.
+            let version = attrs.iter().find(|(k, _)| *k == "version");
+            if !matches!(
+                version.map(|(_, v)| v.as_ref()),
+                Some("2.0" | "" | "0.91" | "0.92")
+            ) {
+                return Err(Unsupported("RSS version"));
+            }
+            if doc.default_ns != Ns::Unknown {
+                return Err(Unsupported("default namespace on rss"));
+            }
+            doc.default_ns = Ns::Rss;
+            let mut feed = doc.rss()?;
+            feed.is_atom = false;
+            feed.may_have_orig_links = doc.saw_orig_link;
+            Ok(feed)
+        }
+        "feed" => {
+            if !matches!(doc.default_ns, Ns::Unknown | Ns::Atom) {
+                return Err(Unsupported("Atom namespace"));
+            }
+            if attrs.iter().any(|(k, _)| *k == "xmlns") && doc.default_ns != Ns::Atom {
+                return Err(Unsupported("Atom namespace"));
+            }
+            doc.default_ns = Ns::Atom;
+            let mut feed = doc.atom()?;
+            feed.is_atom = true;
+            feed.may_have_orig_links = doc.saw_orig_link;
+            Ok(feed)
+        }
+        _ => Err(Unsupported("root element")),
+    }
+}
+
+/// Attributes as feed-rs keeps them: raw names, values unescaped (or raw
+/// when they do not unescape). A malformed or repeated attribute is refused.
+fn attributes<'s>(s: &'s BytesStart<'_>) -> R<Vec<(&'s str, Cow<'s, str>)>> {
+    let mut out = Vec::new();
+    for a in s.attributes() {
+        let a = a.map_err(|_| Unsupported("attribute syntax"))?;
+        let key: &'s str = a.key.0;
+        let value = match a.value {
+            Cow::Borrowed(raw) => unescape(raw).unwrap_or(Cow::Borrowed(raw)),
+            Cow::Owned(raw) => match unescape(&raw) {
+                Ok(v) => Cow::Owned(v.into_owned()),
+                Err(_) => Cow::Owned(raw),
+            },
+        };
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+impl<'a> Doc<'a> {
+    /// Records the root's namespace declarations.
+    fn declare(&mut self, attrs: &[(&str, Cow<'_, str>)]) -> R<()> {
+        for (k, v) in attrs {
+            if *k == "xmlns" {
+                self.default_ns = ns_of_uri(v);
+                if self.default_ns == Ns::Unknown {
+                    return Err(Unsupported("default namespace"));
+                }
+            } else if let Some(p) = k.strip_prefix("xmlns:") {
+                if p.is_empty() || p == "xml" || p == "xmlns" || v.is_empty() || p.contains(':') {
+                    return Err(Unsupported("namespace declaration"));
+                }
+                if v.as_ref() == "http://www.w3.org/XML/1998/namespace"
+                    || v.as_ref() == "http://www.w3.org/2000/xmlns/"
+                {
+                    return Err(Unsupported("namespace declaration"));
+                }
+                if self.prefixes.iter().any(|(q, _)| q == p) {
+                    return Err(Unsupported("namespace declared twice"));
+                }
+                self.prefixes.push((p.to_string(), ns_of_uri(v)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes the element's `xml:base`, as feed-rs does (its parse errors are ours).
+    fn push_base(&mut self, attrs: &[(&str, Cow<'_, str>)]) -> R<()> {
+        let Some((_, b)) = attrs.iter().find(|(k, _)| *k == "xml:base") else {
+            return Ok(());
+        };
+        match Url::parse(b) {
+            Ok(u) => self.bases.push((self.depth, u)),
+            Err(url::ParseError::RelativeUrlWithoutBase) => {
+                if let Some(u) = self.bases.last().and_then(|(_, l)| l.join(b).ok()) {
+                    self.bases.push((self.depth, u));
+                }
+            }
+            Err(_) => return Err(Unsupported("xml:base")),
+        }
+        Ok(())
+    }
+
+    /// The base URL in scope.
+    fn base(&self) -> Option<Url> {
+        self.bases.last().map(|(_, u)| u.clone())
+    }
+
+    /// The next event, with depth and `xml:base` kept. Namespace declarations
+    /// below the root are refused.
+    fn next(&mut self) -> R<Ev<'a>> {
+        if self.pending_end {
+            self.pending_end = false;
+            return Ok(self.end());
+        }
+        let ev = self.r.read_event().map_err(|_| Unsupported("XML error"))?;
+        Ok(match ev {
+            Event::Start(s) => self.start(s, false)?,
+            Event::Empty(s) => self.start(s, true)?,
+            Event::End(_) => self.end(),
+            Event::Text(t) => Ev::Text(t.into_inner()),
+            Event::CData(t) => Ev::Text(t.into_inner()),
+            Event::GeneralRef(r) => Ev::Text(resolve_ref(&r)?),
+            Event::Comment(_) | Event::PI(_) => Ev::Other,
+            Event::Decl(_) | Event::DocType(_) => return Err(Unsupported("declaration or DTD")),
+            Event::Eof => return Err(Unsupported("unexpected end of document")),
+        })
+    }
+
+    fn start(&mut self, s: BytesStart<'a>, empty: bool) -> R<Ev<'a>> {
+        self.depth += 1;
+        self.note_orig_link(&s);
+        if s.attributes_raw().trim_ascii().is_empty() {
+            self.pending_end = empty;
+            return Ok(Ev::Start(s));
+        }
+        let attrs = attributes(&s)?;
+        if attrs
+            .iter()
+            .any(|(k, _)| *k == "xmlns" || k.starts_with("xmlns:"))
+        {
+            return Err(Unsupported("namespace declared below the root"));
+        }
+        self.push_base(&attrs)?;
+        self.pending_end = empty;
+        Ok(Ev::Start(s))
+    }
+
+    fn note_orig_link(&mut self, s: &BytesStart<'_>) {
+        if matches!(local_name(s.name().0), "origLink" | "origlink") {
+            self.saw_orig_link = true;
+        }
+    }
+
+    fn end(&mut self) -> Ev<'a> {
+        self.depth = self.depth.saturating_sub(1);
+        while self.bases.last().is_some_and(|(d, _)| *d > self.depth) {
+            self.bases.pop();
+        }
+        Ev::End
+    }
+
+    /// Namespace and local name of an element.
+    fn name<'s>(&self, s: &'s BytesStart<'_>) -> R<(Ns, &'s str)> {
+        let qname: &'s str = s.name().0;
+        match qname.split_once(':') {
+            None => Ok((self.default_ns, qname)),
+            Some((p, local)) => {
+                if local.contains(':') {
+                    return Err(Unsupported("qualified name"));
+                }
+                let ns = self
+                    .prefixes
+                    .iter()
+                    .find(|(q, _)| q == p)
+                    .map(|(_, ns)| *ns)
+                    .ok_or(Unsupported("undeclared prefix"))?;
+                Ok((ns, local))
+            }
+        }
+    }
+
+    /// Skips the rest of an element whose start was just read.
+    fn skip(&mut self) -> R<()> {
+        let mut open = 1u32;
+        while open > 0 {
+            match self.next()? {
+                Ev::Start(_) => open += 1,
+                Ev::End => open -= 1,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The element's text, as feed-rs's `child_as_text` reads it (untrimmed;
+    /// `None` when there is none), consuming the element. Markup inside is refused.
+    fn text(&mut self) -> R<Option<String>> {
+        // Escaped text runs to the next `<`: its length is a good capacity.
+        let pos = usize::try_from(self.r.buffer_position()).unwrap_or(usize::MAX);
+        let hint = self
+            .src
+            .get(pos..)
+            .and_then(|rest| memchr::memchr(b'<', rest.as_bytes()))
+            .unwrap_or(0);
+        let mut out: Option<String> = None;
+        loop {
+            match self.next()? {
+                Ev::End => return Ok(out),
+                Ev::Start(_) => return Err(Unsupported("markup inside a text element")),
+                // feed-rs drops empty pieces (a reference is never empty).
+                Ev::Text(t) if !t.is_empty() => match &mut out {
+                    Some(o) => o.push_str(&t),
+                    None if hint > t.len() => {
+                        let mut o = String::with_capacity(hint);
+                        o.push_str(&t);
+                        out = Some(o);
+                    }
+                    None => out = Some(t.into_owned()),
+                },
+                Ev::Text(_) => {}
+                Ev::Other => {}
+            }
+        }
+    }
+
+    /// An Atom text construct (`type` text, html or xhtml), as feed-rs's
+    /// `atom::handle_text` reads it, trimmed.
+    fn atom_text(&mut self, s: &BytesStart<'a>) -> R<TextData> {
+        let attrs = attributes(s)?;
+        let ty = attrs
+            .iter()
+            .find(|(k, _)| *k == "type")
+            .map_or("text", |(_, v)| v.as_ref());
+        let (content, html) = match ty {
+            "text" => (self.text()?.unwrap_or_default(), false),
+            "html" | "text/html" => (self.text()?.unwrap_or_default(), true),
+            "xhtml" => (self.xhtml()?, true),
+            _ => return Err(Unsupported("text construct type")),
+        };
+        Ok(TextData {
+            content: trimmed(content),
+            html,
+        })
+    }
+
+    /// Checks an Atom text construct feed-rs would read but gazette does not use.
+    fn atom_text_skipped(&mut self, s: &BytesStart<'a>) -> R<()> {
+        self.atom_text(s).map(drop)
+    }
+
+    /// XHTML content serialised as feed-rs's `children_as_xhtml` does: local
+    /// names, attribute values unescaped and unquoted-as-is, text minimally
+    /// escaped, one wrapping `<div>` removed.
+    fn xhtml(&mut self) -> R<String> {
+        if self.pending_end {
+            // `<content type="xhtml"/>`: nothing inside.
+            self.pending_end = false;
+            self.end();
+            return Ok(String::new());
+        }
+        let mut buf = String::new();
+        let mut depth = 0u32;
+        let mut first_element = true;
+        let mut div_open: Option<usize> = None;
+        let mut div_close: Option<usize> = None;
+        loop {
+            let (start, empty) = match self.r.read_event() {
+                Err(_) => return Err(Unsupported("XML error")),
+                Ok(Event::Start(s)) => (Some(s), false),
+                Ok(Event::Empty(s)) => (Some(s), true),
+                Ok(Event::End(e)) => {
+                    if depth == 0 {
+                        self.end();
+                        break;
+                    }
+                    depth -= 1;
+                    let close_start = buf.len();
+                    buf.push_str("</");
+                    buf.push_str(local_name(e.name().0));
+                    buf.push('>');
+                    if depth == 0 && div_open.is_some() {
+                        div_close = Some(close_start);
+                    }
+                    continue;
+                }
+                Ok(Event::Text(t)) => {
+                    self.xhtml_text(
+                        &t,
+                        depth,
+                        &mut buf,
+                        &mut first_element,
+                        &mut div_open,
+                        &mut div_close,
+                    );
+                    continue;
+                }
+                Ok(Event::CData(t)) => {
+                    self.xhtml_text(
+                        &t,
+                        depth,
+                        &mut buf,
+                        &mut first_element,
+                        &mut div_open,
+                        &mut div_close,
+                    );
+                    continue;
+                }
+                Ok(Event::GeneralRef(r)) => {
+                    let t = resolve_ref(&r)?;
+                    self.xhtml_text(
+                        &t,
+                        depth,
+                        &mut buf,
+                        &mut first_element,
+                        &mut div_open,
+                        &mut div_close,
+                    );
+                    continue;
+                }
+                Ok(Event::Comment(_) | Event::PI(_)) => continue,
+                Ok(_) => return Err(Unsupported("unexpected in xhtml")),
+            };
+            let s = start.expect("a start tag");
+            self.note_orig_link(&s);
+            if depth == 0 {
+                if first_element {
+                    if local_name(s.name().0) != "div" {
+                        first_element = false;
+                    }
+                } else {
+                    div_open = None;
+                    div_close = None;
+                }
+            }
+            depth += 1;
+            buf.push('<');
+            let qname = s.name();
+            buf.push_str(local_name(qname.0));
+            for (k, v) in attributes(&s)? {
+                buf.push(' ');
+                buf.push_str(k);
+                buf.push_str("=\"");
+                buf.push_str(&v);
+                buf.push('"');
+            }
+            buf.push('>');
+            if first_element {
+                first_element = false;
+                div_open = Some(buf.len());
+            }
+            if empty {
+                depth -= 1;
+                let close_start = buf.len();
+                buf.push_str("</");
+                buf.push_str(local_name(qname.0));
+                buf.push('>');
+                if depth == 0 && div_open.is_some() {
+                    div_close = Some(close_start);
+                }
+            }
+        }
+        if let (Some(open), Some(close)) = (div_open, div_close) {
+            buf.truncate(close);
+            buf.drain(..open);
+        }
+        Ok(buf)
+    }
+
+    fn xhtml_text(
+        &self,
+        t: &str,
+        depth: u32,
+        buf: &mut String,
+        first_element: &mut bool,
+        div_open: &mut Option<usize>,
+        div_close: &mut Option<usize>,
+    ) {
+        if depth == 0 && t.bytes().any(|c| !c.is_ascii_whitespace()) {
+            *first_element = false;
+            *div_open = None;
+            *div_close = None;
+        }
+        buf.push_str(&minimal_escape(t));
+    }
+
+    /// `<rss>`: the first `channel` child, then nothing more is read (as in feed-rs).
+    fn rss(&mut self) -> R<FeedData> {
+        loop {
+            match self.next()? {
+                Ev::Start(s) => {
+                    let (_, local) = self.name(&s)?;
+                    if local == "channel" {
+                        return self.channel();
+                    }
+                    self.skip()?;
+                }
+                Ev::End => return Err(Unsupported("no channel")),
+                _ => {}
+            }
+        }
+    }
+
+    fn channel(&mut self) -> R<FeedData> {
+        let mut feed = FeedData::default();
+        loop {
+            let s = match self.next()? {
+                Ev::Start(s) => s,
+                Ev::End => return Ok(feed),
+                _ => continue,
+            };
+            match self.name(&s)? {
+                (Ns::Rss, "title") => {
+                    feed.title = self.text()?.map(|t| TextData {
+                        content: trimmed(t),
+                        html: false,
+                    })
+                }
+                (Ns::Rss, "link") => {
+                    let base = self.base();
+                    if let Some(t) = self.text()? {
+                        feed.links.push(link_new(&t, base.as_ref()));
+                    }
+                }
+                (Ns::Atom, "link") => {
+                    if let Some(l) = self.atom_link(&s)? {
+                        feed.links.push(l);
+                    }
+                }
+                (Ns::Rss, "ttl") => {
+                    if let Some(t) = self.text()?
+                        && let Ok(ttl) = t.parse::<u32>()
+                    {
+                        feed.ttl = Some(ttl);
+                    }
+                }
+                (Ns::Rss, "item") => feed.entries.push(self.rss_item()?),
+                (Ns::Podcast, _) => return Err(Unsupported("podcast namespace")),
+                _ => self.skip()?,
+            }
+        }
+    }
+
+    fn rss_item(&mut self) -> R<EntryData> {
+        let mut e = EntryData::default();
+        loop {
+            let s = match self.next()? {
+                Ev::Start(s) => s,
+                Ev::End => break,
+                _ => continue,
+            };
+            match self.name(&s)? {
+                (Ns::Rss, "title") => {
+                    e.title = self.text()?.map(|t| TextData {
+                        content: trimmed(t),
+                        html: false,
+                    })
+                }
+                (Ns::Rss, "link") => {
+                    let base = self.base();
+                    if let Some(t) = self.text()? {
+                        e.links.push(link_new(&t, base.as_ref()));
+                    }
+                }
+                (Ns::Rss, "description") => {
+                    e.summary = self.text()?.map(|t| TextData {
+                        content: trimmed(t),
+                        html: true,
+                    })
+                }
+                (Ns::Rss, "author") | (Ns::DublinCore, "creator") => {
+                    if let Some(t) = self.text()? {
+                        e.authors.push(person(&t)?);
+                    }
+                }
+                (Ns::Rss, "category") => {
+                    if let Some(t) = self.text()? {
+                        e.categories.push(CategoryData {
+                            term: t.trim().to_string(),
+                            label: None,
+                        });
+                    }
+                }
+                (Ns::Rss, "guid") => {
+                    if let Some(t) = self.text()? {
+                        e.id = t.trim().to_string();
+                    }
+                }
+                (Ns::Rss, "enclosure") => {
+                    let attrs = attributes(&s)?;
+                    let base = self.base();
+                    let mut m = MediaData {
+                        url: None,
+                        mime: None,
+                        size: None,
+                    };
+                    for (k, v) in &attrs {
+                        match *k {
+                            "url" => m.url = parse_uri(v, base.as_ref()).map(String::from),
+                            "length" => m.size = v.parse::<u64>().ok(),
+                            "type" => m.mime = Some(simple_mime(v)?),
+                            _ => {}
+                        }
+                    }
+                    if m.url.is_some() {
+                        e.media.push(m);
+                    }
+                    self.skip()?;
+                }
+                (Ns::Rss, "pubDate") | (Ns::DublinCore, "date") => {
+                    e.published = match self.text()? {
+                        Some(t) => date(&t)?,
+                        None => None,
+                    }
+                }
+                (Ns::Rss, "updated") | (Ns::Atom, "updated") => {
+                    e.updated = match self.text()? {
+                        Some(t) => date(&t)?,
+                        None => None,
+                    }
+                }
+                (Ns::Content, "encoded") => {
+                    e.content = self.text()?.filter(|t| !t.is_empty()).map(|t| TextData {
+                        content: t,
+                        html: true,
+                    })
+                }
+                (Ns::Itunes, "title" | "summary") => {
+                    return Err(Unsupported("itunes text construct"));
+                }
+                (Ns::MediaRss | Ns::Podcast | Ns::Comments, _) => {
+                    return Err(Unsupported("media, podcast or comment element"));
+                }
+                (Ns::Rss, "comments") => return Err(Unsupported("comments link")),
+                _ => self.skip()?,
+            }
+        }
+        if e.updated.is_none() && e.published.is_some() {
+            e.updated = e.published;
+        }
+        Ok(e)
+    }
+
+    /// An Atom `<link>`: `None` without `href`.
+    fn atom_link(&mut self, s: &BytesStart<'a>) -> R<Option<LinkData>> {
+        let attrs = attributes(s)?;
+        let base = self.base();
+        self.skip()?;
+        let Some((_, href)) = attrs.iter().find(|(k, _)| *k == "href") else {
+            return Ok(None);
+        };
+        let mut link = link_new(href, base.as_ref());
+        for (k, v) in &attrs {
+            match *k {
+                "rel" => link.rel = Some(v.to_string()),
+                "type" => link.media_type = Some(v.to_string()),
+                "length" => link.length = v.parse::<u64>().ok(),
+                _ => {}
+            }
+        }
+        if link.rel.is_none() {
+            link.rel = Some("alternate".into());
+        }
+        Ok(Some(link))
+    }
+
+    fn atom(&mut self) -> R<FeedData> {
+        let mut feed = FeedData::default();
+        loop {
+            let s = match self.next()? {
+                Ev::Start(s) => s,
+                Ev::End => return Ok(feed),
+                _ => continue,
+            };
+            match self.name(&s)? {
+                (Ns::Atom, "title") => feed.title = Some(self.atom_text(&s)?),
+                (Ns::Atom, "rights" | "subtitle") => self.atom_text_skipped(&s)?,
+                (Ns::Atom, "link") => {
+                    if let Some(l) = self.atom_link(&s)? {
+                        feed.links.push(l);
+                    }
+                }
+                (Ns::Atom, "entry") => feed.entries.push(self.atom_entry()?),
+                _ => self.skip()?,
+            }
+        }
+    }
+
+    fn atom_entry(&mut self) -> R<EntryData> {
+        let mut e = EntryData::default();
+        loop {
+            let s = match self.next()? {
+                Ev::Start(s) => s,
+                Ev::End => return Ok(e),
+                _ => continue,
+            };
+            match self.name(&s)? {
+                (Ns::Atom, "id") => {
+                    if let Some(t) = self.text()? {
+                        e.id = t;
+                    }
+                }
+                (Ns::Atom, "title") => e.title = Some(self.atom_text(&s)?),
+                (Ns::Atom, "summary") => e.summary = Some(self.atom_text(&s)?),
+                (Ns::Atom, "rights") => self.atom_text_skipped(&s)?,
+                (Ns::Atom, "updated") => {
+                    if let Some(t) = self.text()? {
+                        e.updated = date(&t)?;
+                    }
+                }
+                (Ns::Atom, "published" | "pubDate") => {
+                    if let Some(t) = self.text()? {
+                        e.published = date(&t)?;
+                    }
+                }
+                (Ns::Atom, "author") => {
+                    if let Some(p) = self.atom_person()? {
+                        e.authors.push(p);
+                    }
+                }
+                (Ns::Atom, "contributor") => {
+                    self.atom_person()?;
+                }
+                (Ns::Atom, "content") => {
+                    let attrs = attributes(&s)?;
+                    if attrs.iter().any(|(k, _)| *k == "src") {
+                        return Err(Unsupported("content with src"));
+                    }
+                    match attrs
+                        .iter()
+                        .find(|(k, _)| *k == "type")
+                        .map(|(_, v)| v.as_ref())
+                    {
+                        None | Some("text" | "html" | "xhtml" | "text/html") => {}
+                        Some(_) => return Err(Unsupported("content type")),
+                    }
+                    e.content = Some(self.atom_text(&s)?);
+                }
+                (Ns::Atom, "link") => {
+                    if let Some(l) = self.atom_link(&s)? {
+                        e.links.push(l);
+                    }
+                }
+                (Ns::Atom, "category") => {
+                    let attrs = attributes(&s)?;
+                    self.skip()?;
+                    if let Some((_, term)) = attrs.iter().find(|(k, _)| *k == "term") {
+                        e.categories.push(CategoryData {
+                            term: term.trim().to_string(),
+                            label: attrs
+                                .iter()
+                                .find(|(k, _)| *k == "label")
+                                .map(|(_, v)| v.to_string()),
+                        });
+                    }
+                }
+                (Ns::MediaRss | Ns::Comments, _) => {
+                    return Err(Unsupported("media or comment element"));
+                }
+                _ => self.skip()?,
+            }
+        }
+    }
+
+    /// An Atom person: `None` without a name or an email.
+    fn atom_person(&mut self) -> R<Option<PersonData>> {
+        let (mut name, mut email) = (None, None);
+        loop {
+            let s = match self.next()? {
+                Ev::Start(s) => s,
+                Ev::End => break,
+                _ => continue,
+            };
+            let local = local_name(s.name().0);
+            let text = self.text()?;
+            match (local, text) {
+                ("name", Some(n)) => name = Some(n),
+                ("email", t) => email = t,
+                _ => {}
+            }
+        }
+        Ok((name.is_some() || email.is_some()).then_some(PersonData { name, email }))
+    }
+}
+
+/// `s.trim()`, without a copy.
+fn trimmed(mut s: String) -> String {
+    let end = s.trim_end().len();
+    s.truncate(end);
+    let start = s.len() - s.trim_start().len();
+    s.drain(..start);
+    s
+}
+
+/// The part of a qualified name after its last colon (feed-rs's element names).
+fn local_name(qname: &str) -> &str {
+    qname.rsplit(':').next().unwrap_or(qname)
+}
+
+/// A reference as feed-rs resolves it: characters and the five predefined
+/// entities; any other name is kept as written.
+fn resolve_ref(r: &quick_xml::events::BytesRef<'_>) -> R<Cow<'static, str>> {
+    match r.resolve_char_ref() {
+        Ok(Some(c)) => Ok(Cow::Owned(c.to_string())),
+        Ok(None) => {
+            let name: &str = r;
+            Ok(match resolve_predefined_entity(name) {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(format!("&{name};")),
+            })
+        }
+        Err(_) => Err(Unsupported("bad character reference")),
+    }
+}
+
+/// feed-rs's `parse_uri`: absolute as it is, else joined to the base.
+fn parse_uri(uri: &str, base: Option<&Url>) -> Option<Url> {
+    match Url::parse(uri) {
+        Ok(u) => Some(u),
+        Err(url::ParseError::RelativeUrlWithoutBase) => base.and_then(|b| b.join(uri).ok()),
+        Err(_) => None,
+    }
+}
+
+/// feed-rs's `Link::new`.
+fn link_new(href: &str, base: Option<&Url>) -> LinkData {
+    let href = match parse_uri(href, base) {
+        Some(u) => String::from(u).trim().to_string(),
+        None => href.trim().to_string(),
+    };
+    LinkData {
+        href,
+        rel: None,
+        media_type: None,
+        length: None,
+    }
+}
+
+/// feed-rs's `Person::parse` when there is no email in the text (no `@`):
+/// the trimmed text is the name. With an `@`, feed-rs's regex decides.
+fn person(raw: &str) -> R<PersonData> {
+    if raw.contains('@') {
+        return Err(Unsupported("person with an email"));
+    }
+    Ok(PersonData {
+        name: Some(raw.trim().to_string()),
+        email: None,
+    })
+}
+
+/// A MIME type in the plain `type/subtype` shape, which feed-rs's media-type
+/// parser accepts and prints back unchanged.
+fn simple_mime(v: &str) -> R<String> {
+    let ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 60
+            && p.as_bytes()[0].is_ascii_alphanumeric()
+            && p.bytes().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'+' | b'-')
+            })
+    };
+    match v.split_once('/') {
+        Some((t, s)) if ok(t) && ok(s) => Ok(v.to_string()),
+        _ => Err(Unsupported("MIME type")),
+    }
+}
+
+/// A date as feed-rs's lenient parser reads it, for the two shapes whose
+/// result is certain without its clean-up rules: RFC 3339
+/// (`2026-11-20T12:00:00.5+01:00`) and RFC 2822 with a weekday and a numeric
+/// zone or GMT (`Fri, 20 Nov 2026 12:00:00 +0000`). `Ok(None)` never comes
+/// from here for a non-empty date: anything else is [`Unsupported`].
+fn date(raw: &str) -> R<Option<DateTime<Utc>>> {
+    let t = raw.trim();
+    if !t.is_ascii() {
+        return Err(Unsupported("date"));
+    }
+    let b = t.as_bytes();
+    if b.first().is_some_and(u8::is_ascii_digit) {
+        // feed-rs first rewrites `+hhmm` to `+hh:mm` and completes a bare date:
+        // a string those rules touch is not for us.
+        let four_digits_after_sign = b
+            .windows(5)
+            .any(|w| (w[0] == b'+' || w[0] == b'-') && w[1..].iter().all(u8::is_ascii_digit));
+        let ends_dash_two = b.len() >= 3
+            && b[b.len() - 3] == b'-'
+            && b[b.len() - 2..].iter().all(u8::is_ascii_digit);
+        if four_digits_after_sign || ends_dash_two {
+            return Err(Unsupported("date"));
+        }
+        return DateTime::parse_from_rfc3339(t)
+            .map(|d| Some(d.with_timezone(&Utc)))
+            .map_err(|_| Unsupported("date"));
+    }
+    // `Www, D[D] Mmm YYYY HH:MM:SS (+|-)hhmm|GMT`
+    let parts: Vec<&str> = t.split(' ').collect();
+    let [wd, day, mon, year, time, zone] = parts.as_slice() else {
+        return Err(Unsupported("date"));
+    };
+    let weekdays = ["Sun,", "Mon,", "Tue,", "Wed,", "Thu,", "Fri,", "Sat,"];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&s.len()) && s.bytes().all(|c| c.is_ascii_digit())
+    };
+    let tb = time.as_bytes();
+    let time_ok = tb.len() == 8
+        && tb[2] == b':'
+        && tb[5] == b':'
+        && [&time[0..2], &time[3..5], &time[6..8]]
+            .iter()
+            .all(|p| digits(p, 2..=2))
+        && &time[0..2] != "24";
+    let zone_ok = *zone == "GMT"
+        || (zone.len() == 5
+            && (zone.starts_with('+') || zone.starts_with('-'))
+            && digits(&zone[1..], 4..=4));
+    if !(weekdays.contains(wd)
+        && digits(day, 1..=2)
+        && months.contains(mon)
+        && digits(year, 4..=4)
+        && time_ok
+        && zone_ok)
+    {
+        return Err(Unsupported("date"));
+    }
+    // What feed-rs's clean-up leaves of this shape: no weekday, `-0000` as `+0000`.
+    let zone = if *zone == "-0000" { "+0000" } else { zone };
+    let cleaned = format!("{day} {mon} {year} {time} {zone}");
+    DateTime::parse_from_rfc2822(&cleaned)
+        .map(|d| Some(d.with_timezone(&Utc)))
+        .map_err(|_| Unsupported("date"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_the_common_shapes() {
+        assert_eq!(
+            date(" Fri, 20 Nov 2026 12:00:00 +0100 ")
+                .unwrap()
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-20T11:00:00+00:00"
+        );
+        assert_eq!(
+            date("Thu, 7 Apr 2022 18:00:00 GMT")
+                .unwrap()
+                .unwrap()
+                .to_rfc3339(),
+            "2022-04-07T18:00:00+00:00"
+        );
+        assert_eq!(
+            date("2026-11-19T03:21:13.5+02:00")
+                .unwrap()
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-19T01:21:13.500+00:00"
+        );
+        for odd in [
+            "2026-11-19",
+            "2026-11-19T03:21:13+0200",
+            "Thurs, 7 Apr 2022 18:00:00 GMT",
+            "7 April 2022",
+            "Thu, 7 Apr 2022 24:00:00 GMT",
+            "Thu, 7 Apr 2022 18:00:00 UTC",
+            "Thu, 7 Apr 2022 8:00:00 GMT",
+        ] {
+            assert!(date(odd).is_err(), "{odd}");
+        }
+    }
+
+    #[test]
+    fn unusual_documents_are_refused() {
+        for doc in [
+            "{\"version\": \"https://jsonfeed.org/version/1.1\"}",
+            "<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"></rdf:RDF>",
+            "<rss version=\"2.0\"><channel><item><media:content xmlns:media=\"http://search.yahoo.com/mrss/\" url=\"x\"/></item></channel></rss>",
+            "<rss version=\"2.0\"><channel><item><x:title>t</x:title></item></channel></rss>",
+            "<rss version=\"2.0\"><channel><item><title>a<b>b</b></title></item></channel></rss>",
+            "<rss version=\"2.0\"><channel><item><author>a@b.example (A)</author></item></channel></rss>",
+            "<!DOCTYPE rss [<!ENTITY x \"y\">]><rss version=\"2.0\"><channel></channel></rss>",
+            "<rss version=\"2.0\"><channel><item><title>&#xD800;</title></item></channel></rss>",
+            "<rss version=\"2.0\"><channel><item><title>t</title>",
+            "<rss version=\"3.0\"><channel></channel></rss>",
+            "<feed xmlns=\"http://purl.org/atom/ns#\"></feed>",
+            "<feed xmlns=\"http://www.w3.org/2005/Atom\"><entry><content src=\"https://x.example/a\"/></entry></feed>",
+            "<feed xmlns=\"http://www.w3.org/2005/Atom\"><entry><title type=\"odd\">t</title></entry></feed>",
+            "<feed xmlns=\"http://www.w3.org/2005/Atom\"><entry xml:base=\"http://[::1\"><id>1</id></entry></feed>",
+        ] {
+            assert!(parse(doc, None).is_err(), "{doc}");
+        }
+    }
+
+    #[test]
+    fn xhtml_loses_its_wrapping_div() {
+        let doc = "<feed xmlns=\"http://www.w3.org/2005/Atom\"><entry><content type=\"xhtml\"> <div xmlns=\"http://www.w3.org/1999/xhtml\"><p>a &amp; <img src=\"x.png\"/></p></div> </content></entry></feed>";
+        let f = parse(doc, None).unwrap();
+        let c = f.entries[0].content.as_ref().unwrap();
+        assert_eq!(c.content, "<p>a &amp; <img src=\"x.png\"></img></p>");
+        assert!(c.html);
+    }
+}

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use std::sync::Arc;
 
 use super::{SaveCounts, StoreError};
@@ -214,22 +214,50 @@ impl SqliteStore {
         }
         let mut w = self.begin_write().await?;
         let tx = &mut w.tx;
-        // New items (the common case) cost one INSERT, one tag statement and the story lookups.
-        for item in items {
-            if let Some(old) = renamed_item(tx, feed_id, item, policy).await? {
-                // The feed changed the item's guid (a CMS migration): same item, new key.
-                sqlx::query("UPDATE items SET item_key = ?2 WHERE id = ?1")
-                    .bind(old)
-                    .bind(&item.key)
-                    .execute(&mut **tx)
-                    .await?;
+        // A handful of statements per document, not a handful per item: each
+        // statement is a hand-off to the connection's thread.
+        let existing = existing_keys(tx, feed_id, items).await?;
+        let mut links = known_links(tx, items).await?;
+        // The last copy of a key within one document wins, as it always did.
+        let mut last_of: HashMap<&str, usize> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            last_of.insert(item.key.as_str(), i);
+        }
+        let mut fresh: Vec<&Item> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            if last_of.get(item.key.as_str()) != Some(&i) {
+                continue;
             }
-            if let Some(id) = insert_item(tx, feed_id, item, now).await? {
-                counts.new += 1;
-                file_into_story(tx, id, feed_id, item, now, policy).await?;
-            } else if update_item(tx, feed_id, item, now).await? {
-                counts.updated += 1;
+            if existing.contains(&item.key) {
+                if update_item(tx, feed_id, item, now).await? {
+                    counts.updated += 1;
+                }
+                continue;
             }
+            // The feed changed the item's guid (a CMS migration): same item, new key.
+            let maybe_renamed = item.canonical_link.as_ref().is_some_and(|l| {
+                links
+                    .get(l)
+                    .is_some_and(|rows| rows.iter().any(|r| r.feed_id == feed_id))
+            });
+            if maybe_renamed {
+                if let Some(old) = renamed_item(tx, feed_id, item, policy).await? {
+                    sqlx::query("UPDATE items SET item_key = ?2 WHERE id = ?1")
+                        .bind(old)
+                        .bind(&item.key)
+                        .execute(&mut **tx)
+                        .await?;
+                    if update_item(tx, feed_id, item, now).await? {
+                        counts.updated += 1;
+                    }
+                    continue;
+                }
+            }
+            fresh.push(item);
+        }
+        if !fresh.is_empty() {
+            counts.new = fresh.len();
+            insert_new(tx, feed_id, &fresh, &mut links, now, policy).await?;
         }
         if counts.new + counts.updated > 0 {
             bump_content_version(tx).await?;
@@ -676,47 +704,6 @@ struct WriteTx {
     _guard: tokio::sync::OwnedMutexGuard<()>,
 }
 
-/// Inserts `item` unless its key is stored already; its id when it did.
-async fn insert_item(
-    tx: &mut Transaction<'_, Sqlite>,
-    feed_id: i64,
-    item: &Item,
-    now: i64,
-) -> Result<Option<i64>, StoreError> {
-    let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO items (feed_id, item_key, raw_hash, guid, link, title, summary_html,
-           content_html, excerpt, authors, categories, enclosures, published, updated,
-           first_seen, sort_date, canonical_link, excluded)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-           COALESCE(?13, ?14, ?15), ?16, ?17)
-         ON CONFLICT (feed_id, item_key) DO NOTHING
-         RETURNING id",
-    )
-    .bind(feed_id)
-    .bind(&item.key)
-    .bind(item.raw_hash)
-    .bind(&item.guid)
-    .bind(&item.link)
-    .bind(&item.title)
-    .bind(&item.summary_html)
-    .bind(&item.content_html)
-    .bind(&item.excerpt)
-    .bind(json(&item.authors))
-    .bind(json(&item.categories))
-    .bind(json(&item.enclosures))
-    .bind(item.published.map(|d| d.timestamp()))
-    .bind(item.updated.map(|d| d.timestamp()))
-    .bind(now)
-    .bind(&item.canonical_link)
-    .bind(item.excluded)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(id) = id {
-        write_tags(tx, id, &item.tags).await?;
-    }
-    Ok(id)
-}
-
 /// An item of the same feed with a different key but the same canonical link
 /// and the same (or a near-identical) text: the feed changed the item's guid.
 async fn renamed_item(
@@ -744,104 +731,6 @@ async fn renamed_item(
                 if dedup::similarity(a, &dedup::signature_from_bytes(&b)) >= policy.threshold);
         same_text.then_some(id)
     }))
-}
-
-/// Files a newly inserted item into a story: the story of an item with the
-/// same canonical link, else the most similar story from other feeds within
-/// the window (found through the LSH bands), else a new story.
-async fn file_into_story(
-    tx: &mut Transaction<'_, Sqlite>,
-    item_id: i64,
-    feed_id: i64,
-    item: &Item,
-    now: i64,
-    policy: &Policy,
-) -> Result<(), StoreError> {
-    let date = item
-        .published
-        .or(item.updated)
-        .map_or(now, |d| d.timestamp());
-    let mut found: Option<(i64, MergeReason)> = None;
-    if let Some(link) = &item.canonical_link {
-        let story: Option<i64> = sqlx::query_scalar(
-            "SELECT story_id FROM items WHERE canonical_link = ?1 AND feed_id <> ?2
-               AND story_id IS NOT NULL ORDER BY id LIMIT 1",
-        )
-        .bind(link)
-        .bind(feed_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        found = story.map(|s| (s, MergeReason::SameLink));
-    }
-    let bands = item
-        .signature
-        .as_deref()
-        .map(dedup::bands)
-        .unwrap_or_default();
-    if found.is_none() && !bands.is_empty() {
-        let mut q = sqlx::query_as::<_, (i64, Vec<u8>)>(band_lookup_sql())
-            .bind(date - policy.window_secs)
-            .bind(date + policy.window_secs)
-            .bind(feed_id);
-        for (band, hash) in &bands {
-            q = q.bind(band).bind(hash);
-        }
-        let candidates = q.fetch_all(&mut **tx).await?;
-        let sig = item.signature.as_deref().unwrap_or_default();
-        found = candidates
-            .into_iter()
-            .map(|(id, b)| (id, dedup::similarity(sig, &dedup::signature_from_bytes(&b))))
-            .filter(|(_, score)| *score >= policy.threshold)
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(id, score)| (id, MergeReason::NearDuplicate(score)));
-    }
-    let (story_id, reason) = match found {
-        Some((story_id, reason)) => {
-            sqlx::query(
-                "UPDATE stories SET sort_date = min(sort_date, ?2), updated_at = ?3 WHERE id = ?1",
-            )
-            .bind(story_id)
-            .bind(date)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            (story_id, reason)
-        }
-        None => {
-            let story_id: i64 = sqlx::query_scalar(
-                "INSERT INTO stories (signature, sort_date, created_at) VALUES (?1, ?2, ?3) RETURNING id",
-            )
-            .bind(item.signature.as_deref().map(dedup::signature_to_bytes))
-            .bind(date)
-            .bind(now)
-            .fetch_one(&mut **tx)
-            .await?;
-            // A story already older than the pruning horizon (see `prune_bands`)
-            // stays out of the near-duplicate index.
-            if !bands.is_empty() && date >= now - 2 * policy.window_secs {
-                sqlx::query(
-                    "INSERT INTO story_bands (band, hash, story_id)
-                     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?2
-                     FROM json_each(?1)",
-                )
-                .bind(json(&bands))
-                .bind(story_id)
-                .execute(&mut **tx)
-                .await?;
-            }
-            (story_id, MergeReason::First)
-        }
-    };
-    sqlx::query(
-        "UPDATE items SET story_id = ?2, merge_reason = ?3, merge_score = ?4 WHERE id = ?1",
-    )
-    .bind(item_id)
-    .bind(story_id)
-    .bind(reason.kind())
-    .bind(reason.score())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Rewrites the stored item with `item`'s key when its raw hash changed;
@@ -896,30 +785,290 @@ async fn update_item(
     Ok(true)
 }
 
-/// Stories sharing at least one LSH band with an item, dated within the
-/// window, without an item of the same feed. One index seek per band: the
-/// cost does not grow with the store.
-fn band_lookup_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
-        let seeks: Vec<String> = (0..dedup::BANDS)
-            .map(|b| {
-                format!(
-                    "SELECT story_id FROM story_bands WHERE band = ?{} AND hash = ?{}",
-                    4 + 2 * b,
-                    5 + 2 * b
-                )
+/// Keys of `items` this feed already stores.
+async fn existing_keys(
+    tx: &mut Transaction<'_, Sqlite>,
+    feed_id: i64,
+    items: &[Item],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT item_key FROM items WHERE feed_id = ?1
+           AND item_key IN (SELECT value FROM json_each(?2))",
+    )
+    .bind(feed_id)
+    .bind(json(&keys))
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// A stored item sharing a canonical link with an incoming one.
+struct LinkRow {
+    feed_id: i64,
+    story_id: Option<i64>,
+}
+
+/// Stored items by canonical link, for every link among `items`, oldest first.
+async fn known_links(
+    tx: &mut Transaction<'_, Sqlite>,
+    items: &[Item],
+) -> Result<HashMap<String, Vec<LinkRow>>, StoreError> {
+    let wanted: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.canonical_link.as_deref())
+        .collect();
+    let mut out: HashMap<String, Vec<LinkRow>> = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT canonical_link, feed_id, story_id FROM items
+         WHERE canonical_link IN (SELECT value FROM json_each(?1)) ORDER BY id",
+    )
+    .bind(json(&wanted))
+    .fetch_all(&mut **tx)
+    .await?;
+    for (link, feed_id, story_id) in rows {
+        out.entry(link)
+            .or_default()
+            .push(LinkRow { feed_id, story_id });
+    }
+    Ok(out)
+}
+
+/// A candidate story for near duplicates, found through a shared band.
+struct Candidate {
+    signature: dedup::Signature,
+    sort_date: i64,
+    bands: std::collections::HashSet<(i64, i64)>,
+}
+
+/// Stories (without an item of `feed_id`) sharing an LSH band with any of
+/// `bands`: one index seek per band, whatever the store's size.
+async fn band_candidates(
+    tx: &mut Transaction<'_, Sqlite>,
+    feed_id: i64,
+    bands: &[(i64, i64)],
+) -> Result<HashMap<i64, Candidate>, StoreError> {
+    let mut out: HashMap<i64, Candidate> = HashMap::new();
+    if bands.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(i64, i64, i64, Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT b.band, b.hash, s.id, s.signature, s.sort_date
+         FROM json_each(?1) j
+         JOIN story_bands b ON b.band = json_extract(j.value, '$[0]')
+                           AND b.hash = json_extract(j.value, '$[1]')
+         JOIN stories s ON s.id = b.story_id
+         WHERE s.signature IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM items i WHERE i.story_id = s.id AND i.feed_id = ?2)",
+    )
+    .bind(json(&bands))
+    .bind(feed_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (band, hash, id, sig, sort_date) in rows {
+        out.entry(id)
+            .or_insert_with(|| Candidate {
+                signature: dedup::signature_from_bytes(&sig),
+                sort_date,
+                bands: Default::default(),
             })
-            .collect();
-        format!(
-            "SELECT s.id, s.signature FROM stories s
-             WHERE s.id IN ({})
-               AND s.sort_date BETWEEN ?1 AND ?2
-               AND s.signature IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM items i WHERE i.story_id = s.id AND i.feed_id = ?3)",
-            seeks.join(" UNION ")
+            .bands
+            .insert((band, hash));
+    }
+    Ok(out)
+}
+
+/// Inserts new items, filing each into a story: the story of an item of
+/// another feed with the same canonical link, else the most similar story
+/// from other feeds within the window (found through the LSH bands), else a
+/// new story. Stories, bands, items and tags each go in as one statement
+/// per chunk.
+async fn insert_new(
+    tx: &mut Transaction<'_, Sqlite>,
+    feed_id: i64,
+    items: &[&Item],
+    links: &mut HashMap<String, Vec<LinkRow>>,
+    now: i64,
+    policy: &Policy,
+) -> Result<(), StoreError> {
+    let date_of = |item: &Item| {
+        item.published
+            .or(item.updated)
+            .map_or(now, |d| d.timestamp())
+    };
+    let item_bands: Vec<Vec<(i64, i64)>> = items
+        .iter()
+        .map(|i| i.signature.as_deref().map(dedup::bands).unwrap_or_default())
+        .collect();
+    let mut all_bands: Vec<(i64, i64)> = item_bands.iter().flatten().copied().collect();
+    all_bands.sort_unstable();
+    all_bands.dedup();
+    let mut candidates = band_candidates(tx, feed_id, &all_bands).await?;
+    let (mut next_story, mut next_item): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE((SELECT max(id) FROM stories), 0) + 1,
+                COALESCE((SELECT max(id) FROM items), 0) + 1",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+
+    // Filing, decided in memory against what the store held before.
+    struct Filed {
+        story_id: i64,
+        reason: MergeReason,
+    }
+    let mut filed: Vec<Filed> = Vec::with_capacity(items.len());
+    let mut new_stories: Vec<(i64, Option<Vec<u8>>, i64)> = Vec::new();
+    let mut new_bands: Vec<(i64, i64, i64)> = Vec::new();
+    let mut merged: HashMap<i64, i64> = HashMap::new();
+    for (item, bands) in items.iter().zip(&item_bands) {
+        let date = date_of(item);
+        let mut found: Option<(i64, MergeReason)> = item
+            .canonical_link
+            .as_ref()
+            .and_then(|l| links.get(l))
+            .and_then(|rows| {
+                rows.iter()
+                    .find(|r| r.feed_id != feed_id && r.story_id.is_some())
+                    .and_then(|r| r.story_id)
+            })
+            .map(|s| (s, MergeReason::SameLink));
+        if found.is_none() && !bands.is_empty() {
+            let sig = item.signature.as_deref().unwrap_or_default();
+            found = candidates
+                .iter()
+                .filter(|(_, c)| {
+                    (date - policy.window_secs..=date + policy.window_secs).contains(&c.sort_date)
+                        && bands.iter().any(|b| c.bands.contains(b))
+                })
+                .map(|(id, c)| (*id, dedup::similarity(sig, &c.signature)))
+                .filter(|(_, score)| *score >= policy.threshold)
+                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+                .map(|(id, score)| (id, MergeReason::NearDuplicate(score)));
+        }
+        let story_id = match &found {
+            Some((story_id, _)) => {
+                let d = merged.entry(*story_id).or_insert(date);
+                *d = (*d).min(date);
+                // The story now has an item of this feed: no later item of
+                // the same document may join it as a near duplicate.
+                candidates.remove(story_id);
+                *story_id
+            }
+            None => {
+                let story_id = next_story;
+                next_story += 1;
+                new_stories.push((
+                    story_id,
+                    item.signature.as_deref().map(dedup::signature_to_bytes),
+                    date,
+                ));
+                // A story already older than the pruning horizon (see
+                // `prune_bands`) stays out of the near-duplicate index.
+                if date >= now - 2 * policy.window_secs {
+                    new_bands.extend(bands.iter().map(|(b, h)| (*b, *h, story_id)));
+                }
+                story_id
+            }
+        };
+        if let Some(l) = &item.canonical_link {
+            links.entry(l.clone()).or_default().push(LinkRow {
+                feed_id,
+                story_id: Some(story_id),
+            });
+        }
+        filed.push(Filed {
+            story_id,
+            reason: found.map_or(MergeReason::First, |(_, r)| r),
+        });
+    }
+
+    for chunk in new_stories.chunks(2000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO stories (id, signature, sort_date, created_at) ",
+        );
+        q.push_values(chunk, |mut b, (id, sig, date)| {
+            b.push_bind(id)
+                .push_bind(sig)
+                .push_bind(date)
+                .push_bind(now);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    if !new_bands.is_empty() {
+        sqlx::query(
+            "INSERT INTO story_bands (band, hash, story_id)
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
+             FROM json_each(?1)",
         )
-    })
+        .bind(json(&new_bands))
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !merged.is_empty() {
+        let merged: Vec<(i64, i64)> = merged.into_iter().collect();
+        sqlx::query(
+            "UPDATE stories SET sort_date = min(sort_date, j.d), updated_at = ?2
+             FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS d
+                   FROM json_each(?1)) AS j
+             WHERE stories.id = j.id",
+        )
+        .bind(json(&merged))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let mut tags: Vec<(i64, &str)> = Vec::new();
+    // 22 values per item: 1,000 items stay under SQLite's 32,766 variables.
+    for chunk in items.iter().zip(&filed).collect::<Vec<_>>().chunks(1000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO items (id, feed_id, item_key, raw_hash, guid, link, title, summary_html,
+               content_html, excerpt, authors, categories, enclosures, published, updated,
+               first_seen, sort_date, canonical_link, excluded, story_id, merge_reason, merge_score) ",
+        );
+        q.push_values(chunk, |mut b, (item, f)| {
+            let id = next_item;
+            next_item += 1;
+            tags.extend(item.tags.iter().map(|t| (id, t.as_str())));
+            let published = item.published.map(|d| d.timestamp());
+            let updated = item.updated.map(|d| d.timestamp());
+            b.push_bind(id)
+                .push_bind(feed_id)
+                .push_bind(&item.key)
+                .push_bind(item.raw_hash)
+                .push_bind(&item.guid)
+                .push_bind(&item.link)
+                .push_bind(&item.title)
+                .push_bind(&item.summary_html)
+                .push_bind(&item.content_html)
+                .push_bind(&item.excerpt)
+                .push_bind(json(&item.authors))
+                .push_bind(json(&item.categories))
+                .push_bind(json(&item.enclosures))
+                .push_bind(published)
+                .push_bind(updated)
+                .push_bind(now)
+                .push_bind(published.or(updated).unwrap_or(now))
+                .push_bind(&item.canonical_link)
+                .push_bind(item.excluded)
+                .push_bind(f.story_id)
+                .push_bind(f.reason.kind())
+                .push_bind(f.reason.score());
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    if !tags.is_empty() {
+        sqlx::query(
+            "INSERT OR IGNORE INTO item_tags (item_id, tag)
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)",
+        )
+        .bind(json(&tags))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Marks a change of what is published (see `content_version`).

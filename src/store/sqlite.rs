@@ -240,18 +240,21 @@ impl SqliteStore {
                     .get(l)
                     .is_some_and(|rows| rows.iter().any(|r| r.feed_id == feed_id))
             });
-            if maybe_renamed {
-                if let Some(old) = renamed_item(tx, feed_id, item, policy).await? {
-                    sqlx::query("UPDATE items SET item_key = ?2 WHERE id = ?1")
-                        .bind(old)
-                        .bind(&item.key)
-                        .execute(&mut **tx)
-                        .await?;
-                    if update_item(tx, feed_id, item, now).await? {
-                        counts.updated += 1;
-                    }
-                    continue;
+            let renamed = if maybe_renamed {
+                renamed_item(tx, feed_id, item, policy).await?
+            } else {
+                None
+            };
+            if let Some(old) = renamed {
+                sqlx::query("UPDATE items SET item_key = ?2 WHERE id = ?1")
+                    .bind(old)
+                    .bind(&item.key)
+                    .execute(&mut **tx)
+                    .await?;
+                if update_item(tx, feed_id, item, now).await? {
+                    counts.updated += 1;
                 }
+                continue;
             }
             fresh.push(item);
         }

@@ -113,7 +113,7 @@ async fn main() {
             batch.push(item);
             if batch.len() == 25 || i + 1 == new {
                 store
-                    .save_items(rows[1].id, &batch, now, &policy)
+                    .save_items(rows[1].id, &batch, &[], now, &policy)
                     .await
                     .unwrap();
                 batch.clear();

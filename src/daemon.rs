@@ -56,6 +56,8 @@ struct Plan {
 struct Done {
     name: String,
     row_id: i64,
+    /// The address it fetched: a state for an address since changed is dropped.
+    url: String,
     took: Duration,
     report: FeedReport,
     state: Option<FetchState>,
@@ -225,9 +227,14 @@ impl Daemon {
             Some(cfg) => Some(digest::schedule(cfg)?),
             None => None,
         };
+        let pending_retry = self.next_digest.filter(|_| !starting);
         self.next_digest = match &self.schedule {
             Some(_) if starting => Some(Instant::now()),
-            Some(s) => next_fire(s),
+            // A retry of failed deliveries already planned stays, if sooner.
+            Some(s) => match (next_fire(s), pending_retry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             None => None,
         };
         if let Some(at) = self
@@ -307,7 +314,7 @@ impl Daemon {
             self.tasks.spawn(async move {
                 let started = Instant::now();
                 let name = feed.name.clone();
-                let row_id = row.id;
+                let (row_id, url) = (row.id, row.url.clone());
                 // Its own task: a panic is contained to this feed.
                 let (report, state) =
                     tokio::spawn(async move { ingest.refresh(&feed, &row, Waits::All).await })
@@ -316,6 +323,7 @@ impl Daemon {
                 Done {
                     name: report.name.clone(),
                     row_id,
+                    url,
                     took: started.elapsed(),
                     report,
                     state,
@@ -344,11 +352,19 @@ impl Daemon {
             tracing::info!(feed = %d.name, new = d.report.new, updated = d.report.updated, "stored");
             self.dirty = true;
         }
+        // The feed may have been removed or given a new address meanwhile:
+        // then the old address's state (validators, redirects) means nothing.
+        let current = self
+            .plans
+            .get(&d.name)
+            .is_some_and(|p| p.row.id == d.row_id && p.row.url == d.url);
+        if !current {
+            return;
+        }
         if let Some(st) = &d.state {
             self.states.push((d.row_id, st.clone()));
         }
-        // The feed may have been removed or changed meanwhile.
-        if let Some(p) = self.plans.get_mut(&d.name).filter(|p| p.row.id == d.row_id) {
+        if let Some(p) = self.plans.get_mut(&d.name) {
             p.running = false;
             let failed_unrecorded = d.state.is_none() && d.report.is_error();
             if let Some(st) = d.state {
@@ -385,7 +401,10 @@ impl Daemon {
                 tracing::debug!(changed = p.changed.len(), dir = %dir.display(), "published");
                 self.ping_hub(&p.changed);
             }
-            Err(e) => tracing::error!(error = %format!("{e:#}"), "publishing failed"),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "publishing failed; will retry");
+                self.dirty = true;
+            }
         }
     }
 
@@ -550,10 +569,14 @@ impl Daemon {
             }
         };
         let old = std::mem::replace(&mut self.config, config.clone());
-        self.ingest = ingest;
+        let old_ingest = std::mem::replace(&mut self.ingest, ingest);
         if let Err(e) = self.plan_feeds(false).await {
-            tracing::error!(error = %format!("{e:#}"), "applying the new feed list failed; the running one stays");
+            tracing::error!(error = %format!("{e:#}"), "applying the new feed list failed; the running one stays, will retry");
             self.config = old;
+            self.ingest = old_ingest;
+            // Read the file again on the next check.
+            self.watched.text.clear();
+            self.watched.stamp = None;
             return;
         }
         match app::retag_if_rules_changed(&self.ingest).await {

@@ -177,6 +177,10 @@ pub fn import(config: &Config, opml: &Path) -> Result<Imported, OpmlError> {
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(folder).map_err(io(folder))?;
     std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io(&config.path))?;
+    // The new file keeps the old one's permissions (a daemon user may read it).
+    if let Ok(meta) = std::fs::metadata(&config.path) {
+        std::fs::set_permissions(tmp.path(), meta.permissions()).map_err(io(&config.path))?;
+    }
     tmp.persist(&config.path).map_err(|e| OpmlError::Io {
         path: config.path.clone(),
         source: e.error,

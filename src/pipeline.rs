@@ -228,7 +228,13 @@ impl Ingest {
                         }
                         let counts = self
                             .store
-                            .save_items(row.id, &out.items, now.timestamp(), &self.dedup_policy())
+                            .save_items(
+                                row.id,
+                                &out.items,
+                                &out.keys,
+                                now.timestamp(),
+                                &self.dedup_policy(),
+                            )
                             .await?;
                         let mut r = FeedReport::new(&feed.name, FeedStatus::Ok);
                         r.new = counts.new;
@@ -321,6 +327,8 @@ struct Normalised {
     site_link: Option<String>,
     ttl_seconds: Option<i64>,
     items: Vec<Item>,
+    /// Keys of every entry of the document, unchanged ones included.
+    keys: Vec<String>,
     unchanged: usize,
 }
 
@@ -378,6 +386,7 @@ fn parse_and_normalise(
         site_link: parsed.site_link,
         ttl_seconds: parsed.ttl_seconds,
         items,
+        keys: seen.into_iter().map(str::to_string).collect(),
         unchanged,
     })
 }

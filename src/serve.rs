@@ -44,9 +44,9 @@ struct Cache {
     version: Option<String>,
     checked: Option<Instant>,
     docs: HashMap<String, Arc<Rendered>>,
-    /// Validators of each path's last rendering, kept across versions: a
-    /// re-rendering with the same bytes keeps its Last-Modified.
-    validators: HashMap<String, (String, DateTime<Utc>)>,
+    /// Bumped whenever cached documents are dropped: a rendering started
+    /// before is not cached.
+    generation: u64,
 }
 
 /// The site: configuration, store and rendered documents.
@@ -111,6 +111,7 @@ impl Site {
         let mut c = self.cache.lock().expect("cache lock");
         c.docs.clear();
         c.checked = None;
+        c.generation += 1;
     }
 
     /// The cached rendering of `kind`, rendering it when the store changed.
@@ -123,6 +124,13 @@ impl Site {
         if let Some(doc) = self.cached(&path).await? {
             return Ok(doc);
         }
+        let generation = self.cache.lock().expect("cache lock").generation;
+        // Read before rendering: the rendering shows this version or a later one.
+        let version = self
+            .store
+            .meta("content_version")
+            .await
+            .map_err(|e| e.to_string())?;
         let doc = publish::render(&self.config(), &self.store, kind)
             .await
             .map_err(|e| e.to_string())?;
@@ -130,20 +138,7 @@ impl Site {
             "\"{:016x}\"",
             xxhash_rust::xxh3::xxh3_64(&doc.body) ^ doc.content_type.len() as u64
         );
-        let mut c = self.cache.lock().expect("cache lock");
-        let last_modified = match c.validators.get(&path) {
-            Some((old, lm)) if *old == etag => *lm,
-            // Changed bytes must never look older than the previous ones.
-            Some((_, lm)) => doc
-                .updated
-                .unwrap_or_else(Utc::now)
-                .max(*lm + chrono::Duration::seconds(1)),
-            None => doc.updated.unwrap_or_else(Utc::now),
-        }
-        // HTTP dates have whole seconds: compare like clients will.
-        .with_nanosecond_zero();
-        c.validators
-            .insert(path.clone(), (etag.clone(), last_modified));
+        let last_modified = self.last_modified(&path, &etag).await;
         let rendered = Arc::new(Rendered {
             content_type: doc.content_type,
             gzip: gzip(&doc.body).into(),
@@ -152,8 +147,47 @@ impl Site {
             etag,
             last_modified,
         });
-        c.docs.insert(path, rendered.clone());
+        let mut c = self.cache.lock().expect("cache lock");
+        // Cached only if nothing newer was seen meanwhile (another request
+        // noticed a change, or the daemon invalidated): never a stale copy.
+        if c.generation == generation {
+            if c.version != version {
+                c.docs.clear();
+                c.version = version;
+                c.generation += 1;
+            }
+            c.docs.insert(path, rendered.clone());
+        }
         Ok(rendered)
+    }
+
+    /// When the bytes with `etag` at `path` were first served. Kept in the
+    /// store, so it survives restarts and never goes back: new bytes get
+    /// the current time, the same bytes their first time.
+    async fn last_modified(&self, path: &str, etag: &str) -> DateTime<Utc> {
+        let key = format!("http_validators:{path}");
+        let stored: Option<(String, i64)> =
+            self.store.meta(&key).await.ok().flatten().and_then(|v| {
+                let (tag, at) = v.rsplit_once(' ')?;
+                Some((tag.to_string(), at.parse().ok()?))
+            });
+        let now = Utc::now().timestamp();
+        let at = match stored {
+            Some((tag, at)) if tag == etag => {
+                return DateTime::from_timestamp(at, 0).unwrap_or_default();
+            }
+            Some((_, at)) => now.max(at + 1),
+            None => now,
+        };
+        let store = self.store.clone();
+        let value = format!("{etag} {at}");
+        // Recorded in the background: a busy writer elsewhere must not hold the response.
+        tokio::spawn(async move {
+            if let Err(e) = store.set_meta(&key, &value).await {
+                tracing::warn!(error = %e, "recording HTTP validators failed");
+            }
+        });
+        DateTime::from_timestamp(at, 0).unwrap_or_default()
     }
 
     /// The cached document at `path` unless the store changed since.
@@ -172,6 +206,7 @@ impl Site {
             if c.version != version {
                 c.docs.clear();
                 c.version = version;
+                c.generation += 1;
             }
             c.checked = Some(Instant::now());
         }
@@ -182,16 +217,6 @@ impl Site {
             .docs
             .get(path)
             .cloned())
-    }
-}
-
-trait WholeSeconds {
-    fn with_nanosecond_zero(self) -> Self;
-}
-
-impl WholeSeconds for DateTime<Utc> {
-    fn with_nanosecond_zero(self) -> Self {
-        DateTime::from_timestamp(self.timestamp(), 0).unwrap_or(self)
     }
 }
 

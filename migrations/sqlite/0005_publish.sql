@@ -52,3 +52,11 @@ CREATE TRIGGER story_tags_on_date AFTER UPDATE OF sort_date ON stories
 WHEN NEW.sort_date <> OLD.sort_date BEGIN
     UPDATE story_tags SET sort_date = NEW.sort_date WHERE story_id = NEW.id;
 END;
+
+-- Items the retention pruned: a feed that still carries one does not bring
+-- it back as a new story (with a new entry id).
+CREATE TABLE pruned_items (
+    feed_id  INTEGER NOT NULL,
+    item_key TEXT NOT NULL,
+    PRIMARY KEY (feed_id, item_key)
+) WITHOUT ROWID;

@@ -503,12 +503,28 @@ fn entry(site: &Url, s: &Story, store_key: &str, feeds: &HashMap<&str, &FeedRow>
             .filter_map(|e| {
                 Some(Enclosure {
                     url: web_url(&e.url)?,
-                    mime: e.mime.as_deref().map(xml_safe),
+                    mime: e
+                        .mime
+                        .as_deref()
+                        .filter(|m| is_media_type(m))
+                        .map(str::to_string),
                     length: e.length,
                 })
             })
             .collect(),
     }
+}
+
+/// Whether `m` has the `type/subtype` shape RFC 4287 wants of a link's
+/// type (feeds send `mp3`, empty strings and worse).
+fn is_media_type(m: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let essence = m.split(';').next().unwrap_or("").trim();
+    matches!(essence.split_once('/'), Some((t, s)) if token(t) && token(s))
 }
 
 /// `s` when it is an absolute http(s) URL, in normalised form.
@@ -537,6 +553,15 @@ pub fn http_date(d: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_real_media_types_reach_link_types() {
+        assert!(is_media_type("audio/mpeg"));
+        assert!(is_media_type("application/vnd.ms-excel; charset=x"));
+        for bad in ["", "mp3", "audio/", "/mpeg", "audio/mp eg", "a/b/c"] {
+            assert!(!is_media_type(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn xml_safe_drops_forbidden_characters_only() {

@@ -108,16 +108,22 @@ impl Store {
     }
 
     /// Inserts new items (filing each into a story under `policy`) and
-    /// rewrites changed ones, in one transaction.
+    /// rewrites changed ones, in one transaction. `document_keys` are the
+    /// keys of every entry the feed's document carries (also the unchanged
+    /// ones left out of `items`): an item still listed was not renamed.
     pub async fn save_items(
         &self,
         feed_id: i64,
         items: &[Item],
+        document_keys: &[String],
         now: i64,
         policy: &Policy,
     ) -> Result<SaveCounts, StoreError> {
         match self {
-            Store::Sqlite(s) => s.save_items(feed_id, items, now, policy).await,
+            Store::Sqlite(s) => {
+                s.save_items(feed_id, items, document_keys, now, policy)
+                    .await
+            }
         }
     }
 

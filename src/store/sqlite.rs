@@ -124,6 +124,7 @@ impl SqliteStore {
                    permanent_url = iif(feeds.url = excluded.url, feeds.permanent_url, NULL),
                    error_count = iif(feeds.url = excluded.url, feeds.error_count, 0),
                    next_fetch_at = iif(feeds.url = excluded.url, feeds.next_fetch_at, NULL),
+                   last_fetch_at = iif(feeds.url = excluded.url, feeds.last_fetch_at, NULL),
                    status = iif(feeds.url = excluded.url, feeds.status, 'new')
                  WHERE feeds.url <> excluded.url OR feeds.priority <> excluded.priority",
             )
@@ -152,9 +153,21 @@ impl SqliteStore {
         created_before: i64,
     ) -> Result<u64, StoreError> {
         let mut w = self.begin_write().await?;
-        // The newest story id is never deleted: SQLite would hand it out again.
+        // The newest story id and item id are never deleted: they would be
+        // handed out again.
         let doomed = "SELECT id FROM stories WHERE sort_date < ?1 AND created_at < ?2
-                        AND id < (SELECT max(id) FROM stories)";
+                        AND id < (SELECT max(id) FROM stories)
+                        AND id IS NOT (SELECT story_id FROM items WHERE id = (SELECT max(id) FROM items))";
+        // Their keys are remembered: a feed still carrying a pruned item
+        // must not bring it back as a new story.
+        sqlx::query(&format!(
+            "INSERT OR IGNORE INTO pruned_items (feed_id, item_key)
+             SELECT feed_id, item_key FROM items WHERE story_id IN ({doomed})"
+        ))
+        .bind(dated_before)
+        .bind(created_before)
+        .execute(&mut *w.tx)
+        .await?;
         sqlx::query(&format!("DELETE FROM items WHERE story_id IN ({doomed})"))
             .bind(dated_before)
             .bind(created_before)
@@ -205,6 +218,7 @@ impl SqliteStore {
         &self,
         feed_id: i64,
         items: &[Item],
+        document_keys: &[String],
         now: i64,
         policy: &Policy,
     ) -> Result<SaveCounts, StoreError> {
@@ -216,7 +230,11 @@ impl SqliteStore {
         let tx = &mut w.tx;
         // A handful of statements per document, not a handful per item: each
         // statement is a hand-off to the connection's thread.
-        let existing = existing_keys(tx, feed_id, items).await?;
+        let incoming = json(&items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>());
+        let existing = existing_keys(tx, feed_id, &incoming).await?;
+        let mut listed: Vec<&str> = document_keys.iter().map(String::as_str).collect();
+        listed.extend(items.iter().map(|i| i.key.as_str()));
+        let document_keys = json(&listed);
         let mut links = known_links(tx, items).await?;
         // The last copy of a key within one document wins, as it always did.
         let mut last_of: HashMap<&str, usize> = HashMap::new();
@@ -241,7 +259,7 @@ impl SqliteStore {
                     .is_some_and(|rows| rows.iter().any(|r| r.feed_id == feed_id))
             });
             let renamed = if maybe_renamed {
-                renamed_item(tx, feed_id, item, policy).await?
+                renamed_item(tx, feed_id, item, &document_keys, policy).await?
             } else {
                 None
             };
@@ -713,18 +731,23 @@ async fn renamed_item(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
     item: &Item,
+    document_keys: &str,
     policy: &Policy,
 ) -> Result<Option<i64>, StoreError> {
     let Some(link) = &item.canonical_link else {
         return Ok(None);
     };
+    // An item whose key the document still carries was not renamed: it is
+    // another item that happens to share the link.
     let rows: Vec<(i64, String, Option<Vec<u8>>)> = sqlx::query_as(
         "SELECT i.id, i.title, s.signature FROM items i LEFT JOIN stories s ON s.id = i.story_id
-         WHERE i.feed_id = ?1 AND i.canonical_link = ?2 AND i.item_key <> ?3",
+         WHERE i.feed_id = ?1 AND i.canonical_link = ?2 AND i.item_key <> ?3
+           AND i.item_key NOT IN (SELECT value FROM json_each(?4))",
     )
     .bind(feed_id)
     .bind(link)
     .bind(&item.key)
+    .bind(document_keys)
     .fetch_all(&mut **tx)
     .await?;
     // Many feeds link every item to one page: only the same text means the same item.
@@ -788,19 +811,22 @@ async fn update_item(
     Ok(true)
 }
 
-/// Keys of `items` this feed already stores.
+/// Keys of the document (`keys`, a JSON array) this feed already stores, or
+/// stored before the retention pruned them (they are not stored again).
 async fn existing_keys(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
-    items: &[Item],
+    keys: &str,
 ) -> Result<std::collections::HashSet<String>, StoreError> {
-    let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT item_key FROM items WHERE feed_id = ?1
+           AND item_key IN (SELECT value FROM json_each(?2))
+         UNION ALL
+         SELECT item_key FROM pruned_items WHERE feed_id = ?1
            AND item_key IN (SELECT value FROM json_each(?2))",
     )
     .bind(feed_id)
-    .bind(json(&keys))
+    .bind(keys)
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows.into_iter().collect())

@@ -350,3 +350,47 @@ async fn stories_leave_the_near_duplicate_index_once() {
         "the stories themselves stay"
     );
 }
+
+#[tokio::test]
+async fn two_items_sharing_a_link_and_title_are_not_taken_for_a_rename() {
+    let server = FeedServer::start().await;
+    let link = "https://ishr.example/press-briefing";
+    let date = "Mon, 16 Nov 2026 09:00:00 GMT";
+    let one = rss(&[(
+        "g1",
+        "Press briefing",
+        link,
+        date,
+        "Notes on the Council session.",
+    )]);
+    server.set("f", Route::feed(one, "application/rss+xml"));
+    let ws = Workspace::new();
+    let config = ws.write_config(&[("ISHR", server.url("f"))], "");
+    ws.poll(&config).await;
+    // A second briefing with the same title and link, the first still listed.
+    let both = rss(&[
+        (
+            "g2",
+            "Press briefing",
+            link,
+            date,
+            "Notes on the Council session.",
+        ),
+        (
+            "g1",
+            "Press briefing",
+            link,
+            date,
+            "Notes on the Council session.",
+        ),
+    ]);
+    server.set("f", Route::feed(both, "application/rss+xml"));
+    let reports = ws.poll(&config).await;
+    assert_eq!((reports[0].new, reports[0].updated), (1, 0), "{reports:?}");
+    // Polled again: nothing swaps back and forth.
+    let reports = ws.poll(&config).await;
+    assert_eq!((reports[0].new, reports[0].updated), (0, 0), "{reports:?}");
+    let stories = ws.items(&config).await;
+    let guids: Vec<_> = stories.iter().filter_map(|s| s.guid.clone()).collect();
+    assert_eq!(guids.len(), 2, "{guids:?}");
+}

@@ -628,3 +628,31 @@ async fn a_poll_of_many_feeds_finishes_and_stores_every_feed() {
     let again = ws.poll(&config).await;
     assert!(again.iter().all(|r| r.unchanged == 3 && r.new == 0));
 }
+
+#[tokio::test]
+async fn items_pruned_by_retention_are_not_stored_again() {
+    let server = FeedServer::start().await;
+    let items: String = (0..4)
+        .map(|i| format!("<item><guid>p{i}</guid><title>Undated report {i} on detention</title><link>https://p.example/{i}</link><description>Report {i}.</description></item>"))
+        .collect();
+    server.set(
+        "p",
+        Route::feed(
+            format!("<rss version=\"2.0\"><channel><title>p</title><link>https://p.example/</link>{items}</channel></rss>"),
+            "application/rss+xml",
+        ),
+    );
+    let ws = Workspace::new();
+    let config = ws.write_config(&[("P", server.url("p"))], "");
+    ws.poll(&config).await;
+    assert_eq!(ws.items(&config).await.len(), 4);
+    // Prune everything (the newest story stays: its id must not be reused).
+    let store = gazette::app::open_store(&config).await.unwrap();
+    let far = chrono::Utc::now().timestamp() + 86_400;
+    assert_eq!(store.prune_stories(far, far).await.unwrap(), 3);
+    store.close().await;
+    // The feed still carries them: they do not come back as new stories.
+    let reports = ws.poll(&config).await;
+    assert_eq!(reports[0].new, 0, "{reports:?}");
+    assert_eq!(ws.items(&config).await.len(), 1);
+}

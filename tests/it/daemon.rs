@@ -590,3 +590,83 @@ async fn run_notifies_the_websub_hub_of_changed_feeds() {
         "no ping without a change"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_digest_due_while_the_daemon_was_down_is_sent_on_start_once() {
+    let smtp = SmtpServer::start().await;
+    let feeds = FeedServer::start().await;
+    feeds.set(
+        "a",
+        Route::feed(
+            rss(&[("a1", "Council adopts text on defenders")]),
+            "application/rss+xml",
+        ),
+    );
+    let port = free_port();
+    let ws = Workspace::new();
+    // Daily at midnight UTC; the story was stored before last midnight,
+    // while no daemon ran.
+    let config_text =
+        base_config(port, Some(smtp.port()), "1h").replace("*/10 * * * * *", "0 0 * * *");
+    let config = ws.write_config(&[("A", feeds.url("a"))], &config_text);
+    ws.poll(&config).await;
+    let midnight = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let db = ws.dir.path().join("gazette.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE stories SET created_at = ?1")
+        .bind((midnight - chrono::Duration::hours(1)).timestamp())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let d = start(&ws, port, 1).await;
+    let sent = wait_for(|| smtp.received_by(A).len() == 1 && smtp.received_by(B).len() == 1).await;
+    assert!(
+        sent,
+        "the missed digest was not sent on start:\n{}",
+        d.log()
+    );
+    drop(d);
+    // Started again: that period is recorded as sent, nothing goes out twice.
+    let d = start(&ws, port, 2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(smtp.received_by(A).len(), 1, "{}", d.log());
+    assert_eq!(smtp.received_by(B).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_digest_schedule_takes_effect_without_a_restart() {
+    let smtp = SmtpServer::start().await;
+    let feeds = FeedServer::start().await;
+    feeds.set(
+        "a",
+        Route::feed(
+            rss(&[("a1", "Council adopts text on defenders")]),
+            "application/rss+xml",
+        ),
+    );
+    let port = free_port();
+    let ws = Workspace::new();
+    // Once a year: nothing would go out during the test.
+    let yearly = base_config(port, Some(smtp.port()), "1h").replace("*/10 * * * * *", "0 0 1 1 *");
+    ws.write_config(&[("A", feeds.url("a"))], &yearly);
+    let d = start(&ws, port, 1).await;
+    assert!(wait_for_text(&d, "/feed.atom", "Council adopts text on defenders", 10).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(smtp.received().is_empty());
+    // Every 5 seconds now: the next fire time sends the story.
+    let text = std::fs::read_to_string(ws.config_path())
+        .unwrap()
+        .replace("0 0 1 1 *", "*/5 * * * * *");
+    std::fs::write(ws.config_path(), text).unwrap();
+    let sent = wait_for(|| smtp.received_by(A).len() == 1 && smtp.received_by(B).len() == 1).await;
+    assert!(sent, "the new schedule never fired:\n{}", d.log());
+    assert!(d.log().contains("configuration reloaded"), "{}", d.log());
+}

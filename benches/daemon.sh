@@ -23,20 +23,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-target/release/examples/serve_dir "$corpus" "$addr" 2>/dev/null &
-srv=$!
-for _ in $(seq 100); do curl -s -o /dev/null "http://$addr/none" && break; sleep 0.1; done
-
-{
-    printf 'title = "bench"\nsite_url = "http://127.0.0.1/"\ndatabase = "sqlite://%s/bench.db"\n' "$work"
-    printf 'poll_interval = "%s"\nmin_interval = "%s"\n' "$interval" "$interval"
-    printf '[http]\nlisten = "%s"\n[publish]\ndir = "%s/public"\n' "$http" "$work"
-    printf '[fetch]\nconcurrency = 32\nper_host = 32\ntimeout = "120s"\n'
-    for f in "$corpus"/*.xml; do
-        n=$(basename "$f")
-        printf '[[feeds]]\nname = "%s"\nurl = "http://%s/%s"\n' "$n" "$addr" "$n"
-    done
-} > "$work/feeds.toml"
+. benches/corpus.sh
+start_corpus_server "$corpus" "$addr"
+corpus_config "$work" "$corpus" "$addr" \
+    "$(printf 'poll_interval = "%s"\nmin_interval = "%s"\n[http]\nlisten = "%s"\n[publish]\ndir = "%s/public"' \
+        "$interval" "$interval" "$http" "$work")" > "$work/feeds.toml"
 feeds=$(grep -c '^\[\[feeds\]\]' "$work/feeds.toml")
 
 target/release/gazette --config "$work/feeds.toml" run 2>"$work/run.log" &

@@ -15,26 +15,13 @@ srv=""
 cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
+. benches/corpus.sh
 start_server() {
     [ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null || true
-    target/release/examples/serve_dir "$corpus" "$addr" "$@" 2>/dev/null &
-    srv=$!
-    for _ in $(seq 100); do
-        curl -s -o /dev/null "http://$addr/none" && return
-        sleep 0.1
-    done
-    echo "server did not start" >&2
-    exit 1
+    start_corpus_server "$corpus" "$addr" "$@"
 }
 
-{
-    printf 'title = "bench"\nsite_url = "http://127.0.0.1/"\ndatabase = "sqlite://%s/bench.db"\n' "$work"
-    printf '[fetch]\nconcurrency = 32\nper_host = 32\ntimeout = "120s"\n'
-    for f in "$corpus"/*.xml; do
-        n=$(basename "$f")
-        printf '[[feeds]]\nname = "%s"\nurl = "http://%s/%s"\n' "$n" "$addr" "$n"
-    done
-} > "$work/feeds.toml"
+corpus_config "$work" "$corpus" "$addr" > "$work/feeds.toml"
 feeds=$(grep -c '^\[\[feeds\]\]' "$work/feeds.toml")
 
 run() {

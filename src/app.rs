@@ -200,14 +200,9 @@ pub async fn publish(
     store: &Store,
     out: &std::path::Path,
 ) -> anyhow::Result<Published> {
-    let mut docs = Vec::new();
-    for kind in publish::all_kinds(config) {
-        docs.push(
-            publish::render(config, store, &kind)
-                .await
-                .with_context(|| format!("rendering {}", kind.path()))?,
-        );
-    }
+    let docs = publish::render_all(config, store)
+        .await
+        .context("rendering the published documents")?;
     let changed = publish::write_dir(out, &docs)?;
     Ok(Published {
         all: docs.into_iter().map(|d| d.path).collect(),

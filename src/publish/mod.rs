@@ -58,9 +58,6 @@ pub struct Document {
     pub content_type: &'static str,
     /// Its bytes.
     pub body: Vec<u8>,
-    /// When its content last changed, as far as the content tells (the
-    /// newest entry's update); `None` for documents without dates.
-    pub updated: Option<DateTime<Utc>>,
 }
 
 /// The documents gazette publishes, by kind.
@@ -142,62 +139,75 @@ pub fn tag_names(config: &Config) -> BTreeSet<String> {
         .collect()
 }
 
-/// Every document gazette publishes under `config`.
-pub fn all_kinds(config: &Config) -> Vec<Kind> {
-    let mut kinds = vec![
+/// Renders one document from the store.
+pub async fn render(config: &Config, store: &Store, kind: &Kind) -> Result<Document, PublishError> {
+    let feeds = store.feeds().await?;
+    match kind {
+        Kind::Opml => Ok(opml_document(config, &feeds)),
+        Kind::Atom(tag) | Kind::Html(tag) => {
+            format(kind, &listing(config, store, &feeds, tag.as_deref()).await?)
+        }
+        Kind::Rss | Kind::JsonFeed => format(kind, &listing(config, store, &feeds, None).await?),
+    }
+}
+
+/// Renders every document gazette publishes under `config` — the combined
+/// feeds and page, the source list, and an Atom feed and a page per tag —
+/// reading each listing from the store once for all the formats that show it.
+pub async fn render_all(config: &Config, store: &Store) -> Result<Vec<Document>, PublishError> {
+    let feeds = store.feeds().await?;
+    let main = listing(config, store, &feeds, None).await?;
+    let mut docs = vec![opml_document(config, &feeds)];
+    for kind in [
         Kind::Atom(None),
         Kind::Rss,
         Kind::JsonFeed,
         Kind::Html(None),
-        Kind::Opml,
-    ];
-    for t in tag_names(config) {
-        kinds.push(Kind::Atom(Some(t.clone())));
-        kinds.push(Kind::Html(Some(t)));
+    ] {
+        docs.push(format(&kind, &main)?);
     }
-    kinds
+    for tag in tag_names(config) {
+        let listing = listing(config, store, &feeds, Some(&tag)).await?;
+        docs.push(format(&Kind::Atom(Some(tag.clone())), &listing)?);
+        docs.push(format(&Kind::Html(Some(tag)), &listing)?);
+    }
+    Ok(docs)
 }
 
-/// Renders one document from the store.
-pub async fn render(config: &Config, store: &Store, kind: &Kind) -> Result<Document, PublishError> {
-    let feeds = store.feeds().await?;
+fn opml_document(config: &Config, feeds: &[FeedRow]) -> Document {
+    Document {
+        path: Kind::Opml.path(),
+        content_type: Kind::Opml.content_type(),
+        body: opml(config, feeds),
+    }
+}
+
+/// `listing` in the format of `kind` (not OPML, which lists feeds).
+fn format(kind: &Kind, listing: &Listing) -> Result<Document, PublishError> {
     let path = kind.path();
-    let fail = |message: String| PublishError::Render {
+    let body = match kind {
+        Kind::Atom(_) => atom::render(listing),
+        Kind::Html(_) => html::render(listing),
+        Kind::Rss => rss::render(listing),
+        Kind::JsonFeed => jsonfeed::render(listing),
+        Kind::Opml => Err("OPML lists feeds, not stories".to_string()),
+    }
+    .map_err(|message| PublishError::Render {
         path: path.clone(),
         message,
-    };
-    let (body, updated) = match kind {
-        Kind::Opml => (opml(config, &feeds), None),
-        Kind::Atom(tag) | Kind::Html(tag) => {
-            let listing = listing(config, store, &feeds, tag.as_deref()).await?;
-            let body = match kind {
-                Kind::Atom(_) => atom::render(&listing).map_err(fail)?,
-                _ => html::render(&listing).map_err(fail)?,
-            };
-            (body, listing.entries.first().map(|_| listing.updated))
-        }
-        Kind::Rss | Kind::JsonFeed => {
-            let listing = listing(config, store, &feeds, None).await?;
-            let body = match kind {
-                Kind::Rss => rss::render(&listing).map_err(fail)?,
-                _ => jsonfeed::render(&listing).map_err(fail)?,
-            };
-            (body, listing.entries.first().map(|_| listing.updated))
-        }
-    };
+    })?;
     Ok(Document {
         path,
         content_type: kind.content_type(),
         body,
-        updated,
     })
 }
 
 /// Writes documents under `dir` (creating it), each atomically: written to
 /// a temporary file in the same folder, synced, then renamed over the old
 /// one, so a reader never sees half a file. A file whose bytes would not
-/// change is left alone. Returns the paths of the files written. Files under `dir/tags/` of tags
-/// no longer configured are removed.
+/// change is left alone. Returns the paths of the files written. Files
+/// under `dir/tags/` of tags no longer configured are removed.
 pub fn write_dir(dir: &Path, docs: &[Document]) -> Result<Vec<String>, PublishError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();

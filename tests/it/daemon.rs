@@ -113,6 +113,19 @@ async fn wait_for_text(d: &Daemon, path: &str, needle: &str, secs: u64) -> bool 
     false
 }
 
+/// A feed server whose feed `a` carries one story.
+async fn one_story_server() -> FeedServer {
+    let feeds = FeedServer::start().await;
+    feeds.set(
+        "a",
+        Route::feed(
+            rss(&[("a1", "Council adopts text on defenders")]),
+            "application/rss+xml",
+        ),
+    );
+    feeds
+}
+
 /// An RSS document of (guid, title) items without dates.
 fn rss(items: &[(&str, &str)]) -> String {
     let undated: Vec<(&str, &str, Option<chrono::DateTime<chrono::Utc>>)> =
@@ -174,14 +187,7 @@ fn add_feed(ws: &Workspace, name: &str, url: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn run_polls_on_intervals_republishes_reloads_and_stops_on_sigterm() {
-    let feeds = FeedServer::start().await;
-    feeds.set(
-        "a",
-        Route::feed(
-            rss(&[("a1", "Council adopts text on defenders")]),
-            "application/rss+xml",
-        ),
-    );
+    let feeds = one_story_server().await;
     feeds.set(
         "b",
         Route::feed(
@@ -347,14 +353,7 @@ async fn run_polls_on_intervals_republishes_reloads_and_stops_on_sigterm() {
 #[tokio::test(flavor = "multi_thread")]
 async fn run_sends_the_digest_at_its_cron_time_once_per_recipient() {
     let smtp = SmtpServer::start().await;
-    let feeds = FeedServer::start().await;
-    feeds.set(
-        "a",
-        Route::feed(
-            rss(&[("a1", "Council adopts text on defenders")]),
-            "application/rss+xml",
-        ),
-    );
+    let feeds = one_story_server().await;
     let port = free_port();
     let ws = Workspace::new();
     ws.write_config(
@@ -548,14 +547,7 @@ async fn retention_prunes_old_stories_but_not_those_of_an_unsent_digest() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn run_notifies_the_websub_hub_of_changed_feeds() {
-    let feeds = FeedServer::start().await;
-    feeds.set(
-        "a",
-        Route::feed(
-            rss(&[("a1", "Council adopts text on defenders")]),
-            "application/rss+xml",
-        ),
-    );
+    let feeds = one_story_server().await;
     let port = free_port();
     let ws = Workspace::new();
     ws.write_config(
@@ -594,14 +586,7 @@ async fn run_notifies_the_websub_hub_of_changed_feeds() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_digest_due_while_the_daemon_was_down_is_sent_on_start_once() {
     let smtp = SmtpServer::start().await;
-    let feeds = FeedServer::start().await;
-    feeds.set(
-        "a",
-        Route::feed(
-            rss(&[("a1", "Council adopts text on defenders")]),
-            "application/rss+xml",
-        ),
-    );
+    let feeds = one_story_server().await;
     let port = free_port();
     let ws = Workspace::new();
     // Daily at midnight UTC; the story was stored before last midnight,
@@ -644,14 +629,7 @@ async fn a_digest_due_while_the_daemon_was_down_is_sent_on_start_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changed_digest_schedule_takes_effect_without_a_restart() {
     let smtp = SmtpServer::start().await;
-    let feeds = FeedServer::start().await;
-    feeds.set(
-        "a",
-        Route::feed(
-            rss(&[("a1", "Council adopts text on defenders")]),
-            "application/rss+xml",
-        ),
-    );
+    let feeds = one_story_server().await;
     let port = free_port();
     let ws = Workspace::new();
     // Once a year: nothing would go out during the test.

@@ -1,0 +1,29 @@
+# Shared by benches/poll.sh and benches/daemon.sh (sourced, not run).
+
+# Starts examples/serve_dir on CORPUS at ADDR (extra arguments passed on) and
+# waits for it; its pid goes to $srv.
+start_corpus_server() {
+    local corpus=$1 addr=$2
+    shift 2
+    target/release/examples/serve_dir "$corpus" "$addr" "$@" 2>/dev/null &
+    srv=$!
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "http://$addr/none" && return
+        sleep 0.1
+    done
+    echo "server did not start" >&2
+    exit 1
+}
+
+# Prints a feeds.toml with a database in WORK, every feed of CORPUS served at
+# ADDR, and EXTRA (TOML lines) before the feeds.
+corpus_config() {
+    local work=$1 corpus=$2 addr=$3 extra=${4:-}
+    printf 'title = "bench"\nsite_url = "http://127.0.0.1/"\ndatabase = "sqlite://%s/bench.db"\n' "$work"
+    printf '%s\n' "$extra"
+    printf '[fetch]\nconcurrency = 32\nper_host = 32\ntimeout = "120s"\n'
+    for f in "$corpus"/*.xml; do
+        n=$(basename "$f")
+        printf '[[feeds]]\nname = "%s"\nurl = "http://%s/%s"\n' "$n" "$addr" "$n"
+    done
+}

@@ -113,10 +113,9 @@ async fn main() {
             batch.push(item);
             if batch.len() == 25 || i + 1 == new {
                 store
-                    .save_items(rows[1].id, &batch, &[], now, &policy)
+                    .save_items(rows[1].id, std::mem::take(&mut batch), vec![], now, &policy)
                     .await
                     .unwrap();
-                batch.clear();
             }
         }
         let per = started.elapsed().as_secs_f64() * 1e6 / new as f64;

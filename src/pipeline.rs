@@ -19,6 +19,11 @@ use crate::scheduler;
 use crate::store::{Store, StoreError};
 use crate::tag::{ItemText, Tagger, Tagging};
 
+/// Parsing is CPU-bound: as many documents at a time as there are cores.
+static PARSERS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
 /// How a feed's refresh ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedStatus {
@@ -192,6 +197,9 @@ impl Ingest {
                 moved_permanently,
             }) => {
                 let known = self.store.known_hashes(row.id).await?;
+                // One document parsed per core at a time: more would only
+                // share the cores while each holds its document in memory.
+                let cpu = PARSERS.acquire().await;
                 let tagger = self.tagger.clone();
                 let feed_tags = feed.tags.clone();
                 let config = self.config.clone();
@@ -208,6 +216,7 @@ impl Ingest {
                 })
                 .await
                 .unwrap_or_else(|join| Err(ParseError::Panicked(join.to_string())));
+                drop(cpu);
                 match parsed {
                     Err(e) => {
                         let mut r = FeedReport::new(&feed.name, FeedStatus::Failed("parse".into()));
@@ -230,8 +239,8 @@ impl Ingest {
                             .store
                             .save_items(
                                 row.id,
-                                &out.items,
-                                &out.keys,
+                                out.items,
+                                out.keys,
                                 now.timestamp(),
                                 &self.dedup_policy(),
                             )

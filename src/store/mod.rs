@@ -32,6 +32,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// The transaction this write shared with other feeds' writes failed.
+    #[error("database error: {0}")]
+    Shared(std::sync::Arc<sqlx::Error>),
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -108,14 +111,15 @@ impl Store {
     }
 
     /// Inserts new items (filing each into a story under `policy`) and
-    /// rewrites changed ones, in one transaction. `document_keys` are the
+    /// rewrites changed ones, atomically (saves of several feeds that arrive
+    /// together share one commit). `document_keys` are the
     /// keys of every entry the feed's document carries (also the unchanged
     /// ones left out of `items`): an item still listed was not renamed.
     pub async fn save_items(
         &self,
         feed_id: i64,
-        items: &[Item],
-        document_keys: &[String],
+        items: Vec<Item>,
+        document_keys: Vec<String>,
         now: i64,
         policy: &Policy,
     ) -> Result<SaveCounts, StoreError> {

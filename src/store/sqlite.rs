@@ -38,6 +38,8 @@ pub struct SqliteStore {
     /// SQLite has one writer at a time. Writers of this process queue here
     /// instead of contending for the file lock (whose busy handler sleeps).
     write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Saves waiting for the next group commit (see `save_items`).
+    pending: Arc<std::sync::Mutex<Vec<SaveJob>>>,
 }
 
 impl SqliteStore {
@@ -61,7 +63,10 @@ impl SqliteStore {
             // Fewer, larger checkpoints: each one syncs the file (a 32 MB WAL at most).
             .pragma("wal_autocheckpoint", "8192")
             // 64 MB of page cache per connection: the dedup band index stays in memory.
-            .pragma("cache_size", "-65536");
+            .pragma("cache_size", "-65536")
+            // Savepoints and statement journals in memory, not in a temporary
+            // file: they hold the pages one feed's save changed.
+            .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
@@ -70,6 +75,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            pending: Arc::default(),
         };
         store.migrate().await.map_err(|e| match e {
             StoreError::Query(source) => open_err(source),
@@ -214,77 +220,101 @@ impl SqliteStore {
             .collect()
     }
 
+    /// Queues one document's items and returns once they are committed.
+    /// Saves that queue while another is being written go in together, in
+    /// one transaction (group commit), each under its own savepoint: the
+    /// index pages that every document touches (links, dedup bands) are
+    /// written once per batch instead of once per feed, and one document's
+    /// failure rolls back only that document.
     pub(super) async fn save_items(
         &self,
         feed_id: i64,
-        items: &[Item],
-        document_keys: &[String],
+        items: Vec<Item>,
+        document_keys: Vec<String>,
         now: i64,
         policy: &Policy,
     ) -> Result<SaveCounts, StoreError> {
-        let mut counts = SaveCounts::default();
         if items.is_empty() {
-            return Ok(counts);
+            return Ok(SaveCounts::default());
         }
-        let mut w = self.begin_write().await?;
-        let tx = &mut w.tx;
-        // A handful of statements per document, not a handful per item: each
-        // statement is a hand-off to the connection's thread.
-        let incoming = json(&items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>());
-        let existing = existing_keys(tx, feed_id, &incoming).await?;
-        let mut listed: Vec<&str> = document_keys.iter().map(String::as_str).collect();
-        listed.extend(items.iter().map(|i| i.key.as_str()));
-        let document_keys = json(&listed);
-        let mut links = known_links(tx, items).await?;
-        // The last copy of a key within one document wins, as it always did.
-        let mut last_of: HashMap<&str, usize> = HashMap::new();
-        for (i, item) in items.iter().enumerate() {
-            last_of.insert(item.key.as_str(), i);
-        }
-        let mut fresh: Vec<&Item> = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            if last_of.get(item.key.as_str()) != Some(&i) {
-                continue;
-            }
-            if existing.contains(&item.key) {
-                if update_item(tx, feed_id, item, now).await? {
-                    counts.updated += 1;
-                }
-                continue;
-            }
-            // The feed changed the item's guid (a CMS migration): same item, new key.
-            let maybe_renamed = item.canonical_link.as_ref().is_some_and(|l| {
-                links
-                    .get(l)
-                    .is_some_and(|rows| rows.iter().any(|r| r.feed_id == feed_id))
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(SaveJob {
+                feed_id,
+                items,
+                document_keys,
+                now,
+                policy: *policy,
+                reply,
             });
-            let renamed = if maybe_renamed {
-                renamed_item(tx, feed_id, item, &document_keys, policy).await?
-            } else {
-                None
-            };
-            if let Some(old) = renamed {
-                sqlx::query("UPDATE items SET item_key = ?2 WHERE id = ?1")
-                    .bind(old)
-                    .bind(&item.key)
-                    .execute(&mut **tx)
-                    .await?;
-                if update_item(tx, feed_id, item, now).await? {
-                    counts.updated += 1;
-                }
-                continue;
+        // The batch is written by a task of its own, so that a caller that
+        // gives up waiting cannot cut short the other feeds' writes.
+        tokio::spawn(self.clone().write_pending());
+        done.await.unwrap_or_else(|_| {
+            Err(StoreError::Unsupported(
+                "the write of this feed's items was interrupted; it will be retried on the next poll"
+                    .into(),
+            ))
+        })
+    }
+
+    /// Writes every queued save in one transaction, unless another task
+    /// took them first.
+    async fn write_pending(self) {
+        let guard = self.write_lock.clone().lock_owned().await;
+        let jobs = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if jobs.is_empty() {
+            return;
+        }
+        let shared = |e: sqlx::Error, jobs: Vec<SaveJob>| {
+            let e = Arc::new(e);
+            for job in jobs {
+                let _ = job.reply.send(Err(StoreError::Shared(e.clone())));
             }
-            fresh.push(item);
+        };
+        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => tx,
+            Err(e) => return shared(e, jobs),
+        };
+        let t0 = std::time::Instant::now();
+        let ndocs = jobs.len();
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut changed = false;
+        for job in &jobs {
+            let result = match save_in_savepoint(&mut tx, job).await {
+                Ok(counts) => {
+                    changed |= counts.new + counts.updated > 0;
+                    Ok(counts)
+                }
+                Err(e) => Err(e),
+            };
+            results.push(result);
         }
-        if !fresh.is_empty() {
-            counts.new = fresh.len();
-            insert_new(tx, feed_id, &fresh, &mut links, now, policy).await?;
+        let committed = async {
+            if changed {
+                bump_content_version(&mut tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
         }
-        if counts.new + counts.updated > 0 {
-            bump_content_version(tx).await?;
+        .await;
+        drop(guard);
+        tracing::debug!(
+            documents = ndocs,
+            us = t0.elapsed().as_micros() as u64,
+            "group commit"
+        );
+        match committed {
+            Ok(()) => {
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(StoreError::Query(e)) => shared(e, jobs),
+            Err(e) => shared(sqlx::Error::Protocol(e.to_string()), jobs),
         }
-        w.tx.commit().await?;
-        Ok(counts)
     }
 
     pub(super) async fn save_fetch_states(
@@ -723,6 +753,106 @@ impl SqliteStore {
 struct WriteTx {
     tx: Transaction<'static, Sqlite>,
     _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// One document's items waiting for the next group commit.
+#[derive(Debug)]
+struct SaveJob {
+    feed_id: i64,
+    items: Vec<Item>,
+    document_keys: Vec<String>,
+    now: i64,
+    policy: Policy,
+    reply: tokio::sync::oneshot::Sender<Result<SaveCounts, StoreError>>,
+}
+
+/// Saves one document under a savepoint: released when it succeeds, rolled
+/// back (leaving the batch's other documents alone) when it fails.
+async fn save_in_savepoint(
+    tx: &mut Transaction<'static, Sqlite>,
+    job: &SaveJob,
+) -> Result<SaveCounts, StoreError> {
+    let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
+    match save_document(&mut sp, job).await {
+        Ok(counts) => {
+            sp.commit().await?;
+            Ok(counts)
+        }
+        Err(e) => {
+            sp.rollback().await?;
+            Err(e)
+        }
+    }
+}
+
+/// Inserts a document's new items and rewrites its changed ones.
+async fn save_document(
+    tx: &mut Transaction<'_, Sqlite>,
+    job: &SaveJob,
+) -> Result<SaveCounts, StoreError> {
+    let SaveJob {
+        feed_id,
+        items,
+        document_keys,
+        now,
+        policy,
+        ..
+    } = job;
+    let (feed_id, now) = (*feed_id, *now);
+    let mut counts = SaveCounts::default();
+    // A handful of statements per document, not a handful per item: each
+    // statement is a hand-off to the connection's thread.
+    let incoming = json(&items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>());
+    let existing = existing_keys(tx, feed_id, &incoming).await?;
+    let mut listed: Vec<&str> = document_keys.iter().map(String::as_str).collect();
+    listed.extend(items.iter().map(|i| i.key.as_str()));
+    let document_keys = json(&listed);
+    let mut links = known_links(tx, items).await?;
+    // The last copy of a key within one document wins, as it always did.
+    let mut last_of: HashMap<&str, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        last_of.insert(item.key.as_str(), i);
+    }
+    let mut fresh: Vec<&Item> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if last_of.get(item.key.as_str()) != Some(&i) {
+            continue;
+        }
+        if existing.contains(&item.key) {
+            if update_item(tx, feed_id, item, now).await? {
+                counts.updated += 1;
+            }
+            continue;
+        }
+        // The feed changed the item's guid (a CMS migration): same item, new key.
+        let maybe_renamed = item.canonical_link.as_ref().is_some_and(|l| {
+            links
+                .get(l)
+                .is_some_and(|rows| rows.iter().any(|r| r.feed_id == feed_id))
+        });
+        let renamed = if maybe_renamed {
+            renamed_item(tx, feed_id, item, &document_keys, policy).await?
+        } else {
+            None
+        };
+        if let Some(old) = renamed {
+            sqlx::query("UPDATE items SET item_key = ?2 WHERE id = ?1")
+                .bind(old)
+                .bind(&item.key)
+                .execute(&mut **tx)
+                .await?;
+            if update_item(tx, feed_id, item, now).await? {
+                counts.updated += 1;
+            }
+            continue;
+        }
+        fresh.push(item);
+    }
+    if !fresh.is_empty() {
+        counts.new = fresh.len();
+        insert_new(tx, feed_id, &fresh, &mut links, now, policy).await?;
+    }
+    Ok(counts)
 }
 
 /// An item of the same feed with a different key but the same canonical link

@@ -656,3 +656,95 @@ async fn items_pruned_by_retention_are_not_stored_again() {
     assert_eq!(reports[0].new, 0, "{reports:?}");
     assert_eq!(ws.items(&config).await.len(), 1);
 }
+
+/// An item for saving straight into the store.
+fn stored_item(key: &str, title: &str) -> gazette::model::Item {
+    gazette::model::Item {
+        key: key.into(),
+        raw_hash: 1,
+        guid: Some(key.into()),
+        link: Some(format!("https://example.org/{key}")),
+        title: title.into(),
+        summary_html: None,
+        content_html: Some(format!("<p>{title}</p>")),
+        excerpt: title.into(),
+        authors: vec![],
+        categories: vec![],
+        enclosures: vec![],
+        published: Some(chrono::Utc::now()),
+        updated: None,
+        tags: vec![],
+        canonical_link: Some(format!("https://example.org/{key}")),
+        signature: gazette::dedup::signature(title, title),
+        excluded: false,
+    }
+}
+
+#[tokio::test]
+async fn saves_arriving_together_share_a_commit_and_a_failing_one_fails_alone() {
+    let ws = Workspace::new();
+    let feeds: Vec<(String, String)> = (0..12)
+        .map(|i| (format!("f{i}"), format!("https://example.org/f{i}.xml")))
+        .collect();
+    let refs: Vec<(&str, String)> = feeds.iter().map(|(n, u)| (n.as_str(), u.clone())).collect();
+    let config = ws.write_config(&refs, "");
+    let store = gazette::app::open_store(&config).await.unwrap();
+    let rows = store.sync_feeds(&config.feeds).await.unwrap();
+    let policy = gazette::dedup::Policy {
+        window_secs: 86_400,
+        threshold: 0.5,
+    };
+    let now = chrono::Utc::now().timestamp();
+    // Twelve feeds' saves at once, and one for a feed the store does not
+    // know (a foreign-key failure) among them.
+    let mut saves: Vec<_> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let item = stored_item(
+                &format!("k{i}"),
+                &format!("Distinct story number {i} about courts {}", "x".repeat(i)),
+            );
+            let store = store.clone();
+            let id = row.id;
+            tokio::spawn(
+                async move { store.save_items(id, vec![item], vec![], now, &policy).await },
+            )
+        })
+        .collect();
+    let bad_store = store.clone();
+    saves.insert(
+        6,
+        tokio::spawn(async move {
+            bad_store
+                .save_items(
+                    999_999,
+                    vec![stored_item("bad", "Orphan item")],
+                    vec![],
+                    now,
+                    &policy,
+                )
+                .await
+        }),
+    );
+    let results: Vec<_> = futures::future::join_all(saves)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(
+        results[6].is_err(),
+        "the orphan's save fails: {:?}",
+        results[6]
+    );
+    for (i, r) in results.iter().enumerate().filter(|(i, _)| *i != 6) {
+        assert_eq!(r.as_ref().unwrap().new, 1, "save {i}: {r:?}");
+    }
+    let stories = store
+        .list_stories(&gazette::model::ItemQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(stories.len(), 12);
+    assert!(stories.iter().all(|s| s.title != "Orphan item"));
+    store.close().await;
+}

@@ -16,7 +16,8 @@ start_corpus_server() {
 }
 
 # Prints a feeds.toml with a database in WORK, every feed of CORPUS served at
-# ADDR, and EXTRA (TOML lines) before the feeds.
+# ADDR, EXTRA (TOML lines) before the feeds, and the shipped feeds.toml's tag
+# rules after them (tagging is part of the work of every poll).
 corpus_config() {
     local work=$1 corpus=$2 addr=$3 extra=${4:-}
     printf 'title = "bench"\nsite_url = "http://127.0.0.1/"\ndatabase = "sqlite://%s/bench.db"\n' "$work"
@@ -26,4 +27,5 @@ corpus_config() {
         n=$(basename "$f")
         printf '[[feeds]]\nname = "%s"\nurl = "http://%s/%s"\n' "$n" "$addr" "$n"
     done
+    sed -n '/^\[\[tags\]\]/,$p' feeds.toml
 }

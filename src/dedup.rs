@@ -10,7 +10,7 @@
 //! lookups never scan the store.
 
 use url::Url;
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+use xxhash_rust::xxh3::xxh3_64;
 
 /// Hashes in a MinHash signature.
 pub const SIGNATURE_LEN: usize = 64;
@@ -68,43 +68,83 @@ pub fn canonical_link(link: &str, extra_params: &[String]) -> Option<String> {
     Some(out)
 }
 
-/// Lower-case words of `text`, letters and digits only, accents kept.
-fn words(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect()
+/// Hashes of the lower-case words of `text` (letters and digits only,
+/// accents kept), appended to `out`.
+fn word_hashes(text: &str, out: &mut Vec<u64>) {
+    let mut word = String::new();
+    let mut flush = |word: &mut String| {
+        if !word.is_empty() {
+            out.push(xxh3_64(word.as_bytes()));
+            word.clear();
+        }
+    };
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            if c.is_ascii() {
+                word.push(c.to_ascii_lowercase());
+            } else {
+                word.extend(c.to_lowercase());
+            }
+        } else {
+            flush(&mut word);
+        }
+    }
+    flush(&mut word);
 }
+
+/// Odd multipliers and offsets of the [`SIGNATURE_LEN`] hash functions
+/// (multiply-shift over a shingle's 64-bit hash), fixed so that signatures
+/// stay comparable across runs.
+const PERMUTATIONS: [(u64, u64); SIGNATURE_LEN] = {
+    let mut out = [(0u64, 0u64); SIGNATURE_LEN];
+    // splitmix64 from a fixed seed.
+    let mut state: u64 = 0x6761_7a65_7474_6521;
+    let mut i = 0;
+    while i < SIGNATURE_LEN {
+        let mut pair = [0u64; 2];
+        let mut k = 0;
+        while k < 2 {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            pair[k] = z ^ (z >> 31);
+            k += 1;
+        }
+        out[i] = (pair[0] | 1, pair[1]);
+        i += 1;
+    }
+    out
+};
 
 /// The MinHash signature of a title and text: word 3-grams (single words
 /// for texts under three words). `None` when there are no words at all.
 pub fn signature(title: &str, text: &str) -> Option<Signature> {
-    let mut w = words(title);
-    w.extend(words(text));
+    let mut w = Vec::new();
+    word_hashes(title, &mut w);
+    word_hashes(text, &mut w);
     if w.is_empty() {
         return None;
     }
-    let shingles: Vec<u64> = if w.len() < 3 {
-        w.iter().map(|s| xxh3_64(s.as_bytes())).collect()
-    } else {
-        w.windows(3)
-            .map(|g| {
-                let joined = format!("{} {} {}", g[0], g[1], g[2]);
-                xxh3_64(joined.as_bytes())
-            })
-            .collect()
+    let shingle = |g: &[u64]| {
+        let mut bytes = [0u8; 24];
+        for (i, h) in g.iter().enumerate() {
+            bytes[i * 8..i * 8 + 8].copy_from_slice(&h.to_le_bytes());
+        }
+        xxh3_64(&bytes)
     };
-    let sig = (0..SIGNATURE_LEN as u64)
-        .map(|i| {
-            shingles
-                .iter()
-                .map(|h| xxh3_64_with_seed(&h.to_le_bytes(), i) as u32)
-                .min()
-                .unwrap_or(u32::MAX)
-        })
-        .collect();
-    Some(sig)
+    let shingles: Vec<u64> = if w.len() < 3 {
+        w.chunks(1).map(shingle).collect()
+    } else {
+        w.windows(3).map(shingle).collect()
+    };
+    let mut sig = [u32::MAX; SIGNATURE_LEN];
+    for h in shingles {
+        for (m, (a, b)) in sig.iter_mut().zip(PERMUTATIONS.iter()) {
+            *m = (*m).min((h.wrapping_mul(*a).wrapping_add(*b) >> 32) as u32);
+        }
+    }
+    Some(sig.to_vec())
 }
 
 /// The LSH band keys of a signature: `(band, hash)` pairs to index and look up.

@@ -14,10 +14,10 @@ use crate::dedup;
 use crate::fetch::{Conditional, FetchError, Fetched, Fetcher};
 use crate::model::{FeedRow, FetchState, Item};
 use crate::parse::{self, ParseContext, ParseError};
-use crate::sanitize::{self, Sanitizer};
+use crate::sanitize::Sanitizer;
 use crate::scheduler;
 use crate::store::{Store, StoreError};
-use crate::tag::{ItemText, Tagger, Tagging};
+use crate::tag::{Tagger, Tagging};
 
 /// Parsing is CPU-bound: as many documents at a time as there are cores.
 static PARSERS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
@@ -409,21 +409,7 @@ pub fn tag_item(
     content_html: Option<&str>,
     categories: &[String],
 ) -> Tagging {
-    let summary = summary_html
-        .map(|h| sanitize::clean_html_to_text(h, usize::MAX))
-        .unwrap_or_default();
-    let content = content_html
-        .map(|h| sanitize::clean_html_to_text(h, usize::MAX))
-        .unwrap_or_default();
-    tagger.apply(
-        feed_tags,
-        &ItemText {
-            title,
-            summary: &summary,
-            content: &content,
-            categories,
-        },
-    )
+    tagger.apply_html(feed_tags, title, summary_html, content_html, categories)
 }
 
 fn parsed_site(s: &Option<String>) -> Option<Url> {

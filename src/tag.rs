@@ -5,8 +5,6 @@
 //! matches "geneve"). Regular expressions match the raw field text. Feed
 //! categories map to tags by name. Each rule looks only at its `fields`.
 
-use std::collections::HashMap;
-
 use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
@@ -50,7 +48,7 @@ struct Rule {
 pub struct Tagger {
     rules: Vec<Rule>,
     /// First word of a phrase → (rule index, the phrase's words).
-    by_first: HashMap<String, Vec<(usize, Vec<String>)>>,
+    by_first: rustc_hash::FxHashMap<String, Vec<(usize, Vec<String>)>>,
 }
 
 fn field_index(f: Field) -> usize {
@@ -105,13 +103,67 @@ impl Tagger {
     /// Tags for an item: `feed_tags` plus every matching rule's tag; and
     /// whether an exclusion rule matched.
     pub fn apply(&self, feed_tags: &[String], item: &ItemText<'_>) -> Tagging {
-        let mut hit = vec![false; self.rules.len()];
         let cats = item.categories.join(" \u{1f} ");
         let texts = [item.title, item.summary, item.content, cats.as_str()];
+        let mut folded: [String; 4] = Default::default();
+        for (out, text) in folded.iter_mut().zip(texts) {
+            fold_words_into(text, out);
+        }
+        self.decide(feed_tags, &folded, Some(&texts), item.categories)
+    }
+
+    /// [`apply`](Tagger::apply) for an item whose summary and content are
+    /// sanitised HTML: keyword rules read the words straight from the HTML,
+    /// and its plain text is made only when a regex rule needs it.
+    pub fn apply_html(
+        &self,
+        feed_tags: &[String],
+        title: &str,
+        summary_html: Option<&str>,
+        content_html: Option<&str>,
+        categories: &[String],
+    ) -> Tagging {
+        if self.rules.iter().any(|r| !r.regex.is_empty()) {
+            let text = |h: Option<&str>| {
+                h.map(|h| crate::sanitize::clean_html_to_text(h, usize::MAX))
+                    .unwrap_or_default()
+            };
+            let (summary, content) = (text(summary_html), text(content_html));
+            return self.apply(
+                feed_tags,
+                &ItemText {
+                    title,
+                    summary: &summary,
+                    content: &content,
+                    categories,
+                },
+            );
+        }
+        let mut folded: [String; 4] = Default::default();
+        if !self.rules.is_empty() {
+            fold_words_into(title, &mut folded[0]);
+            fold_html_words_into(summary_html.unwrap_or_default(), &mut folded[1]);
+            fold_html_words_into(content_html.unwrap_or_default(), &mut folded[2]);
+            fold_words_into(&categories.join(" \u{1f} "), &mut folded[3]);
+        }
+        self.decide(feed_tags, &folded, None, categories)
+    }
+
+    /// The rules applied to the folded words of each field (title, summary,
+    /// content, categories) and, for regex rules, their plain `texts`.
+    fn decide(
+        &self,
+        feed_tags: &[String],
+        folded: &[String; 4],
+        texts: Option<&[&str; 4]>,
+        categories: &[String],
+    ) -> Tagging {
+        let mut hit = vec![false; self.rules.len()];
         if !self.by_first.is_empty() {
-            for (field, text) in texts.iter().enumerate() {
-                let folded = folded_words(text);
-                let w: Vec<&str> = folded.split(' ').filter(|w| !w.is_empty()).collect();
+            let mut w: Vec<&str> = Vec::new();
+            for (field, folded) in folded.iter().enumerate() {
+                w.clear();
+                w.extend(folded.split(' ').filter(|w| !w.is_empty()));
                 for (pos, word) in w.iter().enumerate() {
                     let Some(cands) = self.by_first.get(*word) else {
                         continue;
@@ -128,16 +180,22 @@ impl Tagger {
                 }
             }
         }
-        let item_cats: Vec<String> = item.categories.iter().map(|c| folded_words(c)).collect();
+        let item_cats: Vec<String> = if self.rules.iter().any(|r| !r.categories.is_empty()) {
+            categories.iter().map(|c| folded_words(c)).collect()
+        } else {
+            Vec::new()
+        };
         for (i, rule) in self.rules.iter().enumerate() {
             if hit[i] {
                 continue;
             }
             hit[i] = rule.regex.iter().any(|re| {
-                texts
-                    .iter()
-                    .enumerate()
-                    .any(|(f, t)| rule.fields[f] && re.is_match(t))
+                texts.is_some_and(|texts| {
+                    texts
+                        .iter()
+                        .enumerate()
+                        .any(|(f, t)| rule.fields[f] && re.is_match(t))
+                })
             }) || rule.categories.iter().any(|c| item_cats.contains(c));
         }
         let mut tags: Vec<String> = feed_tags.to_vec();
@@ -169,27 +227,129 @@ pub fn rules_fingerprint(config: &Config) -> String {
 /// The words of `text`, lower-cased and without accents, separated by single spaces.
 fn folded_words(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for word in text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        if word.is_ascii() {
-            out.extend(word.bytes().map(|b| b.to_ascii_lowercase() as char));
-        } else {
-            for c in word.nfd().filter(|c| !is_combining_mark(*c)) {
-                out.extend(c.to_lowercase());
+    fold_words_into(text, &mut out);
+    out
+}
+
+/// Appends the folded words of `text` to `out` (see [`folded_words`]). A
+/// word is a run of alphanumeric characters; ASCII takes a byte path.
+fn fold_words_into(text: &str, out: &mut String) {
+    let b = text.as_bytes();
+    let mut in_word = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c < 0x80 {
+            i += 1;
+            if c.is_ascii_alphanumeric() {
+                if !in_word && !out.is_empty() {
+                    out.push(' ');
+                }
+                in_word = true;
+                out.push(c.to_ascii_lowercase() as char);
+            } else {
+                in_word = false;
             }
+            continue;
+        }
+        let ch = text[i..].chars().next().unwrap_or(' ');
+        i += ch.len_utf8();
+        if ch.is_alphanumeric() {
+            if !in_word && !out.is_empty() {
+                out.push(' ');
+            }
+            in_word = true;
+            for d in std::iter::once(ch).nfd().filter(|d| !is_combining_mark(*d)) {
+                out.extend(d.to_lowercase());
+            }
+        } else {
+            in_word = false;
         }
     }
-    out
+}
+
+/// Appends the folded words of sanitised HTML's text to `out`: tags end a
+/// word, entities are decoded (the same words as
+/// `fold_words_into(clean_html_to_text(html))`, without the plain text).
+fn fold_html_words_into(html: &str, out: &mut String) {
+    let b = html.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'<' {
+            // Skip the tag; quoted attribute values may hold '>'.
+            let mut quote = 0u8;
+            i += 1;
+            while i < b.len() {
+                match (quote, b[i]) {
+                    (0, b'>') => break,
+                    (0, q @ (b'"' | b'\'')) => quote = q,
+                    (q, c) if q == c => quote = 0,
+                    _ => {}
+                }
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        let end = memchr::memchr(b'<', &b[i..]).map_or(b.len(), |p| i + p);
+        let run = &html[i..end];
+        // Each run starts a new word: a tag between two runs ends one.
+        if run.contains('&') {
+            fold_words_into(&html_escape::decode_html_entities(run), out);
+        } else {
+            fold_words_into(run, out);
+        }
+        i = end;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_from_html_are_the_words_of_its_text() {
+        let cases = [
+            "<p>Hong<b>Kong</b> lawyers &amp; <a href=\"x?a=1&amp;b=>\">activists</a></p>",
+            "<p>Zürich, São Paulo &eacute;t&eacute; — ÉCOLE naïve</p><ul><li>Ångström 42</li></ul>",
+            "plain text, no tags: UN Human-Rights Council",
+            "<p>a&nbsp;b&#233;c</p><p></p>  <br/>x",
+            "",
+            "<p>日本語 テキスト and Кириллица</p>",
+        ];
+        for html in cases {
+            let mut direct = String::new();
+            fold_html_words_into(html, &mut direct);
+            let via_text = folded_words(&crate::sanitize::clean_html_to_text(html, usize::MAX));
+            assert_eq!(direct, via_text, "{html}");
+        }
+    }
+
+    #[test]
+    fn html_and_text_entry_points_tag_alike() {
+        let tagger = Tagger::new(
+            &[
+                rule("china", &["Hong Kong"]),
+                rule("lawyers", &["lawyer", "lawyers"]),
+                rule("un", &["human rights council"]),
+            ],
+            &[],
+        );
+        let html = "<p>Hong <em>Kong</em> lawyers at the Human&nbsp;Rights Council</p>";
+        let text = crate::sanitize::clean_html_to_text(html, usize::MAX);
+        let a = tagger.apply_html(&[], "Title", None, Some(html), &[]);
+        let b = tagger.apply(
+            &[],
+            &ItemText {
+                title: "Title",
+                summary: "",
+                content: &text,
+                categories: &[],
+            },
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.tags, vec!["china", "lawyers", "un"]);
+    }
     use crate::config::ALL_FIELDS;
 
     fn rule(name: &str, keywords: &[&str]) -> TagRule {

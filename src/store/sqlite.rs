@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_exclusion_and_meta.sql"),
     include_str!("../../migrations/sqlite/0004_digest.sql"),
     include_str!("../../migrations/sqlite/0005_publish.sql"),
+    include_str!("../../migrations/sqlite/0006_signatures_v2.sql"),
 ];
 
 /// A store in an SQLite file.
@@ -40,6 +41,54 @@ pub struct SqliteStore {
     write_lock: Arc<tokio::sync::Mutex<()>>,
     /// Saves waiting for the next group commit (see `save_items`).
     pending: Arc<std::sync::Mutex<Vec<SaveJob>>>,
+    /// Wakes the checkpointer after a large write.
+    wal_written: Arc<tokio::sync::Notify>,
+    /// Held while a checkpoint runs: SQLite runs one at a time and answers
+    /// "busy" to a second.
+    checkpoint_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// WAL frames (4 KB pages) past which the checkpointer makes writers wait
+/// for a full checkpoint: passive ones cannot restart a WAL that writes
+/// never stop appending to.
+const WAL_FRAMES_CAP: i64 = 65_536;
+
+/// Copies committed pages from the WAL into the database file, on its own
+/// connection, so that neither the copy nor its fsync sits in a writer's
+/// commit. Runs after large writes (half a second later, so a burst of
+/// commits shares one checkpoint and one fsync) and every ten seconds;
+/// ends when the pool closes. Closing the last connection checkpoints what
+/// is left.
+async fn checkpointer(store: SqliteStore) {
+    let pool = &store.pool;
+    loop {
+        let _ = tokio::time::timeout(Duration::from_secs(10), store.wal_written.notified()).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _running = store.checkpoint_lock.lock().await;
+        if pool.is_closed() {
+            return;
+        }
+        let frames: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(pool)
+            .await;
+        let full = match frames {
+            Ok((_, log, _)) => log > WAL_FRAMES_CAP,
+            Err(_) if pool.is_closed() => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpointing the database failed; will try again");
+                false
+            }
+        };
+        if full {
+            let _writers = store.write_lock.lock().await;
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                .execute(pool)
+                .await
+            {
+                tracing::warn!(error = %e, "checkpointing the database failed; will try again");
+            }
+        }
+    }
 }
 
 impl SqliteStore {
@@ -60,8 +109,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
-            // Fewer, larger checkpoints: each one syncs the file (a 32 MB WAL at most).
-            .pragma("wal_autocheckpoint", "8192")
+            // Checkpoints run on a task of their own (`checkpointer`), not
+            // in whichever writer commits the page that crosses a limit.
+            .pragma("wal_autocheckpoint", "0")
+            // Once restarted, the WAL file shrinks back to 64 MB.
+            .pragma("journal_size_limit", "67108864")
             // 64 MB of page cache per connection: the dedup band index stays in memory.
             .pragma("cache_size", "-65536")
             // Savepoints and statement journals in memory, not in a temporary
@@ -76,11 +128,14 @@ impl SqliteStore {
             pool,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             pending: Arc::default(),
+            wal_written: Arc::default(),
+            checkpoint_lock: Arc::default(),
         };
         store.migrate().await.map_err(|e| match e {
             StoreError::Query(source) => open_err(source),
             other => other,
         })?;
+        tokio::spawn(checkpointer(store.clone()));
         Ok(store)
     }
 
@@ -101,7 +156,24 @@ impl SqliteStore {
     }
 
     pub(super) async fn close(&self) {
+        // Everything into the database file, and the WAL emptied: a store
+        // left alone is one file plus an empty WAL.
+        {
+            let _writers = self.write_lock.lock().await;
+            let _checkpointer = self.checkpoint_lock.lock().await;
+            let done: Result<(i64, i64, i64), _> =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&self.pool)
+                    .await;
+            if !matches!(done, Ok((0, _, _))) {
+                tracing::debug!(
+                    ?done,
+                    "final checkpoint incomplete (another process reads the store)"
+                );
+            }
+        }
         self.pool.close().await;
+        self.wal_written.notify_one();
     }
 
     /// A write transaction, holding this process's write lock. `BEGIN
@@ -301,6 +373,7 @@ impl SqliteStore {
         }
         .await;
         drop(guard);
+        self.wal_written.notify_one();
         tracing::debug!(
             documents = ndocs,
             us = t0.elapsed().as_micros() as u64,
@@ -767,25 +840,128 @@ struct SaveJob {
 }
 
 /// Saves one document under a savepoint: released when it succeeds, rolled
-/// back (leaving the batch's other documents alone) when it fails.
+/// back (leaving the batch's other documents alone) when it fails. The
+/// savepoint is opened by the document's first statement and released by
+/// its last, so the usual save is two round trips to the connection's
+/// thread: one read, one write.
 async fn save_in_savepoint(
     tx: &mut Transaction<'static, Sqlite>,
     job: &SaveJob,
 ) -> Result<SaveCounts, StoreError> {
-    let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
-    match save_document(&mut sp, job).await {
-        Ok(counts) => {
-            sp.commit().await?;
-            Ok(counts)
-        }
+    match save_document(tx, job).await {
+        Ok(counts) => Ok(counts),
         Err(e) => {
-            sp.rollback().await?;
+            sqlx::query("ROLLBACK TO doc; RELEASE doc")
+                .execute(&mut **tx)
+                .await?;
             Err(e)
         }
     }
 }
 
-/// Inserts a document's new items and rewrites its changed ones.
+/// What the store holds that bears on one incoming document, read in one
+/// statement.
+struct Known {
+    /// Keys of the document this feed stores, or stored before the retention
+    /// pruned them (they are not stored again).
+    existing: std::collections::HashSet<String>,
+    /// Stored items by canonical link, for every link of the document.
+    links: HashMap<String, Vec<LinkRow>>,
+    /// Stories of other feeds sharing an LSH band with the document's items.
+    candidates: HashMap<i64, Candidate>,
+    next_story: i64,
+    next_item: i64,
+}
+
+/// Opens the document's savepoint and reads what it needs to know: one
+/// statement, however many items.
+async fn read_known(
+    tx: &mut Transaction<'_, Sqlite>,
+    feed_id: i64,
+    items: &[Item],
+    bands: &[(i64, i64)],
+) -> Result<Known, StoreError> {
+    let keys = json(&items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>());
+    let links: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.canonical_link.as_deref())
+        .collect();
+    let row: (String, String, String, i64, i64) = sqlx::query_as(
+        "SAVEPOINT doc;
+         SELECT
+           (SELECT json_group_array(item_key) FROM (
+              SELECT item_key FROM items WHERE feed_id = ?1
+                AND item_key IN (SELECT value FROM json_each(?2))
+              UNION ALL
+              SELECT item_key FROM pruned_items WHERE feed_id = ?1
+                AND item_key IN (SELECT value FROM json_each(?2)))),
+           (SELECT json_group_array(json_array(id, canonical_link, feed_id, story_id)) FROM items
+              WHERE canonical_link IN (SELECT value FROM json_each(?3))),
+           (SELECT json_group_array(json_array(b.band, b.hash, s.id, hex(s.signature), s.sort_date))
+              FROM json_each(?4) j
+              JOIN story_bands b ON b.band = json_extract(j.value, '$[0]')
+                                AND b.hash = json_extract(j.value, '$[1]')
+              JOIN stories s ON s.id = b.story_id
+              WHERE s.signature IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM items i WHERE i.story_id = s.id AND i.feed_id = ?1)),
+           COALESCE((SELECT max(id) FROM stories), 0) + 1,
+           COALESCE((SELECT max(id) FROM items), 0) + 1",
+    )
+    .bind(feed_id)
+    .bind(keys)
+    .bind(json(&links))
+    .bind(json(&bands))
+    .fetch_one(&mut **tx)
+    .await?;
+    let (existing, links, bands, next_story, next_item) = row;
+    let bad = |what: &str, e: serde_json::Error| {
+        StoreError::Query(sqlx::Error::Protocol(format!("reading {what}: {e}")))
+    };
+    let existing = serde_json::from_str(&existing).map_err(|e| bad("stored keys", e))?;
+    let mut link_rows: Vec<(i64, String, i64, Option<i64>)> =
+        serde_json::from_str(&links).map_err(|e| bad("stored links", e))?;
+    // Oldest first: the first story a link was filed under wins.
+    link_rows.sort_unstable_by_key(|r| r.0);
+    let mut links: HashMap<String, Vec<LinkRow>> = HashMap::new();
+    for (_, link, feed_id, story_id) in link_rows {
+        links
+            .entry(link)
+            .or_default()
+            .push(LinkRow { feed_id, story_id });
+    }
+    let band_rows: Vec<(i64, i64, i64, String, i64)> =
+        serde_json::from_str(&bands).map_err(|e| bad("dedup bands", e))?;
+    let mut candidates: HashMap<i64, Candidate> = HashMap::new();
+    for (band, hash, id, sig, sort_date) in band_rows {
+        candidates
+            .entry(id)
+            .or_insert_with(|| Candidate {
+                signature: dedup::signature_from_bytes(&unhex(&sig)),
+                sort_date,
+                bands: Default::default(),
+            })
+            .bands
+            .insert((band, hash));
+    }
+    Ok(Known {
+        existing,
+        links,
+        candidates,
+        next_story,
+        next_item,
+    })
+}
+
+/// Bytes of an upper-case hex string (SQLite's `hex()`).
+fn unhex(s: &str) -> Vec<u8> {
+    s.as_bytes()
+        .chunks_exact(2)
+        .filter_map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+        .collect()
+}
+
+/// Inserts a document's new items and rewrites its changed ones, within the
+/// savepoint `doc` (opened by [`read_known`], released at the end).
 async fn save_document(
     tx: &mut Transaction<'_, Sqlite>,
     job: &SaveJob,
@@ -800,25 +976,28 @@ async fn save_document(
     } = job;
     let (feed_id, now) = (*feed_id, *now);
     let mut counts = SaveCounts::default();
-    // A handful of statements per document, not a handful per item: each
-    // statement is a hand-off to the connection's thread.
-    let incoming = json(&items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>());
-    let existing = existing_keys(tx, feed_id, &incoming).await?;
+    let item_bands: Vec<Vec<(i64, i64)>> = items
+        .iter()
+        .map(|i| i.signature.as_deref().map(dedup::bands).unwrap_or_default())
+        .collect();
+    let mut all_bands: Vec<(i64, i64)> = item_bands.iter().flatten().copied().collect();
+    all_bands.sort_unstable();
+    all_bands.dedup();
+    let mut known = read_known(tx, feed_id, items, &all_bands).await?;
     let mut listed: Vec<&str> = document_keys.iter().map(String::as_str).collect();
     listed.extend(items.iter().map(|i| i.key.as_str()));
     let document_keys = json(&listed);
-    let mut links = known_links(tx, items).await?;
     // The last copy of a key within one document wins, as it always did.
     let mut last_of: HashMap<&str, usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         last_of.insert(item.key.as_str(), i);
     }
-    let mut fresh: Vec<&Item> = Vec::new();
+    let mut fresh: Vec<(&Item, &[(i64, i64)])> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         if last_of.get(item.key.as_str()) != Some(&i) {
             continue;
         }
-        if existing.contains(&item.key) {
+        if known.existing.contains(&item.key) {
             if update_item(tx, feed_id, item, now).await? {
                 counts.updated += 1;
             }
@@ -826,7 +1005,8 @@ async fn save_document(
         }
         // The feed changed the item's guid (a CMS migration): same item, new key.
         let maybe_renamed = item.canonical_link.as_ref().is_some_and(|l| {
-            links
+            known
+                .links
                 .get(l)
                 .is_some_and(|rows| rows.iter().any(|r| r.feed_id == feed_id))
         });
@@ -846,12 +1026,10 @@ async fn save_document(
             }
             continue;
         }
-        fresh.push(item);
+        fresh.push((item, &item_bands[i]));
     }
-    if !fresh.is_empty() {
-        counts.new = fresh.len();
-        insert_new(tx, feed_id, &fresh, &mut links, now, policy).await?;
-    }
+    counts.new = fresh.len();
+    insert_new(tx, feed_id, &fresh, &mut known, now, policy).await?;
     Ok(counts)
 }
 
@@ -941,59 +1119,10 @@ async fn update_item(
     Ok(true)
 }
 
-/// Keys of the document (`keys`, a JSON array) this feed already stores, or
-/// stored before the retention pruned them (they are not stored again).
-async fn existing_keys(
-    tx: &mut Transaction<'_, Sqlite>,
-    feed_id: i64,
-    keys: &str,
-) -> Result<std::collections::HashSet<String>, StoreError> {
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT item_key FROM items WHERE feed_id = ?1
-           AND item_key IN (SELECT value FROM json_each(?2))
-         UNION ALL
-         SELECT item_key FROM pruned_items WHERE feed_id = ?1
-           AND item_key IN (SELECT value FROM json_each(?2))",
-    )
-    .bind(feed_id)
-    .bind(keys)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().collect())
-}
-
 /// A stored item sharing a canonical link with an incoming one.
 struct LinkRow {
     feed_id: i64,
     story_id: Option<i64>,
-}
-
-/// Stored items by canonical link, for every link among `items`, oldest first.
-async fn known_links(
-    tx: &mut Transaction<'_, Sqlite>,
-    items: &[Item],
-) -> Result<HashMap<String, Vec<LinkRow>>, StoreError> {
-    let wanted: Vec<&str> = items
-        .iter()
-        .filter_map(|i| i.canonical_link.as_deref())
-        .collect();
-    let mut out: HashMap<String, Vec<LinkRow>> = HashMap::new();
-    if wanted.is_empty() {
-        return Ok(out);
-    }
-    let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT canonical_link, feed_id, story_id FROM items
-         WHERE canonical_link IN (SELECT value FROM json_each(?1)) ORDER BY id",
-    )
-    .bind(json(&wanted))
-    .fetch_all(&mut **tx)
-    .await?;
-    for (link, feed_id, story_id) in rows {
-        out.entry(link)
-            .or_default()
-            .push(LinkRow { feed_id, story_id });
-    }
-    Ok(out)
 }
 
 /// A candidate story for near duplicates, found through a shared band.
@@ -1003,53 +1132,17 @@ struct Candidate {
     bands: std::collections::HashSet<(i64, i64)>,
 }
 
-/// Stories (without an item of `feed_id`) sharing an LSH band with any of
-/// `bands`: one index seek per band, whatever the store's size.
-async fn band_candidates(
-    tx: &mut Transaction<'_, Sqlite>,
-    feed_id: i64,
-    bands: &[(i64, i64)],
-) -> Result<HashMap<i64, Candidate>, StoreError> {
-    let mut out: HashMap<i64, Candidate> = HashMap::new();
-    if bands.is_empty() {
-        return Ok(out);
-    }
-    let rows: Vec<(i64, i64, i64, Vec<u8>, i64)> = sqlx::query_as(
-        "SELECT b.band, b.hash, s.id, s.signature, s.sort_date
-         FROM json_each(?1) j
-         JOIN story_bands b ON b.band = json_extract(j.value, '$[0]')
-                           AND b.hash = json_extract(j.value, '$[1]')
-         JOIN stories s ON s.id = b.story_id
-         WHERE s.signature IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM items i WHERE i.story_id = s.id AND i.feed_id = ?2)",
-    )
-    .bind(json(&bands))
-    .bind(feed_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    for (band, hash, id, sig, sort_date) in rows {
-        out.entry(id)
-            .or_insert_with(|| Candidate {
-                signature: dedup::signature_from_bytes(&sig),
-                sort_date,
-                bands: Default::default(),
-            })
-            .bands
-            .insert((band, hash));
-    }
-    Ok(out)
-}
-
 /// Inserts new items, filing each into a story: the story of an item of
 /// another feed with the same canonical link, else the most similar story
 /// from other feeds within the window (found through the LSH bands), else a
-/// new story. Stories, bands, items and tags each go in as one statement
-/// per chunk.
+/// new story. Filing is decided in memory against what `known` says the
+/// store held; the stories, bands, items and tags then go in as one
+/// multi-statement write, which also releases the savepoint `doc`.
 async fn insert_new(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
-    items: &[&Item],
-    links: &mut HashMap<String, Vec<LinkRow>>,
+    items: &[(&Item, &[(i64, i64)])],
+    known: &mut Known,
     now: i64,
     policy: &Policy,
 ) -> Result<(), StoreError> {
@@ -1058,22 +1151,10 @@ async fn insert_new(
             .or(item.updated)
             .map_or(now, |d| d.timestamp())
     };
-    let item_bands: Vec<Vec<(i64, i64)>> = items
-        .iter()
-        .map(|i| i.signature.as_deref().map(dedup::bands).unwrap_or_default())
-        .collect();
-    let mut all_bands: Vec<(i64, i64)> = item_bands.iter().flatten().copied().collect();
-    all_bands.sort_unstable();
-    all_bands.dedup();
-    let mut candidates = band_candidates(tx, feed_id, &all_bands).await?;
-    let (mut next_story, mut next_item): (i64, i64) = sqlx::query_as(
-        "SELECT COALESCE((SELECT max(id) FROM stories), 0) + 1,
-                COALESCE((SELECT max(id) FROM items), 0) + 1",
-    )
-    .fetch_one(&mut **tx)
-    .await?;
+    let (links, candidates) = (&mut known.links, &mut known.candidates);
+    let mut next_story = known.next_story;
+    let mut next_item = known.next_item;
 
-    // Filing, decided in memory against what the store held before.
     struct Filed {
         story_id: i64,
         reason: MergeReason,
@@ -1082,7 +1163,7 @@ async fn insert_new(
     let mut new_stories: Vec<(i64, Option<Vec<u8>>, i64)> = Vec::new();
     let mut new_bands: Vec<(i64, i64, i64)> = Vec::new();
     let mut merged: HashMap<i64, i64> = HashMap::new();
-    for (item, bands) in items.iter().zip(&item_bands) {
+    for (item, bands) in items {
         let date = date_of(item);
         let mut found: Option<(i64, MergeReason)> = item
             .canonical_link
@@ -1144,50 +1225,46 @@ async fn insert_new(
         });
     }
 
+    let mut q = QueryBuilder::<Sqlite>::new("");
     for chunk in new_stories.chunks(2000) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO stories (id, signature, sort_date, created_at) ",
-        );
+        q.push("INSERT INTO stories (id, signature, sort_date, created_at) ");
         q.push_values(chunk, |mut b, (id, sig, date)| {
-            b.push_bind(id)
-                .push_bind(sig)
-                .push_bind(date)
+            b.push_bind(*id)
+                .push_bind(sig.clone())
+                .push_bind(*date)
                 .push_bind(now);
         });
-        q.build().execute(&mut **tx).await?;
+        q.push(";\n");
     }
     if !new_bands.is_empty() {
-        sqlx::query(
+        q.push(
             "INSERT INTO story_bands (band, hash, story_id)
              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
-             FROM json_each(?1)",
-        )
-        .bind(json(&new_bands))
-        .execute(&mut **tx)
-        .await?;
+             FROM json_each(",
+        );
+        q.push_bind(json(&new_bands));
+        q.push(");\n");
     }
     if !merged.is_empty() {
         let merged: Vec<(i64, i64)> = merged.into_iter().collect();
-        sqlx::query(
-            "UPDATE stories SET sort_date = min(sort_date, j.d), updated_at = ?2
-             FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS d
-                   FROM json_each(?1)) AS j
-             WHERE stories.id = j.id",
-        )
-        .bind(json(&merged))
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        q.push("UPDATE stories SET sort_date = min(sort_date, j.d), updated_at = ");
+        q.push_bind(now);
+        q.push(
+            " FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS d
+                   FROM json_each(",
+        );
+        q.push_bind(json(&merged));
+        q.push(")) AS j WHERE stories.id = j.id;\n");
     }
     let mut tags: Vec<(i64, &str)> = Vec::new();
     // 22 values per item: 1,000 items stay under SQLite's 32,766 variables.
     for chunk in items.iter().zip(&filed).collect::<Vec<_>>().chunks(1000) {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        q.push(
             "INSERT INTO items (id, feed_id, item_key, raw_hash, guid, link, title, summary_html,
                content_html, excerpt, authors, categories, enclosures, published, updated,
                first_seen, sort_date, canonical_link, excluded, story_id, merge_reason, merge_score) ",
         );
-        q.push_values(chunk, |mut b, (item, f)| {
+        q.push_values(chunk, |mut b, ((item, _), f)| {
             let id = next_item;
             next_item += 1;
             tags.extend(item.tags.iter().map(|t| (id, t.as_str())));
@@ -1216,17 +1293,19 @@ async fn insert_new(
                 .push_bind(f.reason.kind())
                 .push_bind(f.reason.score());
         });
-        q.build().execute(&mut **tx).await?;
+        q.push(";\n");
     }
     if !tags.is_empty() {
-        sqlx::query(
+        q.push(
             "INSERT OR IGNORE INTO item_tags (item_id, tag)
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)",
-        )
-        .bind(json(&tags))
-        .execute(&mut **tx)
-        .await?;
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(",
+        );
+        q.push_bind(json(&tags));
+        q.push(");\n");
     }
+    q.push("RELEASE doc");
+    // The statement's shape changes with every document: not worth caching.
+    q.build().persistent(false).execute(&mut **tx).await?;
     Ok(())
 }
 

@@ -110,7 +110,7 @@ async fn main() {
                 excluded: tagging.excluded,
             };
             cpu += t0.elapsed();
-            batch.push(item);
+            batch.push(gazette::store::Prepared::new(item));
             if batch.len() == 25 || i + 1 == new {
                 store
                     .save_items(rows[1].id, std::mem::take(&mut batch), vec![], now, &policy)

@@ -10,7 +10,7 @@
 //! lookups never scan the store.
 
 use url::Url;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 /// Hashes in a MinHash signature.
 pub const SIGNATURE_LEN: usize = 64;
@@ -147,13 +147,18 @@ pub fn signature(title: &str, text: &str) -> Option<Signature> {
     Some(sig.to_vec())
 }
 
-/// The LSH band keys of a signature: `(band, hash)` pairs to index and look up.
-pub fn bands(sig: &[u32]) -> Vec<(i64, i64)> {
+/// The LSH band keys of a signature, one per band, to index and look up:
+/// each band's rows hashed with the band's number as the seed, so equal
+/// rows in different bands give different keys.
+pub fn bands(sig: &[u32]) -> Vec<i64> {
     sig.chunks(ROWS)
         .enumerate()
         .map(|(b, rows)| {
-            let bytes: Vec<u8> = rows.iter().flat_map(|r| r.to_le_bytes()).collect();
-            (b as i64, xxh3_64(&bytes) as i64)
+            let mut bytes = [0u8; 4 * ROWS];
+            for (i, r) in rows.iter().enumerate() {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&r.to_le_bytes());
+            }
+            xxh3_64_with_seed(&bytes[..rows.len() * 4], b as u64) as i64
         })
         .collect()
 }

@@ -12,11 +12,11 @@ use url::Url;
 use crate::config::{Config, FeedConfig, FeedSource};
 use crate::dedup;
 use crate::fetch::{Conditional, FetchError, Fetched, Fetcher};
-use crate::model::{FeedRow, FetchState, Item};
+use crate::model::{FeedRow, FetchState};
 use crate::parse::{self, ParseContext, ParseError};
 use crate::sanitize::Sanitizer;
 use crate::scheduler;
-use crate::store::{Store, StoreError};
+use crate::store::{Prepared, Store, StoreError};
 use crate::tag::{Tagger, Tagging};
 
 /// Parsing is CPU-bound: as many documents at a time as there are cores.
@@ -232,8 +232,9 @@ impl Ingest {
                         // What the retention would prune is not stored in the first place.
                         if let Some(keep) = self.config.retention {
                             let oldest = now.timestamp() - keep.as_secs() as i64;
-                            out.items
-                                .retain(|i| i.published.is_none_or(|p| p.timestamp() >= oldest));
+                            out.items.retain(|i| {
+                                i.item.published.is_none_or(|p| p.timestamp() >= oldest)
+                            });
                         }
                         let counts = self
                             .store
@@ -335,7 +336,7 @@ struct Normalised {
     title: Option<String>,
     site_link: Option<String>,
     ttl_seconds: Option<i64>,
-    items: Vec<Item>,
+    items: Vec<Prepared>,
     /// Keys of every entry of the document, unchanged ones included.
     keys: Vec<String>,
     unchanged: usize,
@@ -388,7 +389,8 @@ fn parse_and_normalise(
             .as_deref()
             .and_then(|l| dedup::canonical_link(l, strip_params));
         item.signature = dedup::signature(&item.title, &item.excerpt);
-        items.push(item);
+        // Encoded here, on a parsing thread, not by the store's one writer.
+        items.push(Prepared::new(item));
     }
     Ok(Normalised {
         title: parsed.title,

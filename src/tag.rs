@@ -239,17 +239,24 @@ fn fold_words_into(text: &str, out: &mut String) {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
+        if c.is_ascii_alphanumeric() {
+            // A run of ASCII letters and digits, copied and lower-cased at once.
+            let start = i;
+            while i < b.len() && b[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            if !in_word && !out.is_empty() {
+                out.push(' ');
+            }
+            in_word = true;
+            let from = out.len();
+            out.push_str(&text[start..i]);
+            out[from..].make_ascii_lowercase();
+            continue;
+        }
         if c < 0x80 {
             i += 1;
-            if c.is_ascii_alphanumeric() {
-                if !in_word && !out.is_empty() {
-                    out.push(' ');
-                }
-                in_word = true;
-                out.push(c.to_ascii_lowercase() as char);
-            } else {
-                in_word = false;
-            }
+            in_word = false;
             continue;
         }
         let ch = text[i..].chars().next().unwrap_or(' ');

@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use std::sync::Arc;
 
-use super::{SaveCounts, StoreError};
+use super::{Prepared, SaveCounts, StoreError, decode_html};
 use crate::config::FeedConfig;
 use crate::dedup::{self, MergeReason, Policy};
 use crate::model::{
@@ -301,7 +301,7 @@ impl SqliteStore {
     pub(super) async fn save_items(
         &self,
         feed_id: i64,
-        items: Vec<Item>,
+        items: Vec<Prepared>,
         document_keys: Vec<String>,
         now: i64,
         policy: &Policy,
@@ -494,8 +494,8 @@ impl SqliteStore {
                     item_id: r.try_get(0)?,
                     feed: r.try_get(1)?,
                     title: r.try_get(2)?,
-                    summary_html: r.try_get(3)?,
-                    content_html: r.try_get(4)?,
+                    summary_html: html_column(r, 3)?,
+                    content_html: html_column(r, 4)?,
                     categories: serde_json::from_str(&cats).unwrap_or_default(),
                 })
             })
@@ -832,7 +832,7 @@ struct WriteTx {
 #[derive(Debug)]
 struct SaveJob {
     feed_id: i64,
-    items: Vec<Item>,
+    items: Vec<Prepared>,
     document_keys: Vec<String>,
     now: i64,
     policy: Policy,
@@ -878,13 +878,18 @@ struct Known {
 async fn read_known(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
-    items: &[Item],
-    bands: &[(i64, i64)],
+    items: &[Prepared],
+    bands: &[i64],
 ) -> Result<Known, StoreError> {
-    let keys = json(&items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>());
+    let keys = json(
+        &items
+            .iter()
+            .map(|p| p.item.key.as_str())
+            .collect::<Vec<_>>(),
+    );
     let links: Vec<&str> = items
         .iter()
-        .filter_map(|i| i.canonical_link.as_deref())
+        .filter_map(|p| p.item.canonical_link.as_deref())
         .collect();
     let row: (String, String, String, i64, i64) = sqlx::query_as(
         "SAVEPOINT doc;
@@ -897,12 +902,10 @@ async fn read_known(
                 AND item_key IN (SELECT value FROM json_each(?2)))),
            (SELECT json_group_array(json_array(id, canonical_link, feed_id, story_id)) FROM items
               WHERE canonical_link IN (SELECT value FROM json_each(?3))),
-           (SELECT json_group_array(json_array(b.band, b.hash, s.id, hex(s.signature), s.sort_date))
-              FROM json_each(?4) j
-              JOIN story_bands b ON b.band = json_extract(j.value, '$[0]')
-                                AND b.hash = json_extract(j.value, '$[1]')
-              JOIN stories s ON s.id = b.story_id
-              WHERE s.signature IS NOT NULL
+           (SELECT json_group_array(json_array(b.key, s.id, hex(s.signature), s.sort_date))
+              FROM story_bands b JOIN stories s ON s.id = b.story_id
+              WHERE b.key IN (SELECT value FROM json_each(?4))
+                AND s.signature IS NOT NULL
                 AND NOT EXISTS (SELECT 1 FROM items i WHERE i.story_id = s.id AND i.feed_id = ?1)),
            COALESCE((SELECT max(id) FROM stories), 0) + 1,
            COALESCE((SELECT max(id) FROM items), 0) + 1",
@@ -929,10 +932,10 @@ async fn read_known(
             .or_default()
             .push(LinkRow { feed_id, story_id });
     }
-    let band_rows: Vec<(i64, i64, i64, String, i64)> =
+    let band_rows: Vec<(i64, i64, String, i64)> =
         serde_json::from_str(&bands).map_err(|e| bad("dedup bands", e))?;
     let mut candidates: HashMap<i64, Candidate> = HashMap::new();
-    for (band, hash, id, sig, sort_date) in band_rows {
+    for (key, id, sig, sort_date) in band_rows {
         candidates
             .entry(id)
             .or_insert_with(|| Candidate {
@@ -941,7 +944,7 @@ async fn read_known(
                 bands: Default::default(),
             })
             .bands
-            .insert((band, hash));
+            .insert(key);
     }
     Ok(Known {
         existing,
@@ -976,29 +979,36 @@ async fn save_document(
     } = job;
     let (feed_id, now) = (*feed_id, *now);
     let mut counts = SaveCounts::default();
-    let item_bands: Vec<Vec<(i64, i64)>> = items
+    let item_bands: Vec<Vec<i64>> = items
         .iter()
-        .map(|i| i.signature.as_deref().map(dedup::bands).unwrap_or_default())
+        .map(|p| {
+            p.item
+                .signature
+                .as_deref()
+                .map(dedup::bands)
+                .unwrap_or_default()
+        })
         .collect();
-    let mut all_bands: Vec<(i64, i64)> = item_bands.iter().flatten().copied().collect();
+    let mut all_bands: Vec<i64> = item_bands.iter().flatten().copied().collect();
     all_bands.sort_unstable();
     all_bands.dedup();
     let mut known = read_known(tx, feed_id, items, &all_bands).await?;
     let mut listed: Vec<&str> = document_keys.iter().map(String::as_str).collect();
-    listed.extend(items.iter().map(|i| i.key.as_str()));
+    listed.extend(items.iter().map(|p| p.item.key.as_str()));
     let document_keys = json(&listed);
     // The last copy of a key within one document wins, as it always did.
     let mut last_of: HashMap<&str, usize> = HashMap::new();
-    for (i, item) in items.iter().enumerate() {
-        last_of.insert(item.key.as_str(), i);
+    for (i, p) in items.iter().enumerate() {
+        last_of.insert(p.item.key.as_str(), i);
     }
-    let mut fresh: Vec<(&Item, &[(i64, i64)])> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
+    let mut fresh: Vec<(&Prepared, &[i64])> = Vec::new();
+    for (i, prepared) in items.iter().enumerate() {
+        let item = &prepared.item;
         if last_of.get(item.key.as_str()) != Some(&i) {
             continue;
         }
         if known.existing.contains(&item.key) {
-            if update_item(tx, feed_id, item, now).await? {
+            if update_item(tx, feed_id, prepared, now).await? {
                 counts.updated += 1;
             }
             continue;
@@ -1021,12 +1031,12 @@ async fn save_document(
                 .bind(&item.key)
                 .execute(&mut **tx)
                 .await?;
-            if update_item(tx, feed_id, item, now).await? {
+            if update_item(tx, feed_id, prepared, now).await? {
                 counts.updated += 1;
             }
             continue;
         }
-        fresh.push((item, &item_bands[i]));
+        fresh.push((prepared, &item_bands[i]));
     }
     counts.new = fresh.len();
     insert_new(tx, feed_id, &fresh, &mut known, now, policy).await?;
@@ -1072,9 +1082,10 @@ async fn renamed_item(
 async fn update_item(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
-    item: &Item,
+    prepared: &Prepared,
     now: i64,
 ) -> Result<bool, StoreError> {
+    let item = &prepared.item;
     let id: Option<i64> = sqlx::query_scalar(
         "UPDATE items SET raw_hash = ?3, guid = ?4, link = ?5, title = ?6, summary_html = ?7,
            content_html = ?8, excerpt = ?9, authors = ?10, categories = ?11, enclosures = ?12,
@@ -1089,8 +1100,8 @@ async fn update_item(
     .bind(&item.guid)
     .bind(&item.link)
     .bind(&item.title)
-    .bind(&item.summary_html)
-    .bind(&item.content_html)
+    .bind(&prepared.summary_html)
+    .bind(&prepared.content_html)
     .bind(&item.excerpt)
     .bind(json(&item.authors))
     .bind(json(&item.categories))
@@ -1129,7 +1140,7 @@ struct LinkRow {
 struct Candidate {
     signature: dedup::Signature,
     sort_date: i64,
-    bands: std::collections::HashSet<(i64, i64)>,
+    bands: std::collections::HashSet<i64>,
 }
 
 /// Inserts new items, filing each into a story: the story of an item of
@@ -1141,7 +1152,7 @@ struct Candidate {
 async fn insert_new(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
-    items: &[(&Item, &[(i64, i64)])],
+    items: &[(&Prepared, &[i64])],
     known: &mut Known,
     now: i64,
     policy: &Policy,
@@ -1161,9 +1172,10 @@ async fn insert_new(
     }
     let mut filed: Vec<Filed> = Vec::with_capacity(items.len());
     let mut new_stories: Vec<(i64, Option<Vec<u8>>, i64)> = Vec::new();
-    let mut new_bands: Vec<(i64, i64, i64)> = Vec::new();
+    let mut new_bands: Vec<(i64, i64)> = Vec::new();
     let mut merged: HashMap<i64, i64> = HashMap::new();
-    for (item, bands) in items {
+    for (prepared, bands) in items {
+        let item = &prepared.item;
         let date = date_of(item);
         let mut found: Option<(i64, MergeReason)> = item
             .canonical_link
@@ -1208,7 +1220,7 @@ async fn insert_new(
                 // A story already older than the pruning horizon (see
                 // `prune_bands`) stays out of the near-duplicate index.
                 if date >= now - 2 * policy.window_secs {
-                    new_bands.extend(bands.iter().map(|(b, h)| (*b, *h, story_id)));
+                    new_bands.extend(bands.iter().map(|k| (*k, story_id)));
                 }
                 story_id
             }
@@ -1236,14 +1248,13 @@ async fn insert_new(
         });
         q.push(";\n");
     }
-    if !new_bands.is_empty() {
-        q.push(
-            "INSERT INTO story_bands (band, hash, story_id)
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
-             FROM json_each(",
-        );
-        q.push_bind(json(&new_bands));
-        q.push(");\n");
+    // Bound values, not JSON: SQLite would parse a JSON array per row.
+    for chunk in new_bands.chunks(10_000) {
+        q.push("INSERT INTO story_bands (key, story_id) ");
+        q.push_values(chunk, |mut b, (key, story_id)| {
+            b.push_bind(*key).push_bind(*story_id);
+        });
+        q.push(";\n");
     }
     if !merged.is_empty() {
         let merged: Vec<(i64, i64)> = merged.into_iter().collect();
@@ -1264,7 +1275,8 @@ async fn insert_new(
                content_html, excerpt, authors, categories, enclosures, published, updated,
                first_seen, sort_date, canonical_link, excluded, story_id, merge_reason, merge_score) ",
         );
-        q.push_values(chunk, |mut b, ((item, _), f)| {
+        q.push_values(chunk, |mut b, ((prepared, _), f)| {
+            let item = &prepared.item;
             let id = next_item;
             next_item += 1;
             tags.extend(item.tags.iter().map(|t| (id, t.as_str())));
@@ -1277,8 +1289,8 @@ async fn insert_new(
                 .push_bind(&item.guid)
                 .push_bind(&item.link)
                 .push_bind(&item.title)
-                .push_bind(&item.summary_html)
-                .push_bind(&item.content_html)
+                .push_bind(&prepared.summary_html)
+                .push_bind(&prepared.content_html)
                 .push_bind(&item.excerpt)
                 .push_bind(json(&item.authors))
                 .push_bind(json(&item.categories))
@@ -1295,13 +1307,12 @@ async fn insert_new(
         });
         q.push(";\n");
     }
-    if !tags.is_empty() {
-        q.push(
-            "INSERT OR IGNORE INTO item_tags (item_id, tag)
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(",
-        );
-        q.push_bind(json(&tags));
-        q.push(");\n");
+    for chunk in tags.chunks(10_000) {
+        q.push("INSERT OR IGNORE INTO item_tags (item_id, tag) ");
+        q.push_values(chunk, |mut b, (id, tag)| {
+            b.push_bind(*id).push_bind(*tag);
+        });
+        q.push(";\n");
     }
     q.push("RELEASE doc");
     // The statement's shape changes with every document: not worth caching.
@@ -1337,6 +1348,16 @@ async fn write_tags(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A stored HTML column: compressed or plain, BLOB or (older rows) TEXT.
+fn html_column<I: sqlx::ColumnIndex<sqlx::sqlite::SqliteRow>>(
+    r: &sqlx::sqlite::SqliteRow,
+    i: I,
+) -> Result<Option<String>, StoreError> {
+    r.try_get_unchecked::<Option<Vec<u8>>, _>(i)?
+        .map(decode_html)
+        .transpose()
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -1398,8 +1419,8 @@ fn story_of(r: &sqlx::sqlite::SqliteRow, story_id: i64) -> Result<Story, StoreEr
         categories: list("categories")?,
         enclosures: serde_json::from_str::<Vec<Enclosure>>(&enclosures).unwrap_or_default(),
         excerpt: r.try_get("excerpt")?,
-        summary_html: r.try_get("summary_html")?,
-        content_html: r.try_get("content_html")?,
+        summary_html: html_column(r, "summary_html")?,
+        content_html: html_column(r, "content_html")?,
     })
 }
 

@@ -707,9 +707,17 @@ async fn saves_arriving_together_share_a_commit_and_a_failing_one_fails_alone() 
             );
             let store = store.clone();
             let id = row.id;
-            tokio::spawn(
-                async move { store.save_items(id, vec![item], vec![], now, &policy).await },
-            )
+            tokio::spawn(async move {
+                store
+                    .save_items(
+                        id,
+                        vec![gazette::store::Prepared::new(item)],
+                        vec![],
+                        now,
+                        &policy,
+                    )
+                    .await
+            })
         })
         .collect();
     let bad_store = store.clone();
@@ -719,7 +727,10 @@ async fn saves_arriving_together_share_a_commit_and_a_failing_one_fails_alone() 
             bad_store
                 .save_items(
                     999_999,
-                    vec![stored_item("bad", "Orphan item")],
+                    vec![gazette::store::Prepared::new(stored_item(
+                        "bad",
+                        "Orphan item",
+                    ))],
                     vec![],
                     now,
                     &policy,

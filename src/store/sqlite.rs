@@ -1250,7 +1250,7 @@ async fn insert_new(
     }
     // Bound values, not JSON: SQLite would parse a JSON array per row.
     for chunk in new_bands.chunks(10_000) {
-        q.push("INSERT INTO story_bands (key, story_id) ");
+        q.push("INSERT OR IGNORE INTO story_bands (key, story_id) ");
         q.push_values(chunk, |mut b, (key, story_id)| {
             b.push_bind(*key).push_bind(*story_id);
         });

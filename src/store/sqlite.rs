@@ -159,8 +159,9 @@ impl SqliteStore {
         // Everything into the database file, and the WAL emptied: a store
         // left alone is one file plus an empty WAL.
         {
-            let _writers = self.write_lock.lock().await;
+            // The checkpointer's order: its lock, then the writers'.
             let _checkpointer = self.checkpoint_lock.lock().await;
+            let _writers = self.write_lock.lock().await;
             let done: Result<(i64, i64, i64), _> =
                 sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
                     .fetch_one(&self.pool)
@@ -355,14 +356,21 @@ impl SqliteStore {
         let mut results = Vec::with_capacity(jobs.len());
         let mut changed = false;
         for job in &jobs {
-            let result = match save_in_savepoint(&mut tx, job).await {
-                Ok(counts) => {
+            match save_in_savepoint(&mut tx, job).await {
+                Ok(Ok(counts)) => {
                     changed |= counts.new + counts.updated > 0;
-                    Ok(counts)
+                    results.push(Ok(counts));
                 }
-                Err(e) => Err(e),
-            };
-            results.push(result);
+                Ok(Err(e)) => results.push(Err(e)),
+                // The transaction itself is gone (SQLite rolls it back on
+                // I/O errors, a full disk…): nothing of this batch is kept.
+                Err(e) => {
+                    drop(tx);
+                    drop(guard);
+                    tracing::warn!(error = %e, "a group commit failed; its feeds will be fetched again");
+                    return shared(e, jobs);
+                }
+            }
         }
         let committed = async {
             if changed {
@@ -843,18 +851,19 @@ struct SaveJob {
 /// back (leaving the batch's other documents alone) when it fails. The
 /// savepoint is opened by the document's first statement and released by
 /// its last, so the usual save is two round trips to the connection's
-/// thread: one read, one write.
+/// thread: one read, one write. The outer error means the savepoint could
+/// not be rolled back: the whole transaction is lost.
 async fn save_in_savepoint(
     tx: &mut Transaction<'static, Sqlite>,
     job: &SaveJob,
-) -> Result<SaveCounts, StoreError> {
+) -> Result<Result<SaveCounts, StoreError>, sqlx::Error> {
     match save_document(tx, job).await {
-        Ok(counts) => Ok(counts),
+        Ok(counts) => Ok(Ok(counts)),
         Err(e) => {
             sqlx::query("ROLLBACK TO doc; RELEASE doc")
                 .execute(&mut **tx)
                 .await?;
-            Err(e)
+            Ok(Err(e))
         }
     }
 }

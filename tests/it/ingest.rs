@@ -758,4 +758,21 @@ async fn saves_arriving_together_share_a_commit_and_a_failing_one_fails_alone() 
     assert_eq!(stories.len(), 12);
     assert!(stories.iter().all(|s| s.title != "Orphan item"));
     store.close().await;
+    // Closing checkpoints everything into the file and empties the WAL.
+    let gazette::config::DatabaseUrl::Sqlite(db) = &config.database else {
+        panic!("an SQLite store");
+    };
+    let wal = db.with_extension("db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "{} is not empty",
+        wal.display()
+    );
+    let reopened = gazette::app::open_store(&config).await.unwrap();
+    let again = reopened
+        .list_stories(&gazette::model::ItemQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 12);
+    reopened.close().await;
 }

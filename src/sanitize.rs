@@ -5,6 +5,7 @@
 //! http/https/mailto URLs, relative URLs made absolute, scripts and styles
 //! dropped with their content.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use ammonia::{Builder, UrlRelative};
@@ -530,16 +531,13 @@ pub fn html_to_text(html: &str) -> String {
     }
 }
 
-/// Plain text of sanitised HTML, in one pass: tags become spaces, entities
-/// are decoded, white space collapses. Stops after about `max_chars` characters.
-pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
+/// The text runs of sanitised HTML, entities decoded: everything between
+/// two tags. A tag always separates two runs.
+pub fn text_runs(clean: &str) -> impl Iterator<Item = Cow<'_, str>> {
     let b = clean.as_bytes();
-    let mut out = String::with_capacity(clean.len().min(max_chars.saturating_mul(2)).min(1 << 20));
-    let mut count = 0usize;
-    let mut space = false;
     let mut i = 0;
-    while i < b.len() && count <= max_chars {
-        if b[i] == b'<' {
+    std::iter::from_fn(move || {
+        while i < b.len() && b[i] == b'<' {
             // Skip the tag; quoted attribute values may hold '>'.
             let mut quote = 0u8;
             i += 1;
@@ -553,17 +551,33 @@ pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
                 i += 1;
             }
             i += 1;
-            space = true;
-            continue;
         }
-        let end = clean[i..].find('<').map_or(b.len(), |p| i + p);
+        if i >= b.len() {
+            return None;
+        }
+        let end = memchr::memchr(b'<', &b[i..]).map_or(b.len(), |p| i + p);
         let run = &clean[i..end];
-        let decoded = if run.contains('&') {
+        i = end;
+        Some(if run.contains('&') {
             html_escape::decode_html_entities(run)
         } else {
-            std::borrow::Cow::Borrowed(run)
-        };
-        for c in decoded.chars() {
+            Cow::Borrowed(run)
+        })
+    })
+}
+
+/// Plain text of sanitised HTML, in one pass: tags become spaces, entities
+/// are decoded, white space collapses. Stops after about `max_chars` characters.
+pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(clean.len().min(max_chars.saturating_mul(2)).min(1 << 20));
+    let mut count = 0usize;
+    for run in text_runs(clean) {
+        if count > max_chars {
+            break;
+        }
+        // The tag before this run separates it from the last one.
+        let mut space = true;
+        for c in run.chars() {
             if c.is_whitespace() {
                 space = true;
             } else {
@@ -578,7 +592,6 @@ pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
                 }
             }
         }
-        i = end;
     }
     out
 }

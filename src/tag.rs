@@ -279,34 +279,9 @@ fn fold_words_into(text: &str, out: &mut String) {
 /// word, entities are decoded (the same words as
 /// `fold_words_into(clean_html_to_text(html))`, without the plain text).
 fn fold_html_words_into(html: &str, out: &mut String) {
-    let b = html.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'<' {
-            // Skip the tag; quoted attribute values may hold '>'.
-            let mut quote = 0u8;
-            i += 1;
-            while i < b.len() {
-                match (quote, b[i]) {
-                    (0, b'>') => break,
-                    (0, q @ (b'"' | b'\'')) => quote = q,
-                    (q, c) if q == c => quote = 0,
-                    _ => {}
-                }
-                i += 1;
-            }
-            i += 1;
-            continue;
-        }
-        let end = memchr::memchr(b'<', &b[i..]).map_or(b.len(), |p| i + p);
-        let run = &html[i..end];
-        // Each run starts a new word: a tag between two runs ends one.
-        if run.contains('&') {
-            fold_words_into(&html_escape::decode_html_entities(run), out);
-        } else {
-            fold_words_into(run, out);
-        }
-        i = end;
+    // Each run starts a new word: a tag between two runs ends one.
+    for run in crate::sanitize::text_runs(html) {
+        fold_words_into(&run, out);
     }
 }
 

@@ -35,6 +35,9 @@ pub enum StoreError {
     /// The transaction this write shared with other feeds' writes failed.
     #[error("database error: {0}")]
     Shared(std::sync::Arc<sqlx::Error>),
+    /// The write was cut short (the process is stopping): nothing of it is stored.
+    #[error("the write was interrupted; the feed's items are stored on its next poll")]
+    Interrupted,
     /// Stored data could not be read back.
     #[error("the database holds unreadable data: {0}")]
     Corrupt(String),

@@ -57,8 +57,7 @@ const WAL_FRAMES_CAP: i64 = 65_536;
 /// connection, so that neither the copy nor its fsync sits in a writer's
 /// commit. Runs after large writes (half a second later, so a burst of
 /// commits shares one checkpoint and one fsync) and every ten seconds;
-/// ends when the pool closes. Closing the last connection checkpoints what
-/// is left.
+/// ends when the pool closes (`close` checkpoints what is left).
 async fn checkpointer(store: SqliteStore) {
     let pool = &store.pool;
     loop {
@@ -325,12 +324,7 @@ impl SqliteStore {
         // The batch is written by a task of its own, so that a caller that
         // gives up waiting cannot cut short the other feeds' writes.
         tokio::spawn(self.clone().write_pending());
-        done.await.unwrap_or_else(|_| {
-            Err(StoreError::Unsupported(
-                "the write of this feed's items was interrupted; it will be retried on the next poll"
-                    .into(),
-            ))
-        })
+        done.await.unwrap_or(Err(StoreError::Interrupted))
     }
 
     /// Writes every queued save in one transaction, unless another task

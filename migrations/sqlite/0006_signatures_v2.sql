@@ -18,3 +18,7 @@ CREATE INDEX story_bands_story ON story_bands (story_id);
 -- No query orders items by date (listings go through stories.sort_date and
 -- story_tags): one index less to keep up on every insert.
 DROP INDEX items_sort_date;
+
+-- The digest picks the stories first stored in its period: an index range,
+-- not a scan of every story (new rows append to its end).
+CREATE INDEX stories_created ON stories (created_at);

@@ -342,6 +342,16 @@ fn parse_inner(
 /// The syndication module's hint (`sy:updatePeriod` / `sy:updateFrequency`)
 /// in seconds between updates, when the document carries one.
 fn update_period(text: &str) -> Option<i64> {
+    // The elements belong to the channel, ahead of its first item: only
+    // that head is searched, and only when it declares the module.
+    let b = text.as_bytes();
+    let head_end = [&b"<item>"[..], b"<item ", b"<entry>", b"<entry "]
+        .iter()
+        .filter_map(|tag| memchr::memmem::find(b, tag))
+        .min()
+        .unwrap_or(b.len());
+    let text = &text[..head_end];
+    memchr::memmem::find(text.as_bytes(), b"modules/syndication")?;
     let element = |name: &str| -> Option<&str> {
         let start = text.find(&format!(":{name}>"))? + name.len() + 2;
         let len = text[start..].find('<')?;
@@ -905,5 +915,16 @@ mod tests {
         );
         assert_eq!(update_period(&doc("sometimes", "")), None);
         assert_eq!(update_period("<rss><channel/></rss>"), None);
+        // RSS 1.0: the channel's <items> list comes before the hint.
+        let rdf = "<rdf:RDF xmlns:sy=\"http://purl.org/rss/1.0/modules/syndication/\"><channel><items><rdf:Seq/></items><sy:updatePeriod>weekly</sy:updatePeriod></channel><item rdf:about=\"x\"/></rdf:RDF>";
+        assert_eq!(update_period(rdf), Some(7 * 86_400));
+        // Only the channel's own: an item's text is not searched, nor a
+        // document that does not declare the module.
+        let late = "<rss xmlns:sy=\"http://purl.org/rss/1.0/modules/syndication/\"><channel><item><description>&lt;sy:updatePeriod>hourly&lt;/sy:updatePeriod></description></item></channel></rss>";
+        assert_eq!(update_period(late), None);
+        assert_eq!(
+            update_period("<rss><channel><x:updatePeriod>hourly</x:updatePeriod></channel></rss>"),
+            None
+        );
     }
 }

@@ -161,14 +161,23 @@ impl SqliteStore {
             // The checkpointer's order: its lock, then the writers'.
             let _checkpointer = self.checkpoint_lock.lock().await;
             let _writers = self.write_lock.lock().await;
-            let done: Result<(i64, i64, i64), _> =
+            // Another process (a running daemon) may be reading or writing:
+            // wait for it briefly, not the usual busy timeout. Its own
+            // checkpointer takes what is left.
+            let done: Result<(i64, i64, i64), sqlx::Error> = async {
+                let mut conn = self.pool.acquire().await?;
+                sqlx::query("PRAGMA busy_timeout = 200")
+                    .execute(&mut *conn)
+                    .await?;
                 sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .fetch_one(&self.pool)
-                    .await;
+                    .fetch_one(&mut *conn)
+                    .await
+            }
+            .await;
             if !matches!(done, Ok((0, _, _))) {
                 tracing::debug!(
                     ?done,
-                    "final checkpoint incomplete (another process reads the store)"
+                    "final checkpoint incomplete (another process uses the store)"
                 );
             }
         }

@@ -121,3 +121,47 @@ fn unusable_database_is_a_clear_failure() {
             .contains("cannot open the database")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_beside_another_process_writing_does_not_wait_out_the_busy_timeout() {
+    use sqlx::{ConnectOptions, Connection};
+    let server = FeedServer::start().await;
+    server.set(
+        "ok.xml",
+        Route::feed(fixture("rss2.xml"), "application/rss+xml"),
+    );
+    let ws = Workspace::new();
+    let config = ws.write_config(&[("Good Feed", server.url("ok.xml"))], "");
+    let out = tokio::task::block_in_place(|| gazette(&ws, &["poll"]));
+    assert!(out.status.success());
+    // Another process's writer (a daemon storing a feed) holds the lock.
+    let gazette::config::DatabaseUrl::Sqlite(db) = &config.database else {
+        panic!("an SQLite store");
+    };
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .connect()
+        .await
+        .unwrap();
+    let mut tx = other.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("UPDATE meta SET value = value WHERE key = 'store_key'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = tokio::task::block_in_place(|| gazette(&ws, &["items", "--json"]));
+    let took = started.elapsed();
+    tx.commit().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 3);
+    // The final checkpoint gives up on the lock after a moment instead of
+    // waiting for the 10 s busy timeout.
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "items took {took:?}"
+    );
+}

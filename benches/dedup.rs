@@ -16,7 +16,6 @@ use std::time::Instant;
 use gazette::config::{Config, DatabaseUrl};
 use gazette::dedup::{self, Policy};
 use gazette::model::Item;
-use gazette::pipeline;
 use gazette::store::Store;
 use gazette::tag::Tagger;
 use rand::{Rng, SeedableRng};
@@ -84,7 +83,7 @@ async fn main() {
             let t0 = Instant::now();
             let title = text(&mut rng, 10);
             let body = text(&mut rng, 50);
-            let tagging = pipeline::tag_item(&tagger, &[], &title, None, Some(&body), &[]);
+            let tagging = tagger.apply_html(&[], &title, None, Some(&body), &[]);
             let link = format!("https://new.example/{i}?utm_source=rss");
             let item = Item {
                 key: format!("guid:{i}"),

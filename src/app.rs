@@ -16,7 +16,7 @@ use crate::mail::{self, Mailer, Outgoing};
 use crate::model::{
     Delivery, DeliveryState, DigestPeriod, FetchState, ItemQuery, PeriodStatus, Story,
 };
-use crate::pipeline::{self, FeedReport, Ingest, Waits};
+use crate::pipeline::{FeedReport, Ingest, Waits};
 use crate::publish;
 use crate::serve;
 use crate::store::Store;
@@ -137,8 +137,7 @@ pub async fn retag(ingest: &Ingest) -> anyhow::Result<usize> {
             .iter()
             .map(|i| {
                 let feed_tags = feed_tags.get(i.feed.as_str()).copied().unwrap_or(&[]);
-                let t = pipeline::tag_item(
-                    &ingest.tagger,
+                let t = ingest.tagger.apply_html(
                     feed_tags,
                     &i.title,
                     i.summary_html.as_deref(),

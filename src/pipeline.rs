@@ -17,7 +17,7 @@ use crate::parse::{self, ParseContext, ParseError};
 use crate::sanitize::Sanitizer;
 use crate::scheduler;
 use crate::store::{Prepared, Store, StoreError};
-use crate::tag::{Tagger, Tagging};
+use crate::tag::Tagger;
 
 /// Parsing is CPU-bound: as many documents at a time as there are cores.
 static PARSERS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
@@ -374,8 +374,7 @@ fn parse_and_normalise(
             continue;
         }
         let mut item = entry.normalise(&sanitizer);
-        let tagging = tag_item(
-            tagger,
+        let tagging = tagger.apply_html(
             feed_tags,
             &item.title,
             item.summary_html.as_deref(),
@@ -400,18 +399,6 @@ fn parse_and_normalise(
         keys: seen.into_iter().map(str::to_string).collect(),
         unchanged,
     })
-}
-
-/// Tags an item from its stored form (also used by re-tagging).
-pub fn tag_item(
-    tagger: &Tagger,
-    feed_tags: &[String],
-    title: &str,
-    summary_html: Option<&str>,
-    content_html: Option<&str>,
-    categories: &[String],
-) -> Tagging {
-    tagger.apply_html(feed_tags, title, summary_html, content_html, categories)
 }
 
 fn parsed_site(s: &Option<String>) -> Option<Url> {

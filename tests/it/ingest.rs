@@ -776,3 +776,93 @@ async fn saves_arriving_together_share_a_commit_and_a_failing_one_fails_alone() 
     assert_eq!(again.len(), 12);
     reopened.close().await;
 }
+
+#[tokio::test]
+async fn a_store_written_before_compression_and_new_bands_still_reads_after_upgrade() {
+    use sqlx::ConnectOptions;
+    let ws = Workspace::new();
+    let config = ws.write_config(&[("ISHR", "https://ishr.ch/feed/".to_string())], "");
+    let gazette::config::DatabaseUrl::Sqlite(db) = &config.database else {
+        panic!("an SQLite store");
+    };
+    // A database as schema version 5 left it: plain TEXT HTML, old band rows.
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for name in [
+        "0001_init.sql",
+        "0002_stories.sql",
+        "0003_exclusion_and_meta.sql",
+        "0004_digest.sql",
+        "0005_publish.sql",
+    ] {
+        let sql = std::fs::read_to_string(dir.join(name)).unwrap();
+        sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
+    }
+    sqlx::raw_sql(
+        "PRAGMA user_version = 5;
+         INSERT INTO feeds (id, name, url) VALUES (1, 'ISHR', 'https://ishr.ch/feed/');
+         INSERT INTO stories (id, signature, sort_date, created_at) VALUES (1, x'00', 1700000000, 1700000000);
+         INSERT INTO story_bands (band, hash, story_id) VALUES (1, 2, 1);
+         INSERT INTO items (id, feed_id, item_key, raw_hash, title, summary_html, content_html,
+           excerpt, authors, categories, enclosures, first_seen, sort_date, story_id, merge_reason)
+         VALUES (1, 1, 'guid:old', 1, 'Old story', '<p>old summary</p>', '<p>old content</p>',
+           'old', '[]', '[]', '[]', 1700000000, 1700000000, 1, 'first');",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+
+    let store = gazette::app::open_store(&config).await.unwrap();
+    let stories = store
+        .list_stories(&gazette::model::ItemQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(stories.len(), 1);
+    assert_eq!(stories[0].title, "Old story");
+    assert_eq!(
+        stories[0].content_html.as_deref(),
+        Some("<p>old content</p>")
+    );
+    assert_eq!(
+        stories[0].summary_html.as_deref(),
+        Some("<p>old summary</p>")
+    );
+    // A new item (compressed when long) sits beside the old one.
+    let rows = store.sync_feeds(&config.feeds).await.unwrap();
+    let mut item = stored_item("new", "A new story about detained lawyers");
+    item.content_html = Some(format!(
+        "<p>{}</p>",
+        "Detained lawyers in court. ".repeat(40)
+    ));
+    let long = item.content_html.clone();
+    store
+        .save_items(
+            rows[0].id,
+            vec![gazette::store::Prepared::new(item)],
+            vec![],
+            chrono::Utc::now().timestamp(),
+            &gazette::dedup::Policy {
+                window_secs: 86_400,
+                threshold: 0.5,
+            },
+        )
+        .await
+        .unwrap();
+    let stories = store
+        .list_stories(&gazette::model::ItemQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(stories.len(), 2);
+    let new = stories
+        .iter()
+        .find(|s| s.title.starts_with("A new story"))
+        .unwrap();
+    assert_eq!(new.content_html, long);
+    store.close().await;
+}

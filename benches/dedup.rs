@@ -67,12 +67,6 @@ async fn main() {
         }
         let rows = store.sync_feeds(&feeds).await.unwrap();
         populate(&db, n, rows[0].id, recent.map(|r| r.min(n))).await;
-        // As every poll does: stories older than two windows leave the band index.
-        let pruned = store
-            .prune_bands(chrono::Utc::now().timestamp() - 14 * 86400)
-            .await
-            .unwrap();
-        eprintln!("pruned {pruned} band rows");
         let now = chrono::Utc::now().timestamp();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let started = Instant::now();

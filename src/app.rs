@@ -61,14 +61,6 @@ pub async fn poll(
     if let Some(n) = retag_if_rules_changed(ingest).await? {
         tracing::info!(items = n, "tag rules changed: stored stories re-tagged");
     }
-    // Items rarely arrive more than a window late: stories older than two
-    // windows leave the near-duplicate index.
-    let horizon = chrono::Utc::now().timestamp() - 2 * config.dedup.window.as_secs() as i64;
-    ingest
-        .store
-        .prune_bands(horizon)
-        .await
-        .context("pruning the near-duplicate index")?;
     // The fetcher's semaphores bound network concurrency; this bounds the
     // documents held in memory (fetched, parsed or waiting to be stored).
     let in_flight = config.fetch.concurrency + 2;

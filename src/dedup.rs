@@ -163,6 +163,66 @@ pub fn bands(sig: &[u32]) -> Vec<i64> {
         .collect()
 }
 
+/// Which stories have which LSH band keys: the near-duplicate candidates of
+/// a signature, held in memory (8 bytes per band of a story, plus the hash
+/// table). It only narrows the search: keys are folded to 32 bits, and ids
+/// it gives may be of stories since deleted, so the caller checks every
+/// candidate against the stored story and its signature.
+#[derive(Debug, Default)]
+pub struct BandIndex {
+    /// Folded key → position in `postings` of the last story added under it.
+    heads: rustc_hash::FxHashMap<u32, u32>,
+    /// (story id, position of the previous story under the same key + 1, or 0).
+    postings: Vec<(u32, u32)>,
+}
+
+impl BandIndex {
+    /// Files `story_id` under each of `bands` (from [`bands`]). Ids past
+    /// `u32::MAX` are not indexed.
+    pub fn insert(&mut self, story_id: i64, bands: &[i64]) {
+        let Ok(story) = u32::try_from(story_id) else {
+            return;
+        };
+        for &key in bands {
+            let at = self.postings.len() as u32;
+            let prev = self.heads.insert(fold(key), at).map_or(0, |p| p + 1);
+            self.postings.push((story, prev));
+        }
+    }
+
+    /// The stories sharing at least one of `bands`, ascending, each once,
+    /// written to `out` (cleared first).
+    pub fn candidates(&self, bands: &[i64], out: &mut Vec<i64>) {
+        out.clear();
+        for &key in bands {
+            let mut next = self.heads.get(&fold(key)).map(|p| p + 1);
+            while let Some(at) = next.filter(|&n| n > 0) {
+                let (story, prev) = self.postings[at as usize - 1];
+                out.push(story as i64);
+                next = Some(prev);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// How many (story, band) entries the index holds.
+    pub fn len(&self) -> usize {
+        self.postings.len()
+    }
+
+    /// Whether the index holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.postings.is_empty()
+    }
+}
+
+/// A band key folded to the index's 32 bits.
+fn fold(key: i64) -> u32 {
+    let k = key as u64;
+    (k ^ (k >> 32)) as u32
+}
+
 /// Estimated Jaccard similarity of the two texts behind two signatures.
 pub fn similarity(a: &[u32], b: &[u32]) -> f64 {
     if a.len() != b.len() || a.is_empty() {
@@ -324,6 +384,28 @@ mod tests {
         let (precision, recall) = rates(DEFAULT_THRESHOLD);
         assert!(precision >= 0.95, "precision {precision}: {misses:?}");
         assert!(recall >= 0.85, "recall {recall}: {misses:?}");
+    }
+
+    #[test]
+    fn band_index_finds_the_stories_sharing_a_band_once_each() {
+        let sig = |t: &str| signature(t, "").unwrap();
+        let vote = sig("States at the UN General Assembly vote to scrutinise Russia's record");
+        let same = sig("States at the UN General Assembly vote to scrutinise Russia's record");
+        let other = sig("The Third Committee adopted a resolution on the death penalty");
+        let mut index = BandIndex::default();
+        assert!(index.is_empty());
+        index.insert(7, &bands(&vote));
+        index.insert(3, &bands(&same));
+        index.insert(9, &bands(&other));
+        index.insert(i64::from(u32::MAX) + 1, &bands(&vote));
+        assert_eq!(index.len(), 3 * BANDS, "ids past u32 are left out");
+        let mut out = vec![42];
+        index.candidates(&bands(&vote), &mut out);
+        assert_eq!(out, vec![3, 7], "sorted, each once, however many bands match");
+        index.candidates(&bands(&other), &mut out);
+        assert_eq!(out, vec![9]);
+        index.candidates(&[], &mut out);
+        assert!(out.is_empty());
     }
 
     #[test]

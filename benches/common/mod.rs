@@ -69,7 +69,7 @@ pub fn text(rng: &mut impl Rng, n: usize) -> String {
         .join(" ")
 }
 
-/// Fills the store with `n` stories (random signatures and bands, dates over
+/// Fills the store with `n` stories (random signatures, dates over
 /// the last 180 days) and one item each, in bulk SQL.
 ///
 /// `recent`: `None` dates the stories uniformly over the last 180 days;
@@ -87,7 +87,6 @@ pub async fn populate(db: &Path, n: i64, feed_id: i64, recent: Option<i64>) {
     // Bulk load without the indexes, then build them sorted: far faster than 16M random inserts.
     for sql in [
         "PRAGMA cache_size = -262144",
-        "DROP INDEX story_bands_story",
         "DROP INDEX items_canonical_link",
         "DROP INDEX items_story",
     ] {
@@ -106,16 +105,12 @@ pub async fn populate(db: &Path, n: i64, feed_id: i64, recent: Option<i64>) {
              INSERT INTO stories (id, signature, sort_date, created_at)
              SELECT x, randomblob(256), {date}, {now} FROM c"
         ),
-        "WITH RECURSIVE b(y) AS (SELECT 0 UNION ALL SELECT y + 1 FROM b WHERE y < 15)
-         INSERT OR IGNORE INTO story_bands (key, story_id) SELECT random(), s.id FROM stories s, b"
-            .to_string(),
         format!(
             "INSERT INTO items (feed_id, item_key, raw_hash, link, title, excerpt, authors, categories,
                enclosures, first_seen, sort_date, canonical_link, story_id, merge_reason)
              SELECT {feed_id}, 'k' || id, 0, 'https://bulk.example/' || id, 'bulk story ' || id, '', '[]', '[]', '[]',
                {now}, sort_date, 'https://bulk.example/' || id, id, 'first' FROM stories"
         ),
-        "CREATE INDEX story_bands_story ON story_bands (story_id)".into(),
         "CREATE INDEX items_canonical_link ON items (canonical_link)".into(),
         "CREATE INDEX items_story ON items (story_id)".into(),
         "ANALYZE".into(),

@@ -203,15 +203,6 @@ impl Store {
         }
     }
 
-    /// Forgets the near-duplicate index entries of stories dated before
-    /// `before` (unix seconds): no new item can match them any more, and the
-    /// index then stays the size of the dedup window, not of the store.
-    pub async fn prune_bands(&self, before: i64) -> Result<u64, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.prune_bands(before).await,
-        }
-    }
-
     /// A value from the store's own `meta` table.
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self {

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_digest.sql"),
     include_str!("../../migrations/sqlite/0005_publish.sql"),
     include_str!("../../migrations/sqlite/0006_signatures_v2.sql"),
+    include_str!("../../migrations/sqlite/0007_bands_in_memory.sql"),
 ];
 
 /// A store in an SQLite file.
@@ -46,6 +47,81 @@ pub struct SqliteStore {
     /// Held while a checkpoint runs: SQLite runs one at a time and answers
     /// "busy" to a second.
     checkpoint_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The near-duplicate index, built on the first save; `None` until then
+    /// and after a failed group commit (it is rebuilt from the file).
+    near: Arc<std::sync::Mutex<Option<NearIndex>>>,
+}
+
+/// The LSH bands of the stories dated after `horizon`, held by the process
+/// that writes. The file stays the truth: each group commit first reads
+/// the stories another process added since (`seen_up_to`), and candidates
+/// are checked against the stored stories before they are used.
+#[derive(Debug)]
+struct NearIndex {
+    bands: dedup::BandIndex,
+    /// Stories dated before this are not indexed.
+    horizon: i64,
+    /// The highest story id the index has seen.
+    seen_up_to: i64,
+}
+
+/// How far the horizon may fall behind before the index is rebuilt without
+/// the stories that aged out (seconds).
+const NEAR_REBUILD_AFTER: i64 = 86_400;
+
+impl NearIndex {
+    /// Brings `held` up to date within the write transaction `tx`: rebuilt
+    /// from every signature dated after `horizon` when there is none or its
+    /// horizon is a day behind, else given the stories added since.
+    async fn refresh(
+        held: Option<NearIndex>,
+        tx: &mut Transaction<'static, Sqlite>,
+        horizon: i64,
+    ) -> Result<NearIndex, sqlx::Error> {
+        let mut index = match held {
+            Some(i) if horizon <= i.horizon + NEAR_REBUILD_AFTER => i,
+            _ => {
+                let seen_up_to = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM stories")
+                    .fetch_one(&mut **tx)
+                    .await?;
+                let mut index = NearIndex {
+                    bands: dedup::BandIndex::default(),
+                    horizon,
+                    seen_up_to,
+                };
+                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                    "SELECT id, signature FROM stories
+                     WHERE sort_date >= ?1 AND signature IS NOT NULL",
+                )
+                .bind(horizon)
+                .fetch_all(&mut **tx)
+                .await?;
+                for (id, sig) in rows {
+                    index.add(id, &sig);
+                }
+                return Ok(index);
+            }
+        };
+        // Usually none: what another process stored since our last write.
+        let rows: Vec<(i64, i64, Option<Vec<u8>>)> =
+            sqlx::query_as("SELECT id, sort_date, signature FROM stories WHERE id > ?1")
+                .bind(index.seen_up_to)
+                .fetch_all(&mut **tx)
+                .await?;
+        for (id, sort_date, sig) in rows {
+            index.seen_up_to = index.seen_up_to.max(id);
+            if let Some(sig) = sig.filter(|_| sort_date >= index.horizon) {
+                index.add(id, &sig);
+            }
+        }
+        Ok(index)
+    }
+
+    /// Indexes a stored story by its stored signature.
+    fn add(&mut self, id: i64, signature: &[u8]) {
+        self.bands
+            .insert(id, &dedup::bands(&dedup::signature_from_bytes(signature)));
+    }
 }
 
 /// WAL frames (4 KB pages) past which the checkpointer makes writers wait
@@ -129,6 +205,7 @@ impl SqliteStore {
             pending: Arc::default(),
             wal_written: Arc::default(),
             checkpoint_lock: Arc::default(),
+            near: Arc::default(),
         };
         store.migrate().await.map_err(|e| match e {
             StoreError::Query(source) => open_err(source),
@@ -356,10 +433,26 @@ impl SqliteStore {
         };
         let t0 = std::time::Instant::now();
         let ndocs = jobs.len();
+        // Items rarely arrive more than a window late: stories older than
+        // two windows are not near-duplicate candidates.
+        let horizon = jobs
+            .iter()
+            .map(|j| j.now - 2 * j.policy.window_secs)
+            .min()
+            .unwrap_or(0);
+        let held = self.near.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut near = match NearIndex::refresh(held, &mut tx, horizon).await {
+            Ok(near) => near,
+            Err(e) => {
+                drop(tx);
+                drop(guard);
+                return shared(e, jobs);
+            }
+        };
         let mut results = Vec::with_capacity(jobs.len());
         let mut changed = false;
         for job in &jobs {
-            match save_in_savepoint(&mut tx, job).await {
+            match save_in_savepoint(&mut tx, job, &mut near).await {
                 Ok(Ok(counts)) => {
                     changed |= counts.new + counts.updated > 0;
                     results.push(Ok(counts));
@@ -383,6 +476,9 @@ impl SqliteStore {
             Ok::<_, StoreError>(())
         }
         .await;
+        if committed.is_ok() {
+            *self.near.lock().unwrap_or_else(|p| p.into_inner()) = Some(near);
+        }
         drop(guard);
         self.wal_written.notify_one();
         tracing::debug!(
@@ -434,37 +530,6 @@ impl SqliteStore {
         }
         w.tx.commit().await?;
         Ok(())
-    }
-
-    pub(super) async fn prune_bands(&self, before: i64) -> Result<u64, StoreError> {
-        // Only the stories that aged out since the last prune: each poll stays cheap.
-        let done: i64 = self
-            .meta("bands_pruned_before")
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(i64::MIN);
-        if before <= done {
-            return Ok(0);
-        }
-        let mut w = self.begin_write().await?;
-        let n = sqlx::query(
-            "DELETE FROM story_bands WHERE story_id IN
-               (SELECT id FROM stories WHERE sort_date >= ?1 AND sort_date < ?2)",
-        )
-        .bind(done)
-        .bind(before)
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES ('bands_pruned_before', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(before.to_string())
-        .execute(&mut *w.tx)
-        .await?;
-        w.tx.commit().await?;
-        Ok(n)
     }
 
     pub(super) async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -859,8 +924,9 @@ struct SaveJob {
 async fn save_in_savepoint(
     tx: &mut Transaction<'static, Sqlite>,
     job: &SaveJob,
+    near: &mut NearIndex,
 ) -> Result<Result<SaveCounts, StoreError>, sqlx::Error> {
-    match save_document(tx, job).await {
+    match save_document(tx, job, near).await {
         Ok(counts) => Ok(Ok(counts)),
         Err(e) => {
             sqlx::query("ROLLBACK TO doc; RELEASE doc")
@@ -879,7 +945,8 @@ struct Known {
     existing: std::collections::HashSet<String>,
     /// Stored items by canonical link, for every link of the document.
     links: HashMap<String, Vec<LinkRow>>,
-    /// Stories of other feeds sharing an LSH band with the document's items.
+    /// The stored near-duplicate candidates (from the band index) that have
+    /// no item of this feed yet, by story id.
     candidates: HashMap<i64, Candidate>,
     next_story: i64,
     next_item: i64,
@@ -891,7 +958,7 @@ async fn read_known(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
     items: &[Prepared],
-    bands: &[i64],
+    candidates: &[i64],
 ) -> Result<Known, StoreError> {
     let keys = json(
         &items
@@ -914,9 +981,9 @@ async fn read_known(
                 AND item_key IN (SELECT value FROM json_each(?2)))),
            (SELECT json_group_array(json_array(id, canonical_link, feed_id, story_id)) FROM items
               WHERE canonical_link IN (SELECT value FROM json_each(?3))),
-           (SELECT json_group_array(json_array(b.key, s.id, hex(s.signature), s.sort_date))
-              FROM story_bands b JOIN stories s ON s.id = b.story_id
-              WHERE b.key IN (SELECT value FROM json_each(?4))
+           (SELECT json_group_array(json_array(s.id, hex(s.signature), s.sort_date))
+              FROM stories s
+              WHERE s.id IN (SELECT value FROM json_each(?4))
                 AND s.signature IS NOT NULL
                 AND NOT EXISTS (SELECT 1 FROM items i WHERE i.story_id = s.id AND i.feed_id = ?1)),
            COALESCE((SELECT max(id) FROM stories), 0) + 1,
@@ -925,10 +992,10 @@ async fn read_known(
     .bind(feed_id)
     .bind(keys)
     .bind(json(&links))
-    .bind(json(&bands))
+    .bind(json(&candidates))
     .fetch_one(&mut **tx)
     .await?;
-    let (existing, links, bands, next_story, next_item) = row;
+    let (existing, links, candidates, next_story, next_item) = row;
     let bad = |what: &str, e: serde_json::Error| {
         StoreError::Query(sqlx::Error::Protocol(format!("reading {what}: {e}")))
     };
@@ -944,20 +1011,21 @@ async fn read_known(
             .or_default()
             .push(LinkRow { feed_id, story_id });
     }
-    let band_rows: Vec<(i64, i64, String, i64)> =
-        serde_json::from_str(&bands).map_err(|e| bad("dedup bands", e))?;
-    let mut candidates: HashMap<i64, Candidate> = HashMap::new();
-    for (key, id, sig, sort_date) in band_rows {
-        candidates
-            .entry(id)
-            .or_insert_with(|| Candidate {
-                signature: dedup::signature_from_bytes(&unhex(&sig)),
-                sort_date,
-                bands: Default::default(),
-            })
-            .bands
-            .insert(key);
-    }
+    let candidate_rows: Vec<(i64, String, i64)> =
+        serde_json::from_str(&candidates).map_err(|e| bad("near-duplicate candidates", e))?;
+    let candidates = candidate_rows
+        .into_iter()
+        .map(|(id, sig, sort_date)| {
+            let signature = dedup::signature_from_bytes(&unhex(&sig));
+            (
+                id,
+                Candidate {
+                    signature,
+                    sort_date,
+                },
+            )
+        })
+        .collect();
     Ok(Known {
         existing,
         links,
@@ -980,6 +1048,7 @@ fn unhex(s: &str) -> Vec<u8> {
 async fn save_document(
     tx: &mut Transaction<'_, Sqlite>,
     job: &SaveJob,
+    near: &mut NearIndex,
 ) -> Result<SaveCounts, StoreError> {
     let SaveJob {
         feed_id,
@@ -1001,10 +1070,18 @@ async fn save_document(
                 .unwrap_or_default()
         })
         .collect();
-    let mut all_bands: Vec<i64> = item_bands.iter().flatten().copied().collect();
-    all_bands.sort_unstable();
-    all_bands.dedup();
-    let mut known = read_known(tx, feed_id, items, &all_bands).await?;
+    let item_candidates: Vec<Vec<i64>> = item_bands
+        .iter()
+        .map(|bands| {
+            let mut out = Vec::new();
+            near.bands.candidates(bands, &mut out);
+            out
+        })
+        .collect();
+    let mut all_candidates: Vec<i64> = item_candidates.iter().flatten().copied().collect();
+    all_candidates.sort_unstable();
+    all_candidates.dedup();
+    let mut known = read_known(tx, feed_id, items, &all_candidates).await?;
     let mut listed: Vec<&str> = document_keys.iter().map(String::as_str).collect();
     listed.extend(items.iter().map(|p| p.item.key.as_str()));
     let document_keys = json(&listed);
@@ -1013,7 +1090,7 @@ async fn save_document(
     for (i, p) in items.iter().enumerate() {
         last_of.insert(p.item.key.as_str(), i);
     }
-    let mut fresh: Vec<(&Prepared, &[i64])> = Vec::new();
+    let mut fresh: Vec<Fresh> = Vec::new();
     for (i, prepared) in items.iter().enumerate() {
         let item = &prepared.item;
         if last_of.get(item.key.as_str()) != Some(&i) {
@@ -1048,10 +1125,14 @@ async fn save_document(
             }
             continue;
         }
-        fresh.push((prepared, &item_bands[i]));
+        fresh.push(Fresh {
+            prepared,
+            bands: &item_bands[i],
+            candidates: &item_candidates[i],
+        });
     }
     counts.new = fresh.len();
-    insert_new(tx, feed_id, &fresh, &mut known, now, policy).await?;
+    insert_new(tx, feed_id, &fresh, &mut known, now, policy, near).await?;
     Ok(counts)
 }
 
@@ -1148,26 +1229,34 @@ struct LinkRow {
     story_id: Option<i64>,
 }
 
-/// A candidate story for near duplicates, found through a shared band.
+/// An item new to the store, with its LSH bands and the stories that share one.
+struct Fresh<'a> {
+    prepared: &'a Prepared,
+    bands: &'a [i64],
+    candidates: &'a [i64],
+}
+
+/// A stored story that may be a near duplicate (it shares an LSH band).
 struct Candidate {
     signature: dedup::Signature,
     sort_date: i64,
-    bands: std::collections::HashSet<i64>,
 }
 
 /// Inserts new items, filing each into a story: the story of an item of
 /// another feed with the same canonical link, else the most similar story
 /// from other feeds within the window (found through the LSH bands), else a
 /// new story. Filing is decided in memory against what `known` says the
-/// store held; the stories, bands, items and tags then go in as one
-/// multi-statement write, which also releases the savepoint `doc`.
+/// store held; the stories, items and tags then go in as one
+/// multi-statement write, which also releases the savepoint `doc`. Once it
+/// is written, the new stories join the band index.
 async fn insert_new(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
-    items: &[(&Prepared, &[i64])],
+    items: &[Fresh<'_>],
     known: &mut Known,
     now: i64,
     policy: &Policy,
+    near: &mut NearIndex,
 ) -> Result<(), StoreError> {
     let date_of = |item: &Item| {
         item.published
@@ -1184,10 +1273,10 @@ async fn insert_new(
     }
     let mut filed: Vec<Filed> = Vec::with_capacity(items.len());
     let mut new_stories: Vec<(i64, Option<Vec<u8>>, i64)> = Vec::new();
-    let mut new_bands: Vec<(i64, i64)> = Vec::new();
+    let mut new_bands: Vec<(i64, &[i64])> = Vec::new();
     let mut merged: HashMap<i64, i64> = HashMap::new();
-    for (prepared, bands) in items {
-        let item = &prepared.item;
+    for fresh in items {
+        let item = &fresh.prepared.item;
         let date = date_of(item);
         let mut found: Option<(i64, MergeReason)> = item
             .canonical_link
@@ -1199,15 +1288,16 @@ async fn insert_new(
                     .and_then(|r| r.story_id)
             })
             .map(|s| (s, MergeReason::SameLink));
-        if found.is_none() && !bands.is_empty() {
+        if found.is_none() {
             let sig = item.signature.as_deref().unwrap_or_default();
-            found = candidates
+            found = fresh
+                .candidates
                 .iter()
+                .filter_map(|id| Some((*id, candidates.get(id)?)))
                 .filter(|(_, c)| {
                     (date - policy.window_secs..=date + policy.window_secs).contains(&c.sort_date)
-                        && bands.iter().any(|b| c.bands.contains(b))
                 })
-                .map(|(id, c)| (*id, dedup::similarity(sig, &c.signature)))
+                .map(|(id, c)| (id, dedup::similarity(sig, &c.signature)))
                 .filter(|(_, score)| *score >= policy.threshold)
                 .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
                 .map(|(id, score)| (id, MergeReason::NearDuplicate(score)));
@@ -1229,10 +1319,9 @@ async fn insert_new(
                     item.signature.as_deref().map(dedup::signature_to_bytes),
                     date,
                 ));
-                // A story already older than the pruning horizon (see
-                // `prune_bands`) stays out of the near-duplicate index.
-                if date >= now - 2 * policy.window_secs {
-                    new_bands.extend(bands.iter().map(|k| (*k, story_id)));
+                // A story already older than the index's horizon stays out.
+                if date >= near.horizon && !fresh.bands.is_empty() {
+                    new_bands.push((story_id, fresh.bands));
                 }
                 story_id
             }
@@ -1260,14 +1349,6 @@ async fn insert_new(
         });
         q.push(";\n");
     }
-    // Bound values, not JSON: SQLite would parse a JSON array per row.
-    for chunk in new_bands.chunks(10_000) {
-        q.push("INSERT OR IGNORE INTO story_bands (key, story_id) ");
-        q.push_values(chunk, |mut b, (key, story_id)| {
-            b.push_bind(*key).push_bind(*story_id);
-        });
-        q.push(";\n");
-    }
     if !merged.is_empty() {
         let merged: Vec<(i64, i64)> = merged.into_iter().collect();
         q.push("UPDATE stories SET sort_date = min(sort_date, j.d), updated_at = ");
@@ -1287,7 +1368,8 @@ async fn insert_new(
                content_html, excerpt, authors, categories, enclosures, published, updated,
                first_seen, sort_date, canonical_link, excluded, story_id, merge_reason, merge_score) ",
         );
-        q.push_values(chunk, |mut b, ((prepared, _), f)| {
+        q.push_values(chunk, |mut b, (fresh, f)| {
+            let prepared = fresh.prepared;
             let item = &prepared.item;
             let id = next_item;
             next_item += 1;
@@ -1329,6 +1411,10 @@ async fn insert_new(
     q.push("RELEASE doc");
     // The statement's shape changes with every document: not worth caching.
     q.build().persistent(false).execute(&mut **tx).await?;
+    for (story_id, bands) in new_bands {
+        near.bands.insert(story_id, bands);
+    }
+    near.seen_up_to = near.seen_up_to.max(next_story - 1);
     Ok(())
 }
 

@@ -308,47 +308,94 @@ async fn near_duplicates_outside_the_window_stay_apart_and_priority_picks_the_pr
     );
 }
 
+/// A store handle that stays open (a daemon) keeps its near-duplicate index
+/// in memory: it must see stories another handle (a CLI poll) stored since,
+/// and leave out stories older than two windows.
 #[tokio::test]
-async fn stories_leave_the_near_duplicate_index_once() {
+async fn the_band_index_sees_another_handles_stories_and_leaves_old_ones_out() {
     let server = FeedServer::start().await;
     let recent = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc2822();
     let old = (chrono::Utc::now() - chrono::Duration::days(60)).to_rfc2822();
+    const TRIAL_TEXT: &str = "The trial of the human rights lawyer opened in Beijing on Monday behind closed doors, and diplomats who asked to attend were turned away by the court police.";
+    let feed = |site: &str, vote_title: &str, trial_title: &str| {
+        rss(&[
+            (
+                &format!("{site}-1"),
+                vote_title,
+                &format!("https://{site}.example/vote"),
+                &recent,
+                VOTE_TEXT,
+            ),
+            (
+                &format!("{site}-2"),
+                trial_title,
+                &format!("https://{site}.example/trial"),
+                &old,
+                TRIAL_TEXT,
+            ),
+        ])
+    };
     server.set(
-        "f",
+        "x",
         Route::feed(
-            rss(&[
-                (
-                    "r1",
-                    "A recent story about a UN vote",
-                    "https://f.example/1",
-                    &recent,
-                    VOTE_TEXT,
-                ),
-                (
-                    "o1",
-                    "An old story on a trial",
-                    "https://f.example/2",
-                    &old,
-                    "The trial of the lawyer opened in Beijing.",
-                ),
-            ]),
+            rss(&[(
+                "x-1",
+                "Death penalty moratorium adopted",
+                "https://x.example/1",
+                &recent,
+                "The Third Committee adopted its resolution on a moratorium on the death penalty.",
+            )]),
+            "application/rss+xml",
+        ),
+    );
+    server.set(
+        "a",
+        Route::feed(
+            feed(
+                "a",
+                "States vote to scrutinise Russia's record",
+                "Trial of a lawyer opens in Beijing",
+            ),
+            "application/rss+xml",
+        ),
+    );
+    server.set(
+        "b",
+        Route::feed(
+            feed(
+                "b",
+                "States vote to scrutinise Russia’s record | B",
+                "Trial of a lawyer opens in Beijing | B",
+            ),
             "application/rss+xml",
         ),
     );
     let ws = Workspace::new();
-    let config = ws.write_config(&[("F", server.url("f"))], "");
-    ws.poll(&config).await;
-    let store = gazette::app::open_store(&config).await.unwrap();
-    // Only the recent story was indexed; pruning past it removes its 16 band rows, once.
-    let later = chrono::Utc::now().timestamp() + 1;
-    assert_eq!(store.prune_bands(later).await.unwrap(), 16);
-    assert_eq!(store.prune_bands(later).await.unwrap(), 0, "nothing twice");
-    store.close().await;
+    let only = |name: &str, route: &str| ws.write_config(&[(name, server.url(route))], "");
+    // The daemon's handle writes once: its index is built.
+    let daemon_config = std::sync::Arc::new(only("X", "x"));
+    let daemon = gazette::app::open_store(&daemon_config).await.unwrap();
+    let poll = |config: std::sync::Arc<gazette::config::Config>, store: gazette::store::Store| async move {
+        let ingest = gazette::app::ingest(config, store).unwrap();
+        gazette::app::poll(&ingest, gazette::pipeline::Waits::ServerRequested, &|_| {})
+            .await
+            .unwrap()
+    };
+    poll(daemon_config.clone(), daemon.clone()).await;
+    // Another process stores A's two stories.
+    ws.poll(&only("A", "a")).await;
+    // The daemon then stores B's copies.
+    poll(std::sync::Arc::new(only("B", "b")), daemon.clone()).await;
+    daemon.close().await;
+    let stories = ws.items(&only("B", "b")).await;
+    let vote = by_title(&stories, "States vote to scrutinise Russia's record");
     assert_eq!(
-        ws.items(&config).await.len(),
-        2,
-        "the stories themselves stay"
+        reasons(vote),
+        vec![("A", "primary"), ("B", "near duplicate")],
+        "{stories:#?}"
     );
+    // Sixty days old: out of the index, so the old copies stay apart.
+    assert_eq!(stories.len(), 4, "{stories:#?}");
 }
 
 #[tokio::test]

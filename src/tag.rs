@@ -43,12 +43,18 @@ struct Rule {
     categories: Vec<String>,
 }
 
+/// A word no keyword contains.
+const OTHER: u32 = u32::MAX;
+
 /// Compiled tag and exclusion rules.
 #[derive(Debug, Default)]
 pub struct Tagger {
     rules: Vec<Rule>,
-    /// First word of a phrase → (rule index, the phrase's words).
-    by_first: rustc_hash::FxHashMap<String, Vec<(usize, Vec<String>)>>,
+    /// Every folded word of a keyword → its number.
+    vocabulary: rustc_hash::FxHashMap<Box<str>, u32>,
+    /// By the number of a keyword's last word: (rule index, the keyword's
+    /// word numbers).
+    by_last: Vec<Vec<(usize, Box<[u32]>)>>,
 }
 
 fn field_index(f: Field) -> usize {
@@ -57,6 +63,60 @@ fn field_index(f: Field) -> usize {
         Field::Summary => 1,
         Field::Content => 2,
         Field::Categories => 3,
+    }
+}
+
+/// Keyword matching over one item, field by field: the words of a field
+/// are streamed in, each looked up once in the keywords' vocabulary.
+struct Scan<'t> {
+    tagger: &'t Tagger,
+    hit: Vec<bool>,
+    /// The current field's words so far, as vocabulary numbers.
+    words: Vec<u32>,
+    /// The word being folded.
+    word: String,
+}
+
+impl<'t> Scan<'t> {
+    fn new(tagger: &'t Tagger) -> Scan<'t> {
+        Scan {
+            tagger,
+            hit: vec![false; tagger.rules.len()],
+            words: Vec::new(),
+            word: String::new(),
+        }
+    }
+
+    /// Matches the keywords in `texts` (each a run of the field's text; a
+    /// word never spans two).
+    fn field<T: AsRef<str>>(&mut self, field: usize, texts: impl IntoIterator<Item = T>) {
+        self.words.clear();
+        if self.tagger.by_last.is_empty() {
+            return;
+        }
+        let Scan {
+            tagger,
+            hit,
+            words,
+            word,
+        } = self;
+        for text in texts {
+            for_each_folded_word(text.as_ref(), word, &mut |w| {
+                let id = tagger.vocabulary.get(w).copied().unwrap_or(OTHER);
+                words.push(id);
+                if id == OTHER {
+                    return;
+                }
+                for (rule, phrase) in &tagger.by_last[id as usize] {
+                    if !hit[*rule]
+                        && tagger.rules[*rule].fields[field]
+                        && words.ends_with(phrase)
+                    {
+                        hit[*rule] = true;
+                    }
+                }
+            });
+        }
     }
 }
 
@@ -74,16 +134,14 @@ impl Tagger {
                 fields[field_index(*f)] = true;
             }
             for kw in &matcher.keywords {
-                let words: Vec<String> = folded_words(kw)
-                    .split(' ')
-                    .filter(|w| !w.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                if let Some(first) = words.first() {
-                    t.by_first
-                        .entry(first.clone())
-                        .or_default()
-                        .push((i, words.clone()));
+                let mut ids = Vec::new();
+                for_each_folded_word(kw, &mut String::new(), &mut |w| {
+                    let next = t.vocabulary.len() as u32;
+                    ids.push(*t.vocabulary.entry(w.into()).or_insert(next));
+                });
+                if let Some(&last) = ids.last() {
+                    t.by_last.resize(t.vocabulary.len(), Vec::new());
+                    t.by_last[last as usize].push((i, ids.into()));
                 }
             }
             t.rules.push(Rule {
@@ -103,13 +161,14 @@ impl Tagger {
     /// Tags for an item: `feed_tags` plus every matching rule's tag; and
     /// whether an exclusion rule matched.
     pub fn apply(&self, feed_tags: &[String], item: &ItemText<'_>) -> Tagging {
+        let mut scan = Scan::new(self);
+        scan.field(0, [item.title]);
+        scan.field(1, [item.summary]);
+        scan.field(2, [item.content]);
+        scan.field(3, item.categories);
         let cats = item.categories.join(" \u{1f} ");
         let texts = [item.title, item.summary, item.content, cats.as_str()];
-        let mut folded: [String; 4] = Default::default();
-        for (out, text) in folded.iter_mut().zip(texts) {
-            fold_words_into(text, out);
-        }
-        self.decide(feed_tags, &folded, Some(&texts), item.categories)
+        self.decide(feed_tags, scan.hit, Some(&texts), item.categories)
     }
 
     /// [`apply`](Tagger::apply) for an item whose summary and content are
@@ -139,47 +198,26 @@ impl Tagger {
                 },
             );
         }
-        let mut folded: [String; 4] = Default::default();
-        if !self.rules.is_empty() {
-            fold_words_into(title, &mut folded[0]);
-            fold_html_words_into(summary_html.unwrap_or_default(), &mut folded[1]);
-            fold_html_words_into(content_html.unwrap_or_default(), &mut folded[2]);
-            fold_words_into(&categories.join(" \u{1f} "), &mut folded[3]);
-        }
-        self.decide(feed_tags, &folded, None, categories)
+        let mut scan = Scan::new(self);
+        scan.field(0, [title]);
+        // A tag between two runs of text ends a word.
+        use crate::sanitize::text_runs;
+        scan.field(1, text_runs(summary_html.unwrap_or_default()));
+        scan.field(2, text_runs(content_html.unwrap_or_default()));
+        scan.field(3, categories);
+        self.decide(feed_tags, scan.hit, None, categories)
     }
 
-    /// The rules applied to the folded words of each field (title, summary,
-    /// content, categories) and, for regex rules, their plain `texts`.
+    /// The tags of the rules whose keywords matched (`hit`), or whose regex
+    /// matches one of their fields' plain `texts` (title, summary, content,
+    /// categories), or whose categories the item has.
     fn decide(
         &self,
         feed_tags: &[String],
-        folded: &[String; 4],
+        mut hit: Vec<bool>,
         texts: Option<&[&str; 4]>,
         categories: &[String],
     ) -> Tagging {
-        let mut hit = vec![false; self.rules.len()];
-        if !self.by_first.is_empty() {
-            let mut w: Vec<&str> = Vec::new();
-            for (field, folded) in folded.iter().enumerate() {
-                w.clear();
-                w.extend(folded.split(' ').filter(|w| !w.is_empty()));
-                for (pos, word) in w.iter().enumerate() {
-                    let Some(cands) = self.by_first.get(*word) else {
-                        continue;
-                    };
-                    for (i, phrase) in cands {
-                        if !hit[*i]
-                            && self.rules[*i].fields[field]
-                            && w.len() - pos >= phrase.len()
-                            && phrase.iter().zip(&w[pos..]).all(|(a, b)| a == b)
-                        {
-                            hit[*i] = true;
-                        }
-                    }
-                }
-            }
-        }
         let item_cats: Vec<String> = if self.rules.iter().any(|r| !r.categories.is_empty()) {
             categories.iter().map(|c| folded_words(c)).collect()
         } else {
@@ -227,15 +265,21 @@ pub fn rules_fingerprint(config: &Config) -> String {
 /// The words of `text`, lower-cased and without accents, separated by single spaces.
 fn folded_words(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    fold_words_into(text, &mut out);
+    for_each_folded_word(text, &mut String::new(), &mut |w| {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    });
     out
 }
 
-/// Appends the folded words of `text` to `out` (see [`folded_words`]). A
-/// word is a run of alphanumeric characters; ASCII takes a byte path.
-fn fold_words_into(text: &str, out: &mut String) {
+/// Calls `f` with each word of `text`, lower-cased and without accents,
+/// folded in `buf`. A word is a run of alphanumeric characters; ASCII takes
+/// a byte path.
+fn for_each_folded_word(text: &str, buf: &mut String, f: &mut impl FnMut(&str)) {
     let b = text.as_bytes();
-    let mut in_word = false;
+    buf.clear();
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -245,43 +289,31 @@ fn fold_words_into(text: &str, out: &mut String) {
             while i < b.len() && b[i].is_ascii_alphanumeric() {
                 i += 1;
             }
-            if !in_word && !out.is_empty() {
-                out.push(' ');
-            }
-            in_word = true;
-            let from = out.len();
-            out.push_str(&text[start..i]);
-            out[from..].make_ascii_lowercase();
+            let from = buf.len();
+            buf.push_str(&text[start..i]);
+            buf[from..].make_ascii_lowercase();
             continue;
         }
-        if c < 0x80 {
+        let ch = if c < 0x80 {
             i += 1;
-            in_word = false;
-            continue;
-        }
-        let ch = text[i..].chars().next().unwrap_or(' ');
-        i += ch.len_utf8();
-        if ch.is_alphanumeric() {
-            if !in_word && !out.is_empty() {
-                out.push(' ');
-            }
-            in_word = true;
-            for d in std::iter::once(ch).nfd().filter(|d| !is_combining_mark(*d)) {
-                out.extend(d.to_lowercase());
-            }
+            ' '
         } else {
-            in_word = false;
+            let ch = text[i..].chars().next().unwrap_or(' ');
+            i += ch.len_utf8();
+            ch
+        };
+        if ch.is_alphanumeric() {
+            for d in std::iter::once(ch).nfd().filter(|d| !is_combining_mark(*d)) {
+                buf.extend(d.to_lowercase());
+            }
+        } else if !buf.is_empty() {
+            f(buf);
+            buf.clear();
         }
     }
-}
-
-/// Appends the folded words of sanitised HTML's text to `out`: tags end a
-/// word, entities are decoded (the same words as
-/// `fold_words_into(clean_html_to_text(html))`, without the plain text).
-fn fold_html_words_into(html: &str, out: &mut String) {
-    // Each run starts a new word: a tag between two runs ends one.
-    for run in crate::sanitize::text_runs(html) {
-        fold_words_into(&run, out);
+    if !buf.is_empty() {
+        f(buf);
+        buf.clear();
     }
 }
 
@@ -299,12 +331,23 @@ mod tests {
             "",
             "<p>日本語 テキスト and Кириллица</p>",
         ];
+        let words = |texts: &mut dyn Iterator<Item = std::borrow::Cow<'_, str>>| {
+            let mut out = Vec::new();
+            for t in texts {
+                for_each_folded_word(&t, &mut String::new(), &mut |w| out.push(w.to_string()));
+            }
+            out
+        };
         for html in cases {
-            let mut direct = String::new();
-            fold_html_words_into(html, &mut direct);
-            let via_text = folded_words(&crate::sanitize::clean_html_to_text(html, usize::MAX));
+            let direct = words(&mut crate::sanitize::text_runs(html));
+            let text = crate::sanitize::clean_html_to_text(html, usize::MAX);
+            let via_text = words(&mut std::iter::once(text.into()));
             assert_eq!(direct, via_text, "{html}");
         }
+        assert_eq!(
+            folded_words("Genève, São-Paulo 42nd HONG  kong"),
+            "geneve sao paulo 42nd hong kong"
+        );
     }
 
     #[test]

@@ -401,7 +401,11 @@ mod tests {
         assert_eq!(index.len(), 3 * BANDS, "ids past u32 are left out");
         let mut out = vec![42];
         index.candidates(&bands(&vote), &mut out);
-        assert_eq!(out, vec![3, 7], "sorted, each once, however many bands match");
+        assert_eq!(
+            out,
+            vec![3, 7],
+            "sorted, each once, however many bands match"
+        );
         index.candidates(&bands(&other), &mut out);
         assert_eq!(out, vec![9]);
         index.candidates(&[], &mut out);

@@ -43,18 +43,55 @@ struct Rule {
     categories: Vec<String>,
 }
 
-/// A word no keyword contains.
-const OTHER: u32 = u32::MAX;
-
 /// Compiled tag and exclusion rules.
 #[derive(Debug, Default)]
 pub struct Tagger {
     rules: Vec<Rule>,
     /// Every folded word of a keyword → its number.
-    vocabulary: rustc_hash::FxHashMap<Box<str>, u32>,
+    vocabulary: rustc_hash::FxHashMap<Box<[u8]>, u32>,
     /// By the number of a keyword's last word: (rule index, the keyword's
     /// word numbers).
     by_last: Vec<Vec<(usize, Box<[u32]>)>>,
+    /// A quick "no" for most ASCII words, before the vocabulary lookup.
+    sieve: Sieve,
+}
+
+/// Which lengths and which (first, last) letter pairs the ASCII words of
+/// the vocabulary have.
+#[derive(Debug)]
+struct Sieve {
+    /// Bit `n` for length `n` (63 for 63 and longer).
+    lengths: u64,
+    /// Bit `first * 256 + last`, letters lower-cased.
+    ends: Box<[u64; 1024]>,
+}
+
+impl Default for Sieve {
+    fn default() -> Self {
+        Sieve {
+            lengths: 0,
+            ends: Box::new([0; 1024]),
+        }
+    }
+}
+
+impl Sieve {
+    fn add(&mut self, word: &[u8]) {
+        if let (Some(&f), Some(&l)) = (word.first(), word.last()) {
+            self.lengths |= 1 << word.len().min(63);
+            let bit = (f | 0x20) as usize * 256 + (l | 0x20) as usize;
+            self.ends[bit / 64] |= 1 << (bit % 64);
+        }
+    }
+
+    /// Whether the ASCII letters and digits `word` may fold to a word of
+    /// the vocabulary (`| 0x20` lower-cases letters and keeps digits).
+    fn may_hold(&self, word: &[u8]) -> bool {
+        let (f, l) = (word[0] | 0x20, word[word.len() - 1] | 0x20);
+        let bit = f as usize * 256 + l as usize;
+        self.lengths & (1 << word.len().min(63)) != 0
+            && self.ends[bit / 64] & (1 << (bit % 64)) != 0
+    }
 }
 
 fn field_index(f: Field) -> usize {
@@ -66,14 +103,17 @@ fn field_index(f: Field) -> usize {
     }
 }
 
-/// Keyword matching over one item, field by field: the words of a field
-/// are streamed in, each looked up once in the keywords' vocabulary.
+/// Keyword matching over one item, field by field. Each word of a field is
+/// counted; the few that pass the sieve are looked up in the vocabulary.
 struct Scan<'t> {
     tagger: &'t Tagger,
     hit: Vec<bool>,
-    /// The current field's words so far, as vocabulary numbers.
-    words: Vec<u32>,
-    /// The word being folded.
+    field: usize,
+    /// Words seen so far in the field.
+    count: u32,
+    /// Vocabulary words found in the field: (position, number).
+    found: Vec<(u32, u32)>,
+    /// A word being folded.
     word: String,
 }
 
@@ -82,7 +122,9 @@ impl<'t> Scan<'t> {
         Scan {
             tagger,
             hit: vec![false; tagger.rules.len()],
-            words: Vec::new(),
+            field: 0,
+            count: 0,
+            found: Vec::new(),
             word: String::new(),
         }
     }
@@ -90,32 +132,109 @@ impl<'t> Scan<'t> {
     /// Matches the keywords in `texts` (each a run of the field's text; a
     /// word never spans two).
     fn field<T: AsRef<str>>(&mut self, field: usize, texts: impl IntoIterator<Item = T>) {
-        self.words.clear();
         if self.tagger.by_last.is_empty() {
             return;
         }
-        let Scan {
-            tagger,
-            hit,
-            words,
-            word,
-        } = self;
+        (self.field, self.count) = (field, 0);
+        self.found.clear();
         for text in texts {
-            for_each_folded_word(text.as_ref(), word, &mut |w| {
-                let id = tagger.vocabulary.get(w).copied().unwrap_or(OTHER);
-                words.push(id);
-                if id == OTHER {
-                    return;
+            self.text(text.as_ref());
+        }
+    }
+
+    fn text(&mut self, text: &str) {
+        let b = text.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c < 0x80 {
+                if !c.is_ascii_alphanumeric() {
+                    i += 1;
+                    continue;
                 }
-                for (rule, phrase) in &tagger.by_last[id as usize] {
-                    if !hit[*rule]
-                        && tagger.rules[*rule].fields[field]
-                        && words.ends_with(phrase)
-                    {
-                        hit[*rule] = true;
-                    }
+                let start = i;
+                while i < b.len() && b[i].is_ascii_alphanumeric() {
+                    i += 1;
                 }
-            });
+                if i == b.len() || b[i] < 0x80 {
+                    self.ascii_word(&b[start..i]);
+                    continue;
+                }
+                // Not ASCII next: the word is folded below, from its start.
+                i = start;
+            }
+            i = self.folded_word(text, i);
+        }
+    }
+
+    /// A word of ASCII letters and digits.
+    fn ascii_word(&mut self, word: &[u8]) {
+        self.count += 1;
+        if !self.tagger.sieve.may_hold(word) {
+            return;
+        }
+        let mut lower = [0u8; 64];
+        let id = if word.len() <= lower.len() {
+            let lower = &mut lower[..word.len()];
+            lower.copy_from_slice(word);
+            lower.make_ascii_lowercase();
+            self.tagger.vocabulary.get(&*lower)
+        } else {
+            self.tagger
+                .vocabulary
+                .get(word.to_ascii_lowercase().as_slice())
+        };
+        if let Some(&id) = id {
+            self.matched(id);
+        }
+    }
+
+    /// Folds the word (or skips the character) at `i` of `text`, char by
+    /// char; returns where it ends.
+    fn folded_word(&mut self, text: &str, mut i: usize) -> usize {
+        self.word.clear();
+        for ch in text[i..].chars() {
+            if !ch.is_alphanumeric() {
+                if self.word.is_empty() {
+                    i += ch.len_utf8();
+                }
+                break;
+            }
+            i += ch.len_utf8();
+            if ch.is_ascii() {
+                self.word.push(ch.to_ascii_lowercase());
+            } else {
+                for d in std::iter::once(ch).nfd().filter(|d| !is_combining_mark(*d)) {
+                    self.word.extend(d.to_lowercase());
+                }
+            }
+        }
+        if !self.word.is_empty() {
+            self.count += 1;
+            if let Some(&id) = self.tagger.vocabulary.get(self.word.as_bytes()) {
+                self.matched(id);
+            }
+        }
+        i
+    }
+
+    /// The current word is vocabulary word `id`: the keywords ending with
+    /// it match when their earlier words came just before.
+    fn matched(&mut self, id: u32) {
+        let pos = self.count - 1;
+        self.found.push((pos, id));
+        let found = &self.found;
+        for (rule, phrase) in &self.tagger.by_last[id as usize] {
+            if self.hit[*rule] || !self.tagger.rules[*rule].fields[self.field] {
+                continue;
+            }
+            let n = phrase.len();
+            self.hit[*rule] = found.len() >= n
+                && found[found.len() - n..]
+                    .iter()
+                    .zip(phrase.iter())
+                    .enumerate()
+                    .all(|(k, (&(p, w), &want))| w == want && p + (n - 1 - k) as u32 == pos);
         }
     }
 }
@@ -137,7 +256,10 @@ impl Tagger {
                 let mut ids = Vec::new();
                 for_each_folded_word(kw, &mut String::new(), &mut |w| {
                     let next = t.vocabulary.len() as u32;
-                    ids.push(*t.vocabulary.entry(w.into()).or_insert(next));
+                    ids.push(*t.vocabulary.entry(w.as_bytes().into()).or_insert(next));
+                    if w.is_ascii() {
+                        t.sieve.add(w.as_bytes());
+                    }
                 });
                 if let Some(&last) = ids.last() {
                     t.by_last.resize(t.vocabulary.len(), Vec::new());
@@ -348,6 +470,95 @@ mod tests {
             folded_words("Genève, São-Paulo 42nd HONG  kong"),
             "geneve sao paulo 42nd hong kong"
         );
+    }
+
+    /// The scanner against the rule it implements: a keyword matches when
+    /// its folded words appear, in a row, among the folded words of a field.
+    #[test]
+    fn keyword_scan_agrees_with_matching_folded_word_sequences() {
+        use rand::{Rng, SeedableRng};
+        let keywords = [
+            "Hong Kong",
+            "China",
+            "Genève",
+            "HRC",
+            "human rights council",
+            "42",
+            "ǅungla",
+            "straße",
+            "x",
+            "São Paulo",
+            "İstanbul",
+        ];
+        let rules: Vec<TagRule> = keywords
+            .iter()
+            .enumerate()
+            .map(|(i, k)| rule(&format!("t{i:02}"), &[k]))
+            .collect();
+        let tagger = Tagger::new(&rules, &[]);
+        let tokens = [
+            "Hong",
+            "KONG",
+            "kong",
+            "Genève",
+            "GENEVE",
+            "Gene\u{300}ve",
+            "China",
+            "China’s",
+            "Chinatown",
+            "x",
+            "X",
+            "—",
+            "é",
+            ",",
+            " ",
+            "  ",
+            "\n",
+            "42",
+            "4",
+            "2",
+            "hrc",
+            "HRC.",
+            "Human",
+            "RIGHTS",
+            "council",
+            "Straße",
+            "STRASSE",
+            "ǅungla",
+            "ǆungla",
+            "İstanbul",
+            "istanbul",
+            "São",
+            "Sao",
+            "Paulo",
+            "-",
+            "'",
+            "日本",
+            "a\u{301}",
+            "Ω",
+            " the ",
+            " of ",
+            " the ",
+            " of ",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut tagged = 0;
+        for _ in 0..5000 {
+            let n = rng.random_range(0..12);
+            let text: String = (0..n)
+                .map(|_| tokens[rng.random_range(0..tokens.len())])
+                .collect();
+            let words = format!(" {} ", folded_words(&text));
+            let want: Vec<String> = keywords
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| words.contains(&format!(" {} ", folded_words(k))))
+                .map(|(i, _)| format!("t{i:02}"))
+                .collect();
+            tagged += usize::from(!want.is_empty());
+            assert_eq!(tagger.apply(&[], &title(&text)).tags, want, "{text:?}");
+        }
+        assert!(tagged > 1000, "the texts exercise the keywords: {tagged}");
     }
 
     #[test]

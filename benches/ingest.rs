@@ -6,7 +6,10 @@
 //! `--profile`: only the fast path's parse + normalise, REPS times, for perf
 //! or callgrind (`--profile-quick-xml`: only the quick-xml pass, to compare);
 //! `--oracle`: first check that every file gives the same normalised items
-//! through the fast path as through feed-rs, and count them)
+//! through the fast path as through feed-rs, and count them;
+//! `--stages`: the per-item work a poll adds after normalising, stage by
+//! stage, over the corpus's normalised items: tagging with the shipped
+//! feeds.toml's rules, the near-duplicate signature, the store's encoding)
 //! (make the corpus with ../shared/bench/gen_corpus.py). One core, in process;
 //! each stage's median of REPS rounds, every round running every stage in turn.
 
@@ -22,6 +25,7 @@ fn main() {
     let oracle = std::env::args().any(|a| a == "--oracle");
     let profile = std::env::args().any(|a| a == "--profile");
     let profile_quick = std::env::args().any(|a| a == "--profile-quick-xml");
+    let stages = std::env::args().any(|a| a == "--stages");
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -90,6 +94,9 @@ fn main() {
         let t = interleaved(reps, &mut [&mut { quick_xml }]);
         println!("quick-xml: {:.2} s", t[0].0.as_secs_f64());
         return;
+    }
+    if stages {
+        return after_normalise(&files, reps);
     }
     if baselines_only {
         let t = interleaved(reps, &mut [&mut { quick_xml }, &mut { feed_rs }]);
@@ -249,6 +256,94 @@ fn check_oracle(files: &[(Url, Vec<u8>)]) {
 
 /// For each stage, the median wall time of `reps` runs and its result; the
 /// stages run in turn, one round after another.
+/// Times the stages that follow normalising in a poll's parsing threads.
+fn after_normalise(files: &[(Url, Vec<u8>)], reps: usize) {
+    let config = gazette::config::Config::load(std::path::Path::new("feeds.toml"))
+        .expect("the shipped feeds.toml loads");
+    let tagger = gazette::tag::Tagger::new(&config.tags, &config.exclude);
+    let items: Vec<gazette::model::Item> = files
+        .iter()
+        .flat_map(|(u, b)| {
+            let s = Sanitizer::new(Some(u));
+            parse_one(u, b, true)
+                .entries
+                .iter()
+                .map(|e| e.normalise(&s))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let html: usize = items
+        .iter()
+        .map(|i| {
+            i.summary_html.as_ref().map_or(0, String::len)
+                + i.content_html.as_ref().map_or(0, String::len)
+        })
+        .sum();
+    println!(
+        "{} items, {:.1} MB of sanitised HTML, {reps} interleaved rounds (median)",
+        items.len(),
+        html as f64 / 1e6
+    );
+    let t = interleaved(
+        reps,
+        &mut [
+            &mut || {
+                items
+                    .iter()
+                    .map(|i| {
+                        let t = tagger.apply_html(
+                            &[],
+                            &i.title,
+                            i.summary_html.as_deref(),
+                            i.content_html.as_deref(),
+                            &i.categories,
+                        );
+                        black_box(t).tags.len()
+                    })
+                    .sum()
+            },
+            &mut || {
+                items
+                    .iter()
+                    .map(|i| {
+                        black_box(gazette::dedup::signature(&i.title, &i.excerpt)).is_some()
+                            as usize
+                    })
+                    .sum()
+            },
+            &mut || {
+                items
+                    .iter()
+                    .map(|i| {
+                        black_box(gazette::store::Prepared::new(i.clone()))
+                            .item
+                            .key
+                            .len()
+                            .min(1)
+                    })
+                    .sum()
+            },
+            &mut || {
+                items
+                    .iter()
+                    .map(|i| black_box(i.clone()).key.len().min(1))
+                    .sum()
+            },
+        ],
+    );
+    println!("| stage | s | MB/s of HTML |");
+    println!("|---|---|---|");
+    for (name, (t, _)) in [
+        ("tag (shipped rules)", t[0]),
+        ("near-duplicate signature", t[1]),
+        ("store encoding (LZ4), including a clone", t[2]),
+        ("the clone alone", t[3]),
+    ] {
+        let s = t.as_secs_f64();
+        println!("| {name} | {s:.3} | {:.0} |", html as f64 / 1e6 / s);
+    }
+}
+
 fn interleaved(reps: usize, stages: &mut [&mut dyn FnMut() -> usize]) -> Vec<(Duration, usize)> {
     let mut times = vec![Vec::new(); stages.len()];
     let mut out = vec![0; stages.len()];

@@ -63,7 +63,9 @@ pub async fn poll(
     }
     // The fetcher's semaphores bound network concurrency; this bounds the
     // documents held in memory (fetched, parsed or waiting to be stored).
-    let in_flight = config.fetch.concurrency + 2;
+    // Twice the fetches: documents queued for the store's single writer do
+    // not hold up the fetching and parsing of the next ones.
+    let in_flight = 2 * config.fetch.concurrency + 2;
     let mut done = futures::stream::iter(config.feeds.iter().zip(&rows).enumerate())
         .map(|(i, (feed, row))| {
             // Each refresh is its own task: it makes progress (and releases the

@@ -538,19 +538,7 @@ pub fn text_runs(clean: &str) -> impl Iterator<Item = Cow<'_, str>> {
     let mut i = 0;
     std::iter::from_fn(move || {
         while i < b.len() && b[i] == b'<' {
-            // Skip the tag; quoted attribute values may hold '>'.
-            let mut quote = 0u8;
-            i += 1;
-            while i < b.len() {
-                match (quote, b[i]) {
-                    (0, b'>') => break,
-                    (0, q @ (b'"' | b'\'')) => quote = q,
-                    (q, c) if q == c => quote = 0,
-                    _ => {}
-                }
-                i += 1;
-            }
-            i += 1;
+            i = skip_tag(b, i);
         }
         if i >= b.len() {
             return None;
@@ -564,6 +552,23 @@ pub fn text_runs(clean: &str) -> impl Iterator<Item = Cow<'_, str>> {
             Cow::Borrowed(run)
         })
     })
+}
+
+/// Where the tag starting at `b[i]` (a `<`) ends: just past its `>`.
+/// Quoted attribute values may hold `>`.
+pub fn skip_tag(b: &[u8], mut i: usize) -> usize {
+    let mut quote = 0u8;
+    i += 1;
+    while i < b.len() {
+        match (quote, b[i]) {
+            (0, b'>') => break,
+            (0, q @ (b'"' | b'\'')) => quote = q,
+            (q, c) if q == c => quote = 0,
+            _ => {}
+        }
+        i += 1;
+    }
+    i + 1
 }
 
 /// Plain text of sanitised HTML, in one pass: tags become spaces, entities

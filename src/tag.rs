@@ -86,6 +86,7 @@ impl Sieve {
 
     /// Whether the ASCII letters and digits `word` may fold to a word of
     /// the vocabulary (`| 0x20` lower-cases letters and keeps digits).
+    #[inline]
     fn may_hold(&self, word: &[u8]) -> bool {
         let (f, l) = (word[0] | 0x20, word[word.len() - 1] | 0x20);
         let bit = f as usize * 256 + l as usize;
@@ -168,11 +169,17 @@ impl<'t> Scan<'t> {
     }
 
     /// A word of ASCII letters and digits.
+    #[inline]
     fn ascii_word(&mut self, word: &[u8]) {
         self.count += 1;
-        if !self.tagger.sieve.may_hold(word) {
-            return;
+        if self.tagger.sieve.may_hold(word) {
+            self.look_up_ascii(word);
         }
+    }
+
+    /// The vocabulary lookup of an ASCII word that passed the sieve.
+    #[inline(never)]
+    fn look_up_ascii(&mut self, word: &[u8]) {
         let mut lower = [0u8; 64];
         let id = if word.len() <= lower.len() {
             let lower = &mut lower[..word.len()];
@@ -201,21 +208,87 @@ impl<'t> Scan<'t> {
                 break;
             }
             i += ch.len_utf8();
-            if ch.is_ascii() {
-                self.word.push(ch.to_ascii_lowercase());
-            } else {
-                for d in std::iter::once(ch).nfd().filter(|d| !is_combining_mark(*d)) {
-                    self.word.extend(d.to_lowercase());
+            fold_char(ch, &mut self.word);
+        }
+        self.end_word();
+        i
+    }
+
+    /// Matches the keywords in the text of sanitised HTML, read straight
+    /// from the HTML: a tag ends a word, character references are decoded
+    /// (the words of [`crate::sanitize::text_runs`], without making them).
+    fn html_field(&mut self, field: usize, html: &str) {
+        if self.tagger.by_last.is_empty() {
+            return;
+        }
+        (self.field, self.count) = (field, 0);
+        self.found.clear();
+        let b = html.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if ASCII_WORD[c as usize] {
+                let start = i;
+                i += 1;
+                while i < b.len() && ASCII_WORD[b[i] as usize] {
+                    i += 1;
+                }
+                if i == b.len() || (b[i] < 0x80 && b[i] != b'&') {
+                    self.ascii_word(&b[start..i]);
+                } else {
+                    // It may go on with a letter beyond ASCII or a reference.
+                    i = self.folded_html_word(html, start);
+                }
+                continue;
+            }
+            i = match c {
+                b'<' => crate::sanitize::skip_tag(b, i),
+                b'&' | 0x80.. => self.folded_html_word(html, i),
+                _ => i + 1,
+            };
+        }
+    }
+
+    /// Folds the word at `i` of sanitised HTML, character (or reference)
+    /// by character, up to a tag or the first unit that leaves no word
+    /// under way; returns where it stopped.
+    fn folded_html_word(&mut self, html: &str, mut i: usize) -> usize {
+        self.word.clear();
+        let b = html.as_bytes();
+        while i < b.len() && b[i] != b'<' {
+            let (unit, len) = match b[i] {
+                b'&' => char_ref(&html[i..]),
+                c => {
+                    let n = utf8_len(c);
+                    (std::borrow::Cow::Borrowed(&html[i..i + n]), n)
+                }
+            };
+            i += len;
+            for ch in unit.chars() {
+                if ch.is_alphanumeric() {
+                    fold_char(ch, &mut self.word);
+                } else {
+                    self.end_word();
                 }
             }
-        }
-        if !self.word.is_empty() {
-            self.count += 1;
-            if let Some(&id) = self.tagger.vocabulary.get(self.word.as_bytes()) {
-                self.matched(id);
+            if self.word.is_empty() {
+                return i;
             }
         }
+        self.end_word();
         i
+    }
+
+    /// Counts the folded word under way, if any, and looks it up.
+    fn end_word(&mut self) {
+        if self.word.is_empty() {
+            return;
+        }
+        self.count += 1;
+        if let Some(&id) = self.tagger.vocabulary.get(self.word.as_bytes()) {
+            self.matched(id);
+        }
+        self.word.clear();
     }
 
     /// The current word is vocabulary word `id`: the keywords ending with
@@ -323,9 +396,8 @@ impl Tagger {
         let mut scan = Scan::new(self);
         scan.field(0, [title]);
         // A tag between two runs of text ends a word.
-        use crate::sanitize::text_runs;
-        scan.field(1, text_runs(summary_html.unwrap_or_default()));
-        scan.field(2, text_runs(content_html.unwrap_or_default()));
+        scan.html_field(1, summary_html.unwrap_or_default());
+        scan.html_field(2, content_html.unwrap_or_default());
         scan.field(3, categories);
         self.decide(feed_tags, scan.hit, None, categories)
     }
@@ -382,6 +454,69 @@ pub fn rules_fingerprint(config: &Config) -> String {
         .collect();
     let text = format!("{:?}|{:?}|{:?}", config.tags, config.exclude, feeds);
     format!("{:016x}", xxh3_64(text.as_bytes()))
+}
+
+/// ASCII letters and digits, by byte.
+static ASCII_WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 128 {
+        t[c] = (c as u8).is_ascii_alphanumeric();
+        c += 1;
+    }
+    t
+};
+
+/// Appends `ch` (a letter or digit) lower-cased and without accents.
+fn fold_char(ch: char, word: &mut String) {
+    if ch.is_ascii() {
+        word.push(ch.to_ascii_lowercase());
+    } else {
+        for d in std::iter::once(ch).nfd().filter(|d| !is_combining_mark(*d)) {
+            word.extend(d.to_lowercase());
+        }
+    }
+}
+
+/// Length of the UTF-8 sequence a leading byte starts.
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xF0.. => 4,
+        0xE0.. => 3,
+        0xC0.. => 2,
+        _ => 1,
+    }
+}
+
+/// The character reference at the start of `s` (a `&`): its text and its
+/// length, or a lone `&` when it is none.
+fn char_ref(s: &str) -> (std::borrow::Cow<'_, str>, usize) {
+    use std::borrow::Cow;
+    let b = s.as_bytes();
+    let name = b[1..]
+        .iter()
+        .take(33)
+        .position(|c| !(c.is_ascii_alphanumeric() || *c == b'#'));
+    let Some(end) = name.filter(|n| *n > 0 && b[1 + n] == b';').map(|n| n + 1) else {
+        return (Cow::Borrowed("&"), 1);
+    };
+    let r = &s[..=end];
+    // What sanitised HTML escapes: none of them a letter or a digit.
+    let text = match r {
+        "&lt;" => "<",
+        "&gt;" => ">",
+        "&amp;" => "&",
+        "&quot;" => "\"",
+        "&#39;" | "&apos;" => "'",
+        "&nbsp;" => "\u{a0}",
+        _ => {
+            return match html_escape::decode_html_entities(r) {
+                Cow::Owned(t) => (Cow::Owned(t), r.len()),
+                Cow::Borrowed(_) => (Cow::Borrowed("&"), 1),
+            };
+        }
+    };
+    (Cow::Borrowed(text), r.len())
 }
 
 /// The words of `text`, lower-cased and without accents, separated by single spaces.
@@ -559,6 +694,91 @@ mod tests {
             assert_eq!(tagger.apply(&[], &title(&text)).tags, want, "{text:?}");
         }
         assert!(tagged > 1000, "the texts exercise the keywords: {tagged}");
+    }
+
+    /// Words read straight from sanitised HTML are the words of its text
+    /// runs: same count, same keyword words at the same places.
+    #[test]
+    fn html_scan_agrees_with_scanning_the_decoded_text_runs() {
+        use rand::{Rng, SeedableRng};
+        let rules: Vec<TagRule> = [
+            "Hong Kong",
+            "Genève",
+            "A",
+            "é",
+            "x",
+            "lt",
+            "amp",
+            "foo",
+            "42",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| rule(&format!("t{i}"), &[k]))
+        .collect();
+        let tagger = Tagger::new(&rules, &[]);
+        let tokens = [
+            "<p>",
+            "</p>",
+            "<br/>",
+            "<a href=\"x?a=1&amp;b=>\">",
+            "</a>",
+            "<img alt='a>b'>",
+            "&amp;",
+            "&lt;",
+            "&gt;",
+            "&quot;",
+            "&#39;",
+            "&nbsp;",
+            "&eacute;",
+            "&#233;",
+            "&#x41;",
+            "&#65;",
+            "&foo;",
+            "&",
+            ";",
+            "&ampx;",
+            "Gen",
+            "&egrave;ve",
+            "Genève",
+            "ve",
+            "Hong",
+            "KONG",
+            " ",
+            "  ",
+            "\n",
+            "’",
+            "é",
+            "e\u{301}",
+            "42",
+            "x",
+            "A",
+            "lt",
+            "amp",
+            "foo",
+            "日本",
+            ",",
+            "-",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut words = 0;
+        for _ in 0..5000 {
+            let n = rng.random_range(0..16);
+            let html: String = (0..n)
+                .map(|_| tokens[rng.random_range(0..tokens.len())])
+                .collect();
+            let mut direct = Scan::new(&tagger);
+            direct.html_field(2, &html);
+            let mut runs = Scan::new(&tagger);
+            runs.field(2, crate::sanitize::text_runs(&html));
+            assert_eq!(
+                (direct.count, &direct.found, &direct.hit),
+                (runs.count, &runs.found, &runs.hit),
+                "{html:?}"
+            );
+            words += direct.found.len();
+        }
+        assert!(words > 5000, "the texts exercise the keywords: {words}");
     }
 
     #[test]

@@ -124,6 +124,10 @@ impl NearIndex {
     }
 }
 
+/// How long a group commit goes on taking the saves that queue while it
+/// writes, before it commits them.
+const GROUP_COMMIT_FOR: Duration = Duration::from_millis(50);
+
 /// WAL frames (4 KB pages) past which the checkpointer makes writers wait
 /// for a full checkpoint: passive ones cannot restart a WAL that writes
 /// never stop appending to.
@@ -417,7 +421,8 @@ impl SqliteStore {
     /// took them first.
     async fn write_pending(self) {
         let guard = self.write_lock.clone().lock_owned().await;
-        let jobs = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let take = || std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut jobs = take();
         if jobs.is_empty() {
             return;
         }
@@ -432,7 +437,6 @@ impl SqliteStore {
             Err(e) => return shared(e, jobs),
         };
         let t0 = std::time::Instant::now();
-        let ndocs = jobs.len();
         // Items rarely arrive more than a window late: stories older than
         // two windows are not near-duplicate candidates.
         let horizon = jobs
@@ -451,22 +455,34 @@ impl SqliteStore {
         };
         let mut results = Vec::with_capacity(jobs.len());
         let mut changed = false;
-        for job in &jobs {
-            match save_in_savepoint(&mut tx, job, &mut near).await {
-                Ok(Ok(counts)) => {
-                    changed |= counts.new + counts.updated > 0;
-                    results.push(Ok(counts));
-                }
-                Ok(Err(e)) => results.push(Err(e)),
-                // The transaction itself is gone (SQLite rolls it back on
-                // I/O errors, a full disk…): nothing of this batch is kept.
-                Err(e) => {
-                    drop(tx);
-                    drop(guard);
-                    tracing::warn!(error = %e, "a group commit failed; its feeds will be fetched again");
-                    return shared(e, jobs);
+        loop {
+            for job in &jobs[results.len()..] {
+                match save_in_savepoint(&mut tx, job, &mut near).await {
+                    Ok(Ok(counts)) => {
+                        changed |= counts.new + counts.updated > 0;
+                        results.push(Ok(counts));
+                    }
+                    Ok(Err(e)) => results.push(Err(e)),
+                    // The transaction itself is gone (SQLite rolls it back on
+                    // I/O errors, a full disk…): nothing of this batch is kept.
+                    Err(e) => {
+                        drop(tx);
+                        drop(guard);
+                        tracing::warn!(error = %e, "a group commit failed; its feeds will be fetched again");
+                        return shared(e, jobs);
+                    }
                 }
             }
+            // Saves queued meanwhile join this commit, for a while: each
+            // commit rewrites the index pages its documents touched.
+            if t0.elapsed() >= GROUP_COMMIT_FOR {
+                break;
+            }
+            let more = take();
+            if more.is_empty() {
+                break;
+            }
+            jobs.extend(more);
         }
         let committed = async {
             if changed {
@@ -482,7 +498,7 @@ impl SqliteStore {
         drop(guard);
         self.wal_written.notify_one();
         tracing::debug!(
-            documents = ndocs,
+            documents = jobs.len(),
             us = t0.elapsed().as_micros() as u64,
             "group commit"
         );

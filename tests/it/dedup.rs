@@ -441,3 +441,72 @@ async fn two_items_sharing_a_link_and_title_are_not_taken_for_a_rename() {
     let guids: Vec<_> = stories.iter().filter_map(|s| s.guid.clone()).collect();
     assert_eq!(guids.len(), 2, "{guids:?}");
 }
+
+/// A story the retention deleted stays in the band index of a running
+/// daemon until the index is rebuilt: a later near duplicate must not be
+/// filed into it.
+#[tokio::test]
+async fn a_pruned_story_left_in_the_band_index_is_not_merged_into() {
+    let server = FeedServer::start().await;
+    let three_days = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc2822();
+    let one_day = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc2822();
+    server.set(
+        "a",
+        Route::feed(
+            rss(&[
+                (
+                    "a-1",
+                    "States vote to scrutinise Russia's record",
+                    "https://a.example/vote",
+                    &three_days,
+                    VOTE_TEXT,
+                ),
+                (
+                    "a-2",
+                    "Death penalty moratorium adopted",
+                    "https://a.example/moratorium",
+                    &one_day,
+                    "The Third Committee adopted its resolution on a moratorium on the death penalty.",
+                ),
+            ]),
+            "application/rss+xml",
+        ),
+    );
+    server.set(
+        "b",
+        Route::feed(
+            rss(&[(
+                "b-1",
+                "States vote to scrutinise Russia’s record | B",
+                "https://b.example/vote",
+                &three_days,
+                VOTE_TEXT,
+            )]),
+            "application/rss+xml",
+        ),
+    );
+    let ws = Workspace::new();
+    let daemon = gazette::app::open_store(&ws.write_config(&[], ""))
+        .await
+        .unwrap();
+    let poll = |name: &str, route: &str| {
+        let config = std::sync::Arc::new(ws.write_config(&[(name, server.url(route))], ""));
+        let store = daemon.clone();
+        async move {
+            let ingest = gazette::app::ingest(config, store).unwrap();
+            gazette::app::poll(&ingest, gazette::pipeline::Waits::ServerRequested, &|_| {})
+                .await
+                .unwrap()
+        }
+    };
+    poll("A", "a").await;
+    let two_days_ago = chrono::Utc::now().timestamp() - 2 * 86400;
+    let far = chrono::Utc::now().timestamp() + 60;
+    assert_eq!(daemon.prune_stories(two_days_ago, far).await.unwrap(), 1);
+    poll("B", "b").await;
+    daemon.close().await;
+    let stories = ws.items(&ws.write_config(&[], "")).await;
+    assert_eq!(stories.len(), 2, "{stories:#?}");
+    let vote = by_title(&stories, "States vote to scrutinise Russia’s record | B");
+    assert_eq!(reasons(vote), vec![("B", "primary")]);
+}

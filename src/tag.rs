@@ -532,45 +532,18 @@ fn folded_words(text: &str) -> String {
 }
 
 /// Calls `f` with each word of `text`, lower-cased and without accents,
-/// folded in `buf`. A word is a run of alphanumeric characters; ASCII takes
-/// a byte path.
+/// folded in `buf`: a word is a run of letters and digits. The plain
+/// definition the scanners above are tested against (keywords and
+/// categories are folded with it).
 fn for_each_folded_word(text: &str, buf: &mut String, f: &mut impl FnMut(&str)) {
-    let b = text.as_bytes();
     buf.clear();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_alphanumeric() {
-            // A run of ASCII letters and digits, copied and lower-cased at once.
-            let start = i;
-            while i < b.len() && b[i].is_ascii_alphanumeric() {
-                i += 1;
-            }
-            let from = buf.len();
-            buf.push_str(&text[start..i]);
-            buf[from..].make_ascii_lowercase();
-            continue;
-        }
-        let ch = if c < 0x80 {
-            i += 1;
-            ' '
-        } else {
-            let ch = text[i..].chars().next().unwrap_or(' ');
-            i += ch.len_utf8();
-            ch
-        };
+    for ch in text.chars().chain([' ']) {
         if ch.is_alphanumeric() {
-            for d in std::iter::once(ch).nfd().filter(|d| !is_combining_mark(*d)) {
-                buf.extend(d.to_lowercase());
-            }
+            fold_char(ch, buf);
         } else if !buf.is_empty() {
             f(buf);
             buf.clear();
         }
-    }
-    if !buf.is_empty() {
-        f(buf);
-        buf.clear();
     }
 }
 

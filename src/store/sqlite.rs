@@ -68,18 +68,27 @@ struct NearIndex {
 /// How far the horizon may fall behind before the index is rebuilt without
 /// the stories that aged out (seconds).
 const NEAR_REBUILD_AFTER: i64 = 86_400;
+/// How far a batch's horizon may lie before the index's without a rebuild
+/// (seconds): saves stamped a little earlier than the last ones. A larger
+/// step back (a longer dedup window) rebuilds the index.
+const NEAR_SLACK: i64 = 3_600;
 
 impl NearIndex {
     /// Brings `held` up to date within the write transaction `tx`: rebuilt
     /// from every signature dated after `horizon` when there is none or its
-    /// horizon is a day behind, else given the stories added since.
+    /// horizon is a day behind (or later than `horizon`), else given the
+    /// stories added since.
     async fn refresh(
         held: Option<NearIndex>,
         tx: &mut Transaction<'static, Sqlite>,
         horizon: i64,
     ) -> Result<NearIndex, sqlx::Error> {
         let mut index = match held {
-            Some(i) if horizon <= i.horizon + NEAR_REBUILD_AFTER => i,
+            Some(i)
+                if (i.horizon - NEAR_SLACK..=i.horizon + NEAR_REBUILD_AFTER).contains(&horizon) =>
+            {
+                i
+            }
             _ => {
                 let seen_up_to = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM stories")
                     .fetch_one(&mut **tx)

@@ -130,41 +130,62 @@ impl<'t> Scan<'t> {
         }
     }
 
-    /// Matches the keywords in `texts` (each a run of the field's text; a
-    /// word never spans two).
+    /// Matches the keywords in `texts`, plain text (each a run of the
+    /// field's text; a word never spans two).
     fn field<T: AsRef<str>>(&mut self, field: usize, texts: impl IntoIterator<Item = T>) {
-        if self.tagger.by_last.is_empty() {
-            return;
-        }
-        (self.field, self.count) = (field, 0);
-        self.found.clear();
-        for text in texts {
-            self.text(text.as_ref());
+        if self.start(field) {
+            for text in texts {
+                self.scan::<false>(text.as_ref());
+            }
         }
     }
 
-    fn text(&mut self, text: &str) {
+    /// Matches the keywords in the text of sanitised HTML, read straight
+    /// from the HTML: a tag ends a word, character references are decoded
+    /// (the words of [`crate::sanitize::text_runs`], without making them).
+    fn html_field(&mut self, field: usize, html: &str) {
+        if self.start(field) {
+            self.scan::<true>(html);
+        }
+    }
+
+    /// Starts a field; false when there are no keywords to look for.
+    fn start(&mut self, field: usize) -> bool {
+        (self.field, self.count) = (field, 0);
+        self.found.clear();
+        !self.tagger.by_last.is_empty()
+    }
+
+    /// Counts the words of `text` and looks up those that may be keyword
+    /// words. Runs of ASCII letters and digits take a byte path; a word with
+    /// other letters (or, in `HTML`, a reference) is folded char by char.
+    fn scan<const HTML: bool>(&mut self, text: &str) {
         let b = text.as_bytes();
+        let markup = |c: u8| HTML && (c == b'<' || c == b'&');
         let mut i = 0;
         while i < b.len() {
             let c = b[i];
-            if c < 0x80 {
-                if !c.is_ascii_alphanumeric() {
-                    i += 1;
-                    continue;
-                }
+            if ASCII_WORD[c as usize] {
                 let start = i;
-                while i < b.len() && b[i].is_ascii_alphanumeric() {
+                i += 1;
+                while i < b.len() && ASCII_WORD[b[i] as usize] {
                     i += 1;
                 }
-                if i == b.len() || b[i] < 0x80 {
+                if i == b.len() || (b[i] < 0x80 && !(HTML && b[i] == b'&')) {
                     self.ascii_word(&b[start..i]);
-                    continue;
+                } else {
+                    // It may go on with a letter beyond ASCII or a reference.
+                    i = self.folded_word::<HTML>(text, start);
                 }
-                // Not ASCII next: the word is folded below, from its start.
-                i = start;
+                continue;
             }
-            i = self.folded_word(text, i);
+            i = if HTML && c == b'<' {
+                crate::sanitize::skip_tag(b, i)
+            } else if c >= 0x80 || markup(c) {
+                self.folded_word::<HTML>(text, i)
+            } else {
+                i + 1
+            };
         }
     }
 
@@ -196,71 +217,18 @@ impl<'t> Scan<'t> {
         }
     }
 
-    /// Folds the word (or skips the character) at `i` of `text`, char by
-    /// char; returns where it ends.
-    fn folded_word(&mut self, text: &str, mut i: usize) -> usize {
+    /// Folds the word at `i` of `text` character (in `HTML`, also
+    /// reference) by character, up to a tag or the first unit that leaves
+    /// no word under way; returns where it stopped.
+    fn folded_word<const HTML: bool>(&mut self, text: &str, mut i: usize) -> usize {
         self.word.clear();
-        for ch in text[i..].chars() {
-            if !ch.is_alphanumeric() {
-                if self.word.is_empty() {
-                    i += ch.len_utf8();
-                }
-                break;
-            }
-            i += ch.len_utf8();
-            fold_char(ch, &mut self.word);
-        }
-        self.end_word();
-        i
-    }
-
-    /// Matches the keywords in the text of sanitised HTML, read straight
-    /// from the HTML: a tag ends a word, character references are decoded
-    /// (the words of [`crate::sanitize::text_runs`], without making them).
-    fn html_field(&mut self, field: usize, html: &str) {
-        if self.tagger.by_last.is_empty() {
-            return;
-        }
-        (self.field, self.count) = (field, 0);
-        self.found.clear();
-        let b = html.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            let c = b[i];
-            if ASCII_WORD[c as usize] {
-                let start = i;
-                i += 1;
-                while i < b.len() && ASCII_WORD[b[i] as usize] {
-                    i += 1;
-                }
-                if i == b.len() || (b[i] < 0x80 && b[i] != b'&') {
-                    self.ascii_word(&b[start..i]);
-                } else {
-                    // It may go on with a letter beyond ASCII or a reference.
-                    i = self.folded_html_word(html, start);
-                }
-                continue;
-            }
-            i = match c {
-                b'<' => crate::sanitize::skip_tag(b, i),
-                b'&' | 0x80.. => self.folded_html_word(html, i),
-                _ => i + 1,
-            };
-        }
-    }
-
-    /// Folds the word at `i` of sanitised HTML, character (or reference)
-    /// by character, up to a tag or the first unit that leaves no word
-    /// under way; returns where it stopped.
-    fn folded_html_word(&mut self, html: &str, mut i: usize) -> usize {
-        self.word.clear();
-        let b = html.as_bytes();
-        while i < b.len() && b[i] != b'<' {
+        let b = text.as_bytes();
+        while i < b.len() && !(HTML && b[i] == b'<') {
             let (unit, len) = match b[i] {
-                b'&' => char_ref(&html[i..]),
+                b'&' if HTML => char_ref(&text[i..]),
                 c => {
                     let n = utf8_len(c);
-                    (std::borrow::Cow::Borrowed(&html[i..i + n]), n)
+                    (std::borrow::Cow::Borrowed(&text[i..i + n]), n)
                 }
             };
             i += len;
@@ -580,11 +548,29 @@ mod tests {
         );
     }
 
+    /// A tagger with tag `tNN` for the NNth keyword.
+    fn one_tag_per_keyword(keywords: &[&str]) -> Tagger {
+        let rules: Vec<TagRule> = keywords
+            .iter()
+            .enumerate()
+            .map(|(i, k)| rule(&format!("t{i:02}"), &[k]))
+            .collect();
+        Tagger::new(&rules, &[])
+    }
+
+    /// Fewer than `max` tokens drawn at random, joined.
+    fn soup(rng: &mut impl rand::Rng, tokens: &[&str], max: usize) -> String {
+        let n = rng.random_range(0..max);
+        (0..n)
+            .map(|_| tokens[rng.random_range(0..tokens.len())])
+            .collect()
+    }
+
     /// The scanner against the rule it implements: a keyword matches when
     /// its folded words appear, in a row, among the folded words of a field.
     #[test]
     fn keyword_scan_agrees_with_matching_folded_word_sequences() {
-        use rand::{Rng, SeedableRng};
+        use rand::SeedableRng;
         let keywords = [
             "Hong Kong",
             "China",
@@ -598,12 +584,7 @@ mod tests {
             "São Paulo",
             "İstanbul",
         ];
-        let rules: Vec<TagRule> = keywords
-            .iter()
-            .enumerate()
-            .map(|(i, k)| rule(&format!("t{i:02}"), &[k]))
-            .collect();
-        let tagger = Tagger::new(&rules, &[]);
+        let tagger = one_tag_per_keyword(&keywords);
         let tokens = [
             "Hong",
             "KONG",
@@ -652,10 +633,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let mut tagged = 0;
         for _ in 0..5000 {
-            let n = rng.random_range(0..12);
-            let text: String = (0..n)
-                .map(|_| tokens[rng.random_range(0..tokens.len())])
-                .collect();
+            let text = soup(&mut rng, &tokens, 12);
             let words = format!(" {} ", folded_words(&text));
             let want: Vec<String> = keywords
                 .iter()
@@ -673,8 +651,8 @@ mod tests {
     /// runs: same count, same keyword words at the same places.
     #[test]
     fn html_scan_agrees_with_scanning_the_decoded_text_runs() {
-        use rand::{Rng, SeedableRng};
-        let rules: Vec<TagRule> = [
+        use rand::SeedableRng;
+        let tagger = one_tag_per_keyword(&[
             "Hong Kong",
             "Genève",
             "A",
@@ -684,12 +662,7 @@ mod tests {
             "amp",
             "foo",
             "42",
-        ]
-        .iter()
-        .enumerate()
-        .map(|(i, k)| rule(&format!("t{i}"), &[k]))
-        .collect();
-        let tagger = Tagger::new(&rules, &[]);
+        ]);
         let tokens = [
             "<p>",
             "</p>",
@@ -736,10 +709,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         let mut words = 0;
         for _ in 0..5000 {
-            let n = rng.random_range(0..16);
-            let html: String = (0..n)
-                .map(|_| tokens[rng.random_range(0..tokens.len())])
-                .collect();
+            let html = soup(&mut rng, &tokens, 16);
             let mut direct = Scan::new(&tagger);
             direct.html_field(2, &html);
             let mut runs = Scan::new(&tagger);

@@ -865,4 +865,18 @@ async fn a_store_written_before_compression_and_new_bands_still_reads_after_upgr
         .unwrap();
     assert_eq!(new.content_html, long);
     store.close().await;
+    // The band table is gone: the index lives in memory since schema 7.
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .connect()
+        .await
+        .unwrap();
+    let (version, bands): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT user_version FROM pragma_user_version),
+                (SELECT count(*) FROM sqlite_master WHERE name = 'story_bands')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((version, bands), (7, 0));
 }

@@ -446,13 +446,9 @@ impl SqliteStore {
             Err(e) => return shared(e, jobs),
         };
         let t0 = std::time::Instant::now();
-        // Items rarely arrive more than a window late: stories older than
-        // two windows are not near-duplicate candidates.
-        let horizon = jobs
-            .iter()
-            .map(|j| j.now - 2 * j.policy.window_secs)
-            .min()
-            .unwrap_or(0);
+        // Every story dated within a window of an item of the batch is a
+        // near-duplicate candidate, however old the item.
+        let horizon = jobs.iter().map(SaveJob::horizon).min().unwrap_or(0);
         let held = self.near.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut near = match NearIndex::refresh(held, &mut tx, horizon).await {
             Ok(near) => near,
@@ -487,7 +483,16 @@ impl SqliteStore {
             if t0.elapsed() >= GROUP_COMMIT_FOR {
                 break;
             }
-            let more = take();
+            // Saves with items older than the index reaches wait for the next commit.
+            let (more, older): (Vec<SaveJob>, Vec<SaveJob>) = take()
+                .into_iter()
+                .partition(|j| j.horizon() >= near.horizon);
+            if !older.is_empty() {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(older);
+            }
             if more.is_empty() {
                 break;
             }
@@ -940,6 +945,25 @@ struct SaveJob {
     reply: tokio::sync::oneshot::Sender<Result<SaveCounts, StoreError>>,
 }
 
+impl SaveJob {
+    /// The earliest date a near duplicate of one of its items may have.
+    fn horizon(&self) -> i64 {
+        self.items
+            .iter()
+            .map(|p| item_date(&p.item, self.now))
+            .min()
+            .unwrap_or(self.now)
+            - self.policy.window_secs
+    }
+}
+
+/// An item's date for filing: published, else updated, else first seen.
+fn item_date(item: &Item, now: i64) -> i64 {
+    item.published
+        .or(item.updated)
+        .map_or(now, |d| d.timestamp())
+}
+
 /// Saves one document under a savepoint: released when it succeeds, rolled
 /// back (leaving the batch's other documents alone) when it fails. The
 /// savepoint is opened by the document's first statement and released by
@@ -1283,11 +1307,7 @@ async fn insert_new(
     policy: &Policy,
     near: &mut NearIndex,
 ) -> Result<(), StoreError> {
-    let date_of = |item: &Item| {
-        item.published
-            .or(item.updated)
-            .map_or(now, |d| d.timestamp())
-    };
+    let date_of = |item: &Item| item_date(item, now);
     let (links, candidates) = (&mut known.links, &mut known.candidates);
     let mut next_story = known.next_story;
     let mut next_item = known.next_item;

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gazette::config::{Config, DatabaseUrl};
-use gazette::dedup::{self, Policy};
+use gazette::dedup;
+use gazette::filing::Policy;
 use gazette::model::Item;
 use gazette::store::Store;
 use gazette::tag::Tagger;
@@ -67,7 +68,7 @@ async fn main() {
         }
         let rows = store.sync_feeds(&feeds).await.unwrap();
         populate(&db, n, rows[0].id, recent.map(|r| r.min(n))).await;
-        let now = chrono::Utc::now().timestamp();
+        let now = chrono::Utc::now();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let started = Instant::now();
         let mut cpu = std::time::Duration::ZERO;
@@ -95,7 +96,8 @@ async fn main() {
                 enclosures: vec![],
                 // New items are this week's news when the store has an archive.
                 published: chrono::DateTime::from_timestamp(
-                    now - rng.random_range(0..if recent.is_some() { 7 } else { 90 } * 86400),
+                    now.timestamp()
+                        - rng.random_range(0..if recent.is_some() { 7 } else { 90 } * 86400),
                     0,
                 ),
                 updated: None,
@@ -106,7 +108,13 @@ async fn main() {
             batch.push(gazette::store::Prepared::new(item));
             if batch.len() == 25 || i + 1 == new {
                 store
-                    .save_items(rows[1].id, std::mem::take(&mut batch), vec![], now, &policy)
+                    .file_document(gazette::store::Document {
+                        feed_id: rows[1].id,
+                        items: std::mem::take(&mut batch),
+                        listed: vec![],
+                        now,
+                        policy,
+                    })
                     .await
                     .unwrap();
             }

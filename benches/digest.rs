@@ -1,5 +1,5 @@
 //! Digest figures: render time for 50 and 500 stories (grouping, HTML and
-//! text templates), and the send rate of `app::send_due_digest` to a
+//! text templates), and the send rate of `Application::send_due_digest` to a
 //! loopback SMTP server (one connection per message, two store commits per
 //! recipient), for 1,000 recipients.
 //!
@@ -10,11 +10,10 @@
 mod smtp;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{TimeDelta, TimeZone, Utc};
-use gazette::app;
+use gazette::app::Application;
 use gazette::config::Config;
 use gazette::digest::{self, Period};
 use gazette::model::{Source, Story};
@@ -132,11 +131,8 @@ async fn send(recipients: usize) {
             server.port()
         ),
     );
-    let store = app::open_store(&c).await.unwrap();
-    let ingest = app::ingest(Arc::new(c.clone()), store.clone()).unwrap();
-    app::poll(&ingest, Waits::ServerRequested, &|_| {})
-        .await
-        .unwrap();
+    let app = Application::build(c.clone()).await.unwrap();
+    app.poll(Waits::ServerRequested, &|_| {}).await.unwrap();
     // As if polled before the cutoff.
     let pool = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}",
@@ -150,11 +146,8 @@ async fn send(recipients: usize) {
         .await
         .unwrap();
     pool.close().await;
-    let mailer = app::mailer(&c).unwrap();
     let t = Instant::now();
-    let report = app::send_due_digest(&c, &store, &mailer, Utc::now())
-        .await
-        .unwrap();
+    let report = app.send_due_digest().await.unwrap();
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(report.periods[0].sent.len(), recipients);
     assert_eq!(server.received().len(), recipients);
@@ -162,7 +155,7 @@ async fn send(recipients: usize) {
         "send {recipients} recipients (50 stories) to loopback SMTP: {secs:.2} s, {:.0} messages/s",
         recipients as f64 / secs
     );
-    store.close().await;
+    app.close().await;
 }
 
 fn main() {

@@ -1,32 +1,196 @@
-//! The wiring point: builds the store, fetcher and tagger from a [`Config`]
-//! and runs the use cases the CLI offers.
+//! The one application: [`Application::build`] opens the store and builds
+//! the fetcher and tag rules from a [`Config`]; the CLI commands, the daemon
+//! and the tests all start from it. [`Application::listen`] binds the HTTP
+//! port, [`Application::run_until_stopped`] runs the daemon (polling,
+//! publishing, the digest) beside the web server, and the use cases the CLI
+//! offers are methods (or the functions below, which the daemon shares).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
 use futures::StreamExt;
+use tokio::sync::Notify;
 
-use chrono::{DateTime, Utc};
-
-use crate::config::{Config, DatabaseUrl};
-use crate::digest::{self, DigestError};
+use crate::config::Config;
+use crate::daemon::Daemon;
+use crate::delivery;
 use crate::fetch::{self, Fetcher};
-use crate::mail::{self, Mailer, Outgoing};
-use crate::model::{
-    Delivery, DeliveryState, DigestPeriod, FetchState, ItemQuery, PeriodStatus, Story,
-};
+use crate::metrics::Metrics;
+use crate::model::{FetchState, ItemQuery, Story};
 use crate::pipeline::{FeedReport, Ingest, Waits};
 use crate::publish;
-use crate::serve;
+use crate::serve::{self, Site};
 use crate::store::Store;
 use crate::tag::{self, Tagger, Tagging};
 
-/// Opens the configured store (creating and migrating it when needed).
-pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.database)
-        .await
-        .with_context(|| format!("opening the store configured in {}", config.path.display()))
+/// gazette, built from a configuration: its store, HTTP client and rules,
+/// and (once [`Application::listen`] bound it) its web server's socket.
+pub struct Application {
+    ingest: Ingest,
+    listener: Option<tokio::net::TcpListener>,
+}
+
+impl Application {
+    /// Opens (creating and migrating when needed) the configured store and
+    /// builds the fetcher and the tag rules.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let config = Arc::new(config);
+        let store = Store::open(&config.database).await.with_context(|| {
+            format!("opening the store configured in {}", config.path.display())
+        })?;
+        let ingest = match ingest(config, store.clone()) {
+            Ok(i) => i,
+            Err(e) => {
+                store.close().await;
+                return Err(e);
+            }
+        };
+        Ok(Application {
+            ingest,
+            listener: None,
+        })
+    }
+
+    /// Binds the web server's socket: `addr`, else `[http] listen`. Port 0
+    /// picks a free port (see [`Application::port`]).
+    pub async fn listen(mut self, addr: Option<SocketAddr>) -> anyhow::Result<Application> {
+        let config = self.config();
+        let addr = addr.unwrap_or(config.http.listen);
+        let listener = serve::bind(addr).await.with_context(|| {
+            format!(
+                "cannot listen on {addr} ([http] listen in {}, or --listen): is another server using it?",
+                config.path.display()
+            )
+        })?;
+        self.listener = Some(listener);
+        Ok(self)
+    }
+
+    /// The address the web server listens on, once bound.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The port the web server listens on, once bound.
+    pub fn port(&self) -> Option<u16> {
+        self.local_addr().map(|a| a.port())
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> Arc<Config> {
+        self.ingest.config.clone()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.ingest.store
+    }
+
+    /// What a refresh needs (configuration, store, fetcher, tag rules).
+    pub fn ingest(&self) -> &Ingest {
+        &self.ingest
+    }
+
+    /// `gazette run`: the daemon (polling on schedule, publishing, the
+    /// digest, reloads) beside the web server, until `shutdown` resolves;
+    /// `hangup` asks for a reload of the configuration file. Closes the
+    /// store at the end.
+    pub async fn run_until_stopped(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+        hangup: Arc<Notify>,
+    ) -> anyhow::Result<()> {
+        if self.listener.is_none() {
+            self = self.listen(None).await?;
+        }
+        let listener = self.listener.take().expect("bound above");
+        let store = self.store().clone();
+        let metrics = Arc::new(Metrics::default());
+        let site = Arc::new(Site::new(self.config(), store.clone()).with_metrics(metrics.clone()));
+        tracing::info!(address = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "serving HTTP");
+        let stop_http = Arc::new(Notify::new());
+        let http = {
+            let (site, stop) = (site.clone(), stop_http.clone());
+            tokio::spawn(async move {
+                let stopped = async move { stop.notified().await };
+                if let Err(e) = serve::serve(site, listener, stopped).await {
+                    tracing::error!(error = %e, "the HTTP server stopped");
+                }
+            })
+        };
+        let result = match Daemon::start(self.ingest.clone(), site, metrics).await {
+            Ok(mut d) => {
+                d.run(shutdown, hangup).await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        stop_http.notify_one();
+        // Open keep-alive connections must not hold the exit.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), http).await;
+        store.close().await;
+        tracing::info!("stopped");
+        result
+    }
+
+    /// `gazette serve`: only the web server, until `shutdown` resolves.
+    pub async fn serve_until_stopped(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        if self.listener.is_none() {
+            self = self.listen(None).await?;
+        }
+        let listener = self.listener.take().expect("bound above");
+        let site = Arc::new(Site::new(self.config(), self.store().clone()));
+        let served = serve::serve(site, listener, shutdown)
+            .await
+            .context("serving HTTP");
+        self.close().await;
+        served
+    }
+
+    /// Fetches every configured feed once (see [`poll`]).
+    pub async fn poll(
+        &self,
+        waits: Waits,
+        on_done: &(dyn Fn(&FeedReport) + Sync),
+    ) -> anyhow::Result<Vec<FeedReport>> {
+        poll(&self.ingest, waits, on_done).await
+    }
+
+    /// Re-tags every stored item (see [`retag`]).
+    pub async fn retag(&self) -> anyhow::Result<usize> {
+        retag(&self.ingest).await
+    }
+
+    /// Stored stories.
+    pub async fn items(&self, q: &ItemQuery) -> anyhow::Result<Vec<Story>> {
+        self.store()
+            .list_stories(q)
+            .await
+            .context("listing stored stories")
+    }
+
+    /// Writes every published document under `out` (see [`publish`]).
+    pub async fn publish(&self, out: &std::path::Path) -> anyhow::Result<Published> {
+        publish(&self.config(), self.store(), out).await
+    }
+
+    /// Sends the digest that is due now, exactly once per recipient (see
+    /// [`delivery::send_due_digest`]).
+    pub async fn send_due_digest(&self) -> anyhow::Result<delivery::SendReport> {
+        let config = self.config();
+        let mailer = delivery::mailer(&config)?;
+        delivery::send_due_digest(&config, self.store(), &mailer, chrono::Utc::now()).await
+    }
+
+    /// Closes the store (SQLite: empties the WAL).
+    pub async fn close(self) {
+        self.ingest.store.close().await;
+    }
 }
 
 /// Builds the ingest context for `config`.
@@ -104,9 +268,6 @@ pub async fn poll(
     Ok(reports.into_iter().map(|(_, r)| r).collect())
 }
 
-/// The `meta` key under which the store keeps the fingerprint of the tag rules it applied.
-const TAG_RULES_KEY: &str = "tag_rules";
-
 /// Re-computes the tags and exclusion of every stored item from the current
 /// rules, without fetching anything; returns how many items changed.
 pub async fn retag(ingest: &Ingest) -> anyhow::Result<usize> {
@@ -149,7 +310,7 @@ pub async fn retag(ingest: &Ingest) -> anyhow::Result<usize> {
     }
     ingest
         .store
-        .set_meta(TAG_RULES_KEY, &tag::rules_fingerprint(config))
+        .set_tag_rules(&tag::rules_fingerprint(config))
         .await
         .context("recording the tag rules")?;
     Ok(changed)
@@ -161,21 +322,13 @@ pub async fn retag_if_rules_changed(ingest: &Ingest) -> anyhow::Result<Option<us
     let current = tag::rules_fingerprint(&ingest.config);
     let stored = ingest
         .store
-        .meta(TAG_RULES_KEY)
+        .tag_rules()
         .await
         .context("reading the store's tag rules")?;
     if stored.as_deref() == Some(current.as_str()) {
         return Ok(None);
     }
     Ok(Some(retag(ingest).await?))
-}
-
-/// Lists stored stories.
-pub async fn items(store: &Store, q: &ItemQuery) -> anyhow::Result<Vec<Story>> {
-    store
-        .list_stories(q)
-        .await
-        .context("listing stored stories")
 }
 
 /// What a publish did: every document's path, and those whose bytes changed.
@@ -201,298 +354,4 @@ pub async fn publish(
         all: docs.into_iter().map(|d| d.path).collect(),
         changed,
     })
-}
-
-/// Serves the published documents over HTTP on the configured address
-/// until `shutdown` resolves.
-pub async fn serve(
-    config: Arc<Config>,
-    store: Store,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    on_listening: impl FnOnce(std::net::SocketAddr),
-) -> anyhow::Result<()> {
-    let addr = config.http.listen;
-    let listener = serve::bind(addr).await.with_context(|| {
-        format!(
-            "cannot listen on {addr} ([http] listen in {}): is another server using it?",
-            config.path.display()
-        )
-    })?;
-    on_listening(listener.local_addr().unwrap_or(addr));
-    let site = Arc::new(serve::Site::new(config, store));
-    serve::serve(site, listener, shutdown)
-        .await
-        .context("serving HTTP")
-}
-
-/// What one `digest send` did for one period.
-#[derive(Debug, Clone)]
-pub struct PeriodReport {
-    /// The period.
-    pub period: DigestPeriod,
-    /// Recorded as skipped (no stories and `send_when_empty = false`).
-    pub skipped: bool,
-    /// Recipients that got it in this run, with the server's reply.
-    pub sent: Vec<(String, String)>,
-    /// Recipients it failed for in this run, with the reply; `true` when permanent.
-    pub failed: Vec<(String, String, bool)>,
-    /// Deliveries found `pending` (interrupted mid-send) and sent again.
-    pub resumed: Vec<String>,
-}
-
-/// What a `digest send` did: one report per period it touched.
-#[derive(Debug, Clone, Default)]
-pub struct SendReport {
-    /// Unfinished earlier periods first, then the newly due one.
-    pub periods: Vec<PeriodReport>,
-}
-
-impl SendReport {
-    /// Any delivery failed in this run.
-    pub fn has_failures(&self) -> bool {
-        self.periods.iter().any(|p| !p.failed.is_empty())
-    }
-}
-
-/// Sends the digest that is due at `now`, exactly once per recipient.
-///
-/// First finishes periods left open (a crash, a kill, temporary failures),
-/// then records the newly due period, if any, with a queued delivery per
-/// recipient, and sends those. Each delivery is marked `pending` in the
-/// store before the transport is called and `sent` (or `failed`) right
-/// after, so a rerun only sends what was not confirmed.
-///
-/// A delivery found `pending` had its outcome lost: the process died while
-/// the server held the message. It is sent again with the same Message-ID.
-/// The alternative, never resending it, would silently skip recipients
-/// whenever the process dies before the server accepted the message (the
-/// common case: the send is much longer than the instant between the
-/// server's 250 and the store's commit); resending at worst duplicates a
-/// message the receiving side can recognise by its Message-ID.
-pub async fn send_due_digest(
-    config: &Config,
-    store: &Store,
-    mailer: &Mailer,
-    now: DateTime<Utc>,
-) -> anyhow::Result<SendReport> {
-    let cfg = digest::settings(config)?;
-    let schedule = digest::schedule(cfg)?;
-    // One sender at a time: another one's `pending` rows are in flight, not
-    // interrupted. The OS drops the lock when its holder dies, even by kill -9.
-    let _lock = sender_lock(config)?;
-    let mut report = SendReport::default();
-    for period in store.open_digest_periods().await? {
-        report
-            .periods
-            .push(deliver_period(config, store, mailer, period).await?);
-    }
-    let last = store.digest_periods(1).await?.first().map(|p| p.cutoff);
-    let Some(due) = digest::due_period(&schedule, last, now) else {
-        return Ok(report);
-    };
-    let stories = digest::stories(store, due).await?;
-    let recipients = digest::recipients(cfg)?;
-    if recipients.is_empty() {
-        return Err(DigestError::NoRecipients.into());
-    }
-    let send = !stories.is_empty() || cfg.send_when_empty;
-    let from_domain = mail::mailbox(&cfg.from)?.email.domain().to_string();
-    let rows: Vec<(String, String)> = if send {
-        recipients
-            .iter()
-            .map(|m| (m.to_string(), new_message_id(due.cutoff, &from_domain)))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let (period, _) = store
-        .create_digest_period(
-            due.start.timestamp(),
-            due.cutoff.timestamp(),
-            stories.len() as i64,
-            &rows,
-            Utc::now().timestamp(),
-        )
-        .await
-        .context("recording the digest period")?;
-    if period.status == PeriodStatus::Skipped {
-        report.periods.push(PeriodReport {
-            period,
-            skipped: true,
-            sent: vec![],
-            failed: vec![],
-            resumed: vec![],
-        });
-    } else if period.status == PeriodStatus::Open {
-        report
-            .periods
-            .push(deliver_period(config, store, mailer, period).await?);
-    }
-    Ok(report)
-}
-
-/// Takes the digest sender's lock, a file beside the SQLite database.
-fn sender_lock(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
-    let DatabaseUrl::Sqlite(db) = &config.database else {
-        return Ok(None);
-    };
-    let mut path = db.clone().into_os_string();
-    path.push(".digest-lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening the digest lock {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(anyhow::anyhow!(
-            "another `gazette digest send` (or the daemon) is sending the digest of this database"
-        )),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
-        }
-    }
-}
-
-/// `digest send` runs in which a delivery that keeps failing temporarily is
-/// tried (each with the SMTP retries) before it is given up as failed.
-pub const MAX_DELIVERY_RUNS: i64 = 5;
-
-fn new_message_id(cutoff: DateTime<Utc>, domain: &str) -> String {
-    let r: u64 = rand::random();
-    format!(
-        "<digest.{}.{r:016x}@{domain}>",
-        cutoff.format("%Y%m%dT%H%MZ")
-    )
-}
-
-/// Sends every unconfirmed delivery of an open period, in recipient order.
-async fn deliver_period(
-    config: &Config,
-    store: &Store,
-    mailer: &Mailer,
-    period: DigestPeriod,
-) -> anyhow::Result<PeriodReport> {
-    let cfg = digest::settings(config)?;
-    let range = digest::Period {
-        start: period.start,
-        cutoff: period.cutoff,
-    };
-    let stories = digest::stories(store, range).await?;
-    let content = digest::build(config, cfg, &stories, range);
-    let from = mail::mailbox(&cfg.from)?;
-    let mut report = PeriodReport {
-        period: period.clone(),
-        skipped: false,
-        sent: vec![],
-        failed: vec![],
-        resumed: vec![],
-    };
-    let deliveries = store.deliveries(period.id).await?;
-    for d in &deliveries {
-        let due = match d.state {
-            DeliveryState::Queued => true,
-            DeliveryState::Pending => {
-                tracing::warn!(recipient = %d.recipient, message_id = %d.message_id,
-                    "delivery was interrupted; sending it again with the same Message-ID");
-                report.resumed.push(d.recipient.clone());
-                true
-            }
-            DeliveryState::Failed => !d.permanent,
-            DeliveryState::Sent => false,
-        };
-        if !due {
-            continue;
-        }
-        let to = mail::mailbox(&d.recipient)?;
-        let unsubscribe = digest::unsubscribe_for(cfg, &to);
-        let message = mail::build_message(&Outgoing {
-            from: from.clone(),
-            to: to.clone(),
-            subject: content.subject.clone(),
-            message_id: d.message_id.clone(),
-            date: std::time::SystemTime::now(),
-            html: digest::render_html(&content, &unsubscribe)?,
-            text: digest::render_text(&content, &unsubscribe)?,
-            list_id: cfg.list_id.clone(),
-            unsubscribe_url: unsubscribe.url.clone(),
-            unsubscribe_mailto: unsubscribe.mailto.clone(),
-        })?;
-        let claimed = store
-            .claim_delivery(d, Utc::now().timestamp())
-            .await
-            .context("recording a delivery as pending")?;
-        if !claimed {
-            // Another `digest send` (or the daemon) took it meanwhile.
-            continue;
-        }
-        match mailer.send(&message).await {
-            Ok(reply) => {
-                store
-                    .finish_delivery(
-                        period.id,
-                        &d.recipient,
-                        DeliveryState::Sent,
-                        Some(&reply),
-                        false,
-                        Utc::now().timestamp(),
-                    )
-                    .await
-                    .context("recording a sent delivery")?;
-                report.sent.push((d.recipient.clone(), reply));
-            }
-            Err(e) => {
-                tracing::warn!(recipient = %d.recipient, error = %e.reply, "digest delivery failed");
-                // A temporary failure is tried again by later sends, up to a point.
-                let give_up = !e.permanent && d.attempts + 1 >= MAX_DELIVERY_RUNS;
-                let reply = if give_up {
-                    format!("gave up after {MAX_DELIVERY_RUNS} sends: {}", e.reply)
-                } else {
-                    e.reply.clone()
-                };
-                let permanent = e.permanent || give_up;
-                store
-                    .finish_delivery(
-                        period.id,
-                        &d.recipient,
-                        DeliveryState::Failed,
-                        Some(&reply),
-                        permanent,
-                        Utc::now().timestamp(),
-                    )
-                    .await
-                    .context("recording a failed delivery")?;
-                report.failed.push((d.recipient.clone(), reply, permanent));
-            }
-        }
-    }
-    let after = store.deliveries(period.id).await?;
-    let finished = after.iter().all(|d| {
-        d.state == DeliveryState::Sent || (d.state == DeliveryState::Failed && d.permanent)
-    });
-    if finished {
-        store.close_digest_period(period.id).await?;
-        report.period.status = PeriodStatus::Done;
-    }
-    Ok(report)
-}
-
-/// The most recent digest periods with their deliveries, newest first.
-pub async fn digest_status(
-    store: &Store,
-    limit: i64,
-) -> anyhow::Result<Vec<(DigestPeriod, Vec<Delivery>)>> {
-    let mut out = Vec::new();
-    for p in store.digest_periods(limit).await? {
-        let d = store.deliveries(p.id).await?;
-        out.push((p, d));
-    }
-    Ok(out)
-}
-
-/// Builds the mailer the `[digest]` section configures.
-pub fn mailer(config: &Config) -> anyhow::Result<Mailer> {
-    let cfg = digest::settings(config)?;
-    Ok(Mailer::new(cfg)?)
 }

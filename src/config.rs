@@ -15,6 +15,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
 
+use crate::mail::{Address, Mailbox};
+use crate::scheduler::{CronSchedule, ScheduleError};
+
 /// A configuration error located in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -265,17 +268,50 @@ pub struct SmtpConfig {
 /// Default subject template of the digest.
 pub const DEFAULT_SUBJECT: &str = "{title} — {count} stories, {period}";
 
+// ---- defaults of the settings that have no `Default` impl ----
+
+/// Title of the published feeds and the digest.
+const DEFAULT_TITLE: &str = "gazette";
+/// Public address when `site_url` is not set.
+const DEFAULT_SITE_URL: &str = "http://127.0.0.1:8080/";
+/// The SQLite file, beside the configuration.
+const DEFAULT_DATABASE: &str = "gazette.db";
+/// How often each feed is polled.
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(3600);
+/// No feed is polled more often.
+const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(300);
+/// How long `gazette run` lets in-flight work finish on SIGTERM.
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest retention.
+const MIN_RETENTION: Duration = Duration::from_secs(86_400);
+/// `[http] listen`: loopback.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `[publish] dir`, beside the configuration.
+const DEFAULT_PUBLISH_DIR: &str = "public";
+/// `[publish] entries`.
+const DEFAULT_ENTRIES: usize = 100;
+/// `[digest] schedule`: Mondays 08:00.
+const DEFAULT_SCHEDULE: &str = "0 8 * * Mon";
+/// `[digest] timezone`.
+const DEFAULT_TIMEZONE: &str = "UTC";
+/// `[digest] outbox`, beside the configuration.
+const DEFAULT_OUTBOX: &str = "outbox";
+/// `[digest.smtp] timeout`.
+const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// `[digest.smtp] retries`.
+const DEFAULT_SMTP_RETRIES: u32 = 3;
+/// `[digest.smtp] retry_delay`.
+const DEFAULT_SMTP_RETRY_DELAY: Duration = Duration::from_secs(30);
+
 /// `[digest]`: the weekly email.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DigestConfig {
-    /// 5-field cron expression, evaluated in `timezone`.
-    pub schedule: String,
-    /// IANA time zone name.
-    pub timezone: String,
+    /// When it is sent: a cron expression in its time zone.
+    pub schedule: CronSchedule,
     /// From header.
-    pub from: String,
+    pub from: Mailbox,
     /// Recipients listed in the file.
-    pub to: Vec<String>,
+    pub to: Vec<Mailbox>,
     /// A file with one recipient per line.
     pub subscribers: Option<PathBuf>,
     /// File outbox or SMTP.
@@ -294,9 +330,16 @@ pub struct DigestConfig {
     /// One-click unsubscribe URL (`{email}` is replaced by the recipient).
     pub unsubscribe_url: Option<String>,
     /// Address that unsubscribes a recipient who writes to it.
-    pub unsubscribe_mailto: Option<String>,
+    pub unsubscribe_mailto: Option<Address>,
     /// List-Id header value, e.g. `Watch <digest.news.example.org>`.
     pub list_id: String,
+}
+
+impl DigestConfig {
+    /// The time zone the schedule, dates and period labels are read in.
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.schedule.timezone()
+    }
 }
 
 /// The whole validated configuration.
@@ -334,6 +377,14 @@ pub struct Config {
     pub tags: Vec<TagRule>,
     /// Exclusion rules: matching stories are kept but left out of every output.
     pub exclude: Vec<Matcher>,
+}
+
+/// The top-level durations, validated.
+struct TopLevel {
+    poll_interval: Duration,
+    min_interval: Duration,
+    retention: Option<Duration>,
+    shutdown_timeout: Duration,
 }
 
 // ---- raw, spanned shape as written in the file ----
@@ -539,135 +590,185 @@ impl Ctx<'_> {
         }
     }
 
+    /// The whole file, one section at a time; each section's defaults are
+    /// in its own function.
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
-        let title = match raw.title {
+        let top = self.top_level(&raw)?;
+        let title = self.title(raw.title)?;
+        let site_url = self.site_url(raw.site_url)?;
+        let digest = match raw.digest {
+            Some(d) => Some(self.digest(d, &title, &site_url)?),
+            None => None,
+        };
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            database: match &raw.database {
+                Some(d) => self.database(d)?,
+                None => DatabaseUrl::Sqlite(self.resolve(DEFAULT_DATABASE)),
+            },
+            fetch: self.fetch(raw.fetch)?,
+            http: self.http(raw.http)?,
+            publish: self.publish(raw.publish)?,
+            dedup: self.dedup(raw.dedup)?,
+            tags: self.tags(raw.tags)?,
+            exclude: self.exclude(raw.exclude)?,
+            feeds: self.feeds(raw.feeds, top.poll_interval)?,
+            digest,
+            title,
+            site_url,
+            poll_interval: top.poll_interval,
+            min_interval: top.min_interval,
+            retention: top.retention,
+            shutdown_timeout: top.shutdown_timeout,
+        })
+    }
+
+    fn title(&self, t: Option<Spanned<String>>) -> Result<String, ConfigError> {
+        match t {
             Some(t) if t.get_ref().trim().is_empty() => {
-                return Err(self.err(t.span(), "title must not be empty"));
+                Err(self.err(t.span(), "title must not be empty"))
             }
-            Some(t) => t.into_inner(),
-            None => "gazette".to_string(),
+            Some(t) => Ok(t.into_inner()),
+            None => Ok(DEFAULT_TITLE.to_string()),
+        }
+    }
+
+    fn site_url(&self, s: Option<Spanned<String>>) -> Result<Url, ConfigError> {
+        let Some(s) = s else {
+            return Ok(Url::parse(DEFAULT_SITE_URL).expect("static url"));
         };
-        let site_url = match raw.site_url {
-            Some(s) => {
-                let u = Url::parse(s.get_ref())
-                    .map_err(|e| self.err(s.span(), format!("site_url is not a valid URL: {e}")))?;
-                if !matches!(u.scheme(), "http" | "https") {
-                    return Err(self.err(s.span(), "site_url must be an http:// or https:// URL"));
-                }
-                if u.host_str().is_none_or(str::is_empty) {
-                    return Err(self.err(s.span(), "site_url has no host"));
-                }
-                let mut u = u;
-                // Published paths are joined to it: it names a folder.
-                if !u.path().ends_with('/') {
-                    let path = format!("{}/", u.path());
-                    u.set_path(&path);
-                }
-                u.set_query(None);
-                u.set_fragment(None);
-                u
-            }
-            None => Url::parse("http://127.0.0.1:8080/").expect("static url"),
-        };
-        let database = match raw.database {
-            Some(d) => self.database(&d)?,
-            None => DatabaseUrl::Sqlite(self.resolve("gazette.db")),
-        };
-        let poll_interval = match &raw.poll_interval {
-            Some(d) => self.duration(d)?,
-            None => Duration::from_secs(3600),
-        };
-        let min_interval = match &raw.min_interval {
-            Some(d) => self.duration(d)?,
-            None => Duration::from_secs(300),
+        let mut u = Url::parse(s.get_ref())
+            .map_err(|e| self.err(s.span(), format!("site_url is not a valid URL: {e}")))?;
+        if !matches!(u.scheme(), "http" | "https") {
+            return Err(self.err(s.span(), "site_url must be an http:// or https:// URL"));
+        }
+        if u.host_str().is_none_or(str::is_empty) {
+            return Err(self.err(s.span(), "site_url has no host"));
+        }
+        // Published paths are joined to it: it names a folder.
+        if !u.path().ends_with('/') {
+            let path = format!("{}/", u.path());
+            u.set_path(&path);
+        }
+        u.set_query(None);
+        u.set_fragment(None);
+        Ok(u)
+    }
+
+    /// The top-level durations.
+    fn top_level(&self, raw: &RawConfig) -> Result<TopLevel, ConfigError> {
+        let or = |v: &Option<Spanned<String>>, default: Duration| match v {
+            Some(d) => self.duration(d),
+            None => Ok(default),
         };
         let retention = match &raw.retention {
             Some(d) => {
                 let r = self.duration(d)?;
-                if r < Duration::from_secs(86400) {
+                if r < MIN_RETENTION {
                     return Err(self.err(d.span(), "retention must be at least 1d"));
                 }
                 Some(r)
             }
             None => None,
         };
-        let shutdown_timeout = match &raw.shutdown_timeout {
-            Some(d) => self.duration(d)?,
-            None => Duration::from_secs(10),
-        };
+        Ok(TopLevel {
+            poll_interval: or(&raw.poll_interval, DEFAULT_POLL_INTERVAL)?,
+            min_interval: or(&raw.min_interval, DEFAULT_MIN_INTERVAL)?,
+            shutdown_timeout: or(&raw.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT)?,
+            retention,
+        })
+    }
 
+    /// `[fetch]`; defaults in [`FetchConfig::default`].
+    fn fetch(&self, f: Option<RawFetch>) -> Result<FetchConfig, ConfigError> {
         let mut fetch = FetchConfig::default();
-        if let Some(f) = raw.fetch {
-            if let Some(v) = &f.timeout {
-                fetch.timeout = self.duration(v)?;
-            }
-            if let Some(v) = &f.connect_timeout {
-                fetch.connect_timeout = self.duration(v)?;
-            }
-            if let Some(v) = &f.max_body_size {
-                fetch.max_body_size = parse_size(v.get_ref()).map_err(|m| self.err(v.span(), m))?;
-            }
-            if let Some(v) = &f.concurrency {
-                fetch.concurrency = self.positive(v, "concurrency")?;
-            }
-            if let Some(v) = &f.per_host {
-                fetch.per_host = self.positive(v, "per_host")?;
-            }
-            if let Some(v) = &f.max_backoff {
-                fetch.max_backoff = self.duration(v)?;
-            }
-            fetch.user_agent = f.user_agent;
-        }
-
-        let http = HttpConfig {
-            listen: match raw.http.and_then(|h| h.listen) {
-                Some(l) => l.get_ref().parse().map_err(|_| {
-                    self.err(
-                        l.span(),
-                        format!(
-                            "listen must be an address and port such as 127.0.0.1:8080, not {:?}",
-                            l.get_ref()
-                        ),
-                    )
-                })?,
-                None => "127.0.0.1:8080".parse().expect("static addr"),
-            },
+        let Some(f) = f else {
+            return Ok(fetch);
         };
+        if let Some(v) = &f.timeout {
+            fetch.timeout = self.duration(v)?;
+        }
+        if let Some(v) = &f.connect_timeout {
+            fetch.connect_timeout = self.duration(v)?;
+        }
+        if let Some(v) = &f.max_body_size {
+            fetch.max_body_size = parse_size(v.get_ref()).map_err(|m| self.err(v.span(), m))?;
+        }
+        if let Some(v) = &f.concurrency {
+            fetch.concurrency = self.positive(v, "concurrency")?;
+        }
+        if let Some(v) = &f.per_host {
+            fetch.per_host = self.positive(v, "per_host")?;
+        }
+        if let Some(v) = &f.max_backoff {
+            fetch.max_backoff = self.duration(v)?;
+        }
+        fetch.user_agent = f.user_agent;
+        Ok(fetch)
+    }
 
+    /// `[http]`; loopback by default.
+    fn http(&self, h: Option<RawHttp>) -> Result<HttpConfig, ConfigError> {
+        let listen = match h.and_then(|h| h.listen) {
+            Some(l) => parse_listen(l.get_ref()).map_err(|m| self.err(l.span(), m))?,
+            None => DEFAULT_LISTEN.parse().expect("static addr"),
+        };
+        Ok(HttpConfig { listen })
+    }
+
+    /// `[publish]`.
+    fn publish(&self, p: Option<RawPublish>) -> Result<PublishConfig, ConfigError> {
         let mut publish = PublishConfig {
-            dir: self.resolve("public"),
-            entries: 100,
+            dir: self.resolve(DEFAULT_PUBLISH_DIR),
+            entries: DEFAULT_ENTRIES,
             hub: None,
         };
-        if let Some(p) = raw.publish {
-            if let Some(h) = &p.hub {
-                let u = Url::parse(h.get_ref())
-                    .map_err(|e| self.err(h.span(), format!("hub is not a valid URL: {e}")))?;
-                if !matches!(u.scheme(), "http" | "https") {
-                    return Err(self.err(h.span(), "hub must be an http:// or https:// URL"));
-                }
-                publish.hub = Some(u);
-            }
-            if let Some(d) = p.dir {
-                publish.dir = self.resolve(&d);
-            }
-            if let Some(e) = &p.entries {
-                publish.entries = self.positive(e, "entries")?;
-            }
-        }
-
-        let digest = match raw.digest {
-            Some(d) => Some(self.digest(d, &title, &site_url)?),
-            None => None,
+        let Some(p) = p else {
+            return Ok(publish);
         };
+        if let Some(h) = &p.hub {
+            publish.hub = Some(self.http_url(h, "hub")?);
+        }
+        if let Some(d) = p.dir {
+            publish.dir = self.resolve(&d);
+        }
+        if let Some(e) = &p.entries {
+            publish.entries = self.positive(e, "entries")?;
+        }
+        Ok(publish)
+    }
 
+    /// `[dedup]`; defaults in [`DedupConfig::default`].
+    fn dedup(&self, d: Option<RawDedup>) -> Result<DedupConfig, ConfigError> {
+        let mut dedup = DedupConfig::default();
+        let Some(d) = d else {
+            return Ok(dedup);
+        };
+        if let Some(w) = &d.window {
+            dedup.window = self.duration(w)?;
+        }
+        if let Some(t) = &d.threshold {
+            if !(0.0..=1.0).contains(t.get_ref()) || *t.get_ref() == 0.0 {
+                return Err(self.err(
+                    t.span(),
+                    "threshold must be above 0 and at most 1 (e.g. 0.5)",
+                ));
+            }
+            dedup.threshold = *t.get_ref();
+        }
+        dedup.strip_params = d.strip_params;
+        Ok(dedup)
+    }
+
+    /// `[[tags]]`: unique slugs, each with something to match.
+    fn tags(&self, raw: Vec<Spanned<RawTag>>) -> Result<Vec<TagRule>, ConfigError> {
         let mut tags = Vec::new();
-        let mut tag_names: HashMap<String, usize> = HashMap::new();
-        for t in raw.tags {
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for t in raw {
             let span = t.span();
             let t = t.into_inner();
             self.slug(&t.name)?;
-            if let Some(first) = tag_names.get(t.name.get_ref()) {
+            if let Some(first) = names.get(t.name.get_ref()) {
                 return Err(self.err(
                     t.name.span(),
                     format!(
@@ -677,7 +778,7 @@ impl Ctx<'_> {
                     ),
                 ));
             }
-            tag_names.insert(t.name.get_ref().clone(), span.start);
+            names.insert(t.name.get_ref().clone(), span.start);
             if t.keywords.is_empty() && t.regex.is_empty() && t.categories.is_empty() {
                 return Err(self.err(span, "a [[tags]] rule needs keywords, regex or categories"));
             }
@@ -687,8 +788,13 @@ impl Ctx<'_> {
                 categories: t.categories,
             });
         }
+        Ok(tags)
+    }
+
+    /// `[[exclude]]`.
+    fn exclude(&self, raw: Vec<Spanned<RawExclude>>) -> Result<Vec<Matcher>, ConfigError> {
         let mut exclude = Vec::new();
-        for x in raw.exclude {
+        for x in raw {
             let span = x.span();
             let x = x.into_inner();
             if x.keywords.is_empty() && x.regex.is_empty() {
@@ -696,17 +802,25 @@ impl Ctx<'_> {
             }
             exclude.push(self.matcher(x.keywords, x.regex, x.fields)?);
         }
+        Ok(exclude)
+    }
 
+    /// `[[feeds]]`: unique names (ignoring case) and sources.
+    fn feeds(
+        &self,
+        raw: Vec<Spanned<RawFeed>>,
+        poll_interval: Duration,
+    ) -> Result<Vec<FeedConfig>, ConfigError> {
         let mut feeds = Vec::new();
+        // Byte offsets of first uses; turned into line numbers only for an error.
         let mut names: HashMap<String, usize> = HashMap::new();
         let mut urls: HashMap<FeedSource, usize> = HashMap::new();
-        for f in raw.feeds {
+        for f in raw {
             let f = f.into_inner();
             let name = f.name.get_ref().trim().to_string();
             if name.is_empty() {
                 return Err(self.err(f.name.span(), "feed name must not be empty"));
             }
-            // Byte offsets of first uses; turned into line numbers only for an error.
             if let Some(first) = names.get(&name.to_lowercase()) {
                 return Err(self.err(
                     f.name.span(),
@@ -747,42 +861,30 @@ impl Ctx<'_> {
                 priority: f.priority,
             });
         }
+        Ok(feeds)
+    }
 
-        let mut dedup = DedupConfig::default();
-        if let Some(d) = raw.dedup {
-            if let Some(w) = &d.window {
-                dedup.window = self.duration(w)?;
-            }
-            if let Some(t) = &d.threshold {
-                if !(0.0..=1.0).contains(t.get_ref()) || *t.get_ref() == 0.0 {
-                    return Err(self.err(
-                        t.span(),
-                        "threshold must be above 0 and at most 1 (e.g. 0.5)",
-                    ));
-                }
-                dedup.threshold = *t.get_ref();
-            }
-            dedup.strip_params = d.strip_params;
+    /// An http(s) URL.
+    fn http_url(&self, v: &Spanned<String>, what: &str) -> Result<Url, ConfigError> {
+        let u = Url::parse(v.get_ref())
+            .map_err(|e| self.err(v.span(), format!("{what} is not a valid URL: {e}")))?;
+        if !matches!(u.scheme(), "http" | "https") {
+            return Err(self.err(
+                v.span(),
+                format!("{what} must be an http:// or https:// URL"),
+            ));
         }
+        Ok(u)
+    }
 
-        Ok(Config {
-            dedup,
-            path: self.path.to_path_buf(),
-            title,
-            site_url,
-            database,
-            poll_interval,
-            retention,
-            shutdown_timeout,
-            min_interval,
-            fetch,
-            http,
-            publish,
-            digest,
-            feeds,
-            tags,
-            exclude,
-        })
+    /// A mailbox (`addr` or `Name <addr>`).
+    fn mailbox(&self, v: &Spanned<String>, what: &str) -> Result<Mailbox, ConfigError> {
+        let s = v.get_ref().trim();
+        let bad = || self.err(v.span(), format!("{what}{s:?} is not an email address"));
+        if !looks_like_mailbox(s) {
+            return Err(bad());
+        }
+        s.parse::<Mailbox>().map_err(|_| bad())
     }
 
     fn matcher(
@@ -885,6 +987,8 @@ impl Ctx<'_> {
         }
     }
 
+    /// `[digest]`: the schedule, the addresses, the transport, the content
+    /// and the list headers.
     fn digest(
         &self,
         d: Spanned<RawDigest>,
@@ -893,88 +997,17 @@ impl Ctx<'_> {
     ) -> Result<DigestConfig, ConfigError> {
         let span = d.span();
         let d = d.into_inner();
-        let timezone = match &d.timezone {
-            Some(t) => t.get_ref().trim().to_string(),
-            None => "UTC".to_string(),
-        };
-        let schedule = match d.schedule {
-            Some(s) => {
-                let fields = s.get_ref().split_whitespace().count();
-                // Six fields: a leading seconds field (an extension, handy in tests).
-                if fields != 5 && fields != 6 {
-                    return Err(self.err(
-                        s.span(),
-                        format!(
-                            "schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week), got {fields} fields"
-                        ),
-                    ));
-                }
-                s
-            }
-            None => Spanned::new(span.clone(), "0 8 * * Mon".to_string()),
-        };
-        if let Err(e) = crate::scheduler::CronSchedule::parse(schedule.get_ref(), &timezone) {
-            let at = match (&e, &d.timezone) {
-                (crate::scheduler::ScheduleError::TimeZone(_), Some(t)) => t.span(),
-                _ => schedule.span(),
-            };
-            return Err(self.err(at, e.to_string()));
-        }
-        let schedule = schedule.into_inner();
-        let from = match d.from {
-            Some(f) if looks_like_mailbox(f.get_ref()) => f.into_inner(),
-            Some(f) => {
-                return Err(self.err(
-                    f.span(),
-                    format!("from {:?} is not an email address", f.get_ref()),
-                ));
-            }
+        let schedule = self.schedule(d.schedule, d.timezone.as_ref(), &span)?;
+        let from = match &d.from {
+            Some(f) => self.mailbox(f, "from ")?,
             None => return Err(self.err(span, "[digest] needs a `from` address")),
         };
-        let mut to = Vec::new();
-        for t in d.to {
-            if !looks_like_mailbox(t.get_ref()) {
-                return Err(self.err(
-                    t.span(),
-                    format!("{:?} is not an email address", t.get_ref()),
-                ));
-            }
-            to.push(t.into_inner());
-        }
+        let to =
+            d.to.iter()
+                .map(|t| self.mailbox(t, ""))
+                .collect::<Result<Vec<_>, _>>()?;
         let transport = d.transport.unwrap_or(Transport::File);
-        let smtp = match d.smtp {
-            None => None,
-            Some(s) => {
-                let s = s.into_inner();
-                let security = s.security.unwrap_or(SmtpSecurity::Starttls);
-                let retries = match &s.retries {
-                    Some(r) => u32::try_from(*r.get_ref()).map_err(|_| {
-                        self.err(r.span(), "retries must be 0 or a positive number")
-                    })?,
-                    None => 3,
-                };
-                Some(SmtpConfig {
-                    host: s.host,
-                    port: s.port.unwrap_or(match security {
-                        SmtpSecurity::Tls => 465,
-                        SmtpSecurity::Starttls => 587,
-                        SmtpSecurity::None => 25,
-                    }),
-                    security,
-                    username: s.username,
-                    password_env: s.password_env,
-                    timeout: match &s.timeout {
-                        Some(t) => self.duration(t)?,
-                        None => Duration::from_secs(30),
-                    },
-                    retries,
-                    retry_delay: match &s.retry_delay {
-                        Some(t) => self.duration(t)?,
-                        None => Duration::from_secs(30),
-                    },
-                })
-            }
-        };
+        let smtp = d.smtp.map(|s| self.smtp(s)).transpose()?;
         if transport == Transport::Smtp && smtp.is_none() {
             return Err(self.err(span, "transport = \"smtp\" needs a [digest.smtp] section"));
         }
@@ -992,32 +1025,28 @@ impl Ctx<'_> {
         }
         let unsubscribe_url = match d.unsubscribe_url {
             Some(u) => {
-                let probe = u.get_ref().replace("{email}", "x");
-                match Url::parse(&probe) {
-                    Ok(p) if matches!(p.scheme(), "http" | "https") => Some(u.into_inner()),
-                    _ => {
-                        return Err(self.err(
-                            u.span(),
-                            "unsubscribe_url must be an http:// or https:// URL",
-                        ));
-                    }
-                }
+                // `{email}` is replaced per recipient.
+                let probe = Spanned::new(u.span(), u.get_ref().replace("{email}", "x"));
+                self.http_url(&probe, "unsubscribe_url")?;
+                Some(u.into_inner())
             }
             None => None,
         };
         let unsubscribe_mailto = match d.unsubscribe_mailto {
             Some(m) => {
                 let addr = m.get_ref().trim().trim_start_matches("mailto:");
-                if !looks_like_mailbox(addr) || addr.contains('<') {
-                    return Err(self.err(
-                        m.span(),
-                        format!(
-                            "unsubscribe_mailto {:?} is not an email address",
-                            m.get_ref()
-                        ),
-                    ));
+                match addr.parse::<Address>() {
+                    Ok(a) if looks_like_mailbox(addr) => Some(a),
+                    _ => {
+                        return Err(self.err(
+                            m.span(),
+                            format!(
+                                "unsubscribe_mailto {:?} is not an email address",
+                                m.get_ref()
+                            ),
+                        ));
+                    }
                 }
-                Some(addr.to_string())
             }
             None => None,
         };
@@ -1029,23 +1058,15 @@ impl Ctx<'_> {
                 ));
             }
             Some(l) => l.into_inner(),
-            None => {
-                let host = site_url.host_str().unwrap_or("localhost");
-                let phrase: String = title
-                    .chars()
-                    .filter(|c| c.is_ascii() && !matches!(c, '<' | '>' | '"' | '\\'))
-                    .collect();
-                format!("{} <digest.{host}>", phrase.trim())
-            }
+            None => default_list_id(title, site_url),
         };
         Ok(DigestConfig {
             schedule,
-            timezone,
             from,
             to,
             subscribers: d.subscribers.map(|s| self.resolve(&s)),
             transport,
-            outbox: self.resolve(d.outbox.as_deref().unwrap_or("outbox")),
+            outbox: self.resolve(d.outbox.as_deref().unwrap_or(DEFAULT_OUTBOX)),
             smtp,
             send_when_empty: d.send_when_empty.unwrap_or(false),
             subject,
@@ -1055,6 +1076,81 @@ impl Ctx<'_> {
             list_id,
         })
     }
+
+    /// `schedule` in `timezone` (defaults: Mondays 08:00, UTC).
+    fn schedule(
+        &self,
+        schedule: Option<Spanned<String>>,
+        timezone: Option<&Spanned<String>>,
+        section: &Range<usize>,
+    ) -> Result<CronSchedule, ConfigError> {
+        let tz = timezone.map_or(DEFAULT_TIMEZONE, |t| t.get_ref().trim());
+        let schedule =
+            schedule.unwrap_or_else(|| Spanned::new(section.clone(), DEFAULT_SCHEDULE.into()));
+        let fields = schedule.get_ref().split_whitespace().count();
+        // Six fields: a leading seconds field (an extension, handy in tests).
+        if fields != 5 && fields != 6 {
+            return Err(self.err(
+                schedule.span(),
+                format!(
+                    "schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week), got {fields} fields"
+                ),
+            ));
+        }
+        CronSchedule::parse(schedule.get_ref(), tz).map_err(|e| {
+            let at = match (&e, timezone) {
+                (ScheduleError::TimeZone(_), Some(t)) => t.span(),
+                _ => schedule.span(),
+            };
+            self.err(at, e.to_string())
+        })
+    }
+
+    /// `[digest.smtp]`; the port defaults by security.
+    fn smtp(&self, s: Spanned<RawSmtp>) -> Result<SmtpConfig, ConfigError> {
+        let s = s.into_inner();
+        let security = s.security.unwrap_or(SmtpSecurity::Starttls);
+        let retries = match &s.retries {
+            Some(r) => u32::try_from(*r.get_ref())
+                .map_err(|_| self.err(r.span(), "retries must be 0 or a positive number"))?,
+            None => DEFAULT_SMTP_RETRIES,
+        };
+        let or = |v: &Option<Spanned<String>>, default: Duration| match v {
+            Some(d) => self.duration(d),
+            None => Ok(default),
+        };
+        Ok(SmtpConfig {
+            host: s.host,
+            port: s.port.unwrap_or(match security {
+                SmtpSecurity::Tls => 465,
+                SmtpSecurity::Starttls => 587,
+                SmtpSecurity::None => 25,
+            }),
+            security,
+            username: s.username,
+            password_env: s.password_env,
+            timeout: or(&s.timeout, DEFAULT_SMTP_TIMEOUT)?,
+            retries,
+            retry_delay: or(&s.retry_delay, DEFAULT_SMTP_RETRY_DELAY)?,
+        })
+    }
+}
+
+/// `title <digest.SITE-HOST>`, the default List-Id.
+fn default_list_id(title: &str, site_url: &Url) -> String {
+    let host = site_url.host_str().unwrap_or("localhost");
+    let phrase: String = title
+        .chars()
+        .filter(|c| c.is_ascii() && !matches!(c, '<' | '>' | '"' | '\\'))
+        .collect();
+    format!("{} <digest.{host}>", phrase.trim())
+}
+
+/// `[http] listen` (or `--listen`): an address and port.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!("listen must be an address and port such as 127.0.0.1:8080, not {s:?}")
+    })
 }
 
 /// A light check that a mailbox (`addr` or `Name <addr>`) holds an address.
@@ -1297,7 +1393,10 @@ interval = "30m"
         let d = parse(&full).unwrap().digest.unwrap();
         assert!(d.send_when_empty);
         assert_eq!(d.sections, ["un", "china"]);
-        assert_eq!(d.unsubscribe_mailto.as_deref(), Some("leave@x.org"));
+        assert_eq!(
+            d.unsubscribe_mailto.map(|a| a.to_string()).as_deref(),
+            Some("leave@x.org")
+        );
         assert_eq!(d.list_id, "W <w.x.org>");
         let smtp = d.smtp.unwrap();
         assert_eq!((smtp.port, smtp.retries), (465, 0));

@@ -1,55 +1,49 @@
-//! `gazette run`: one process that polls each feed on its own schedule,
-//! republishes when stories change, serves HTTP, sends the digest on its
-//! cron schedule, reloads `feeds.toml` when it changes, and stops cleanly.
+//! `gazette run`'s loop: polls each feed when the [`Schedule`] says it is
+//! due, republishes when stories change, sends the digest on its cron
+//! schedule, reloads `feeds.toml` when it changes, prunes past the
+//! retention, and stops cleanly. [`crate::app::Application`] builds it and
+//! serves HTTP beside it.
 //!
 //! All schedule state lives in the store: a feed's next poll follows from
-//! its last fetch time and backoff (the `feeds` table), the digest's from
-//! its recorded periods. A restart resumes where the last run was.
+//! its last fetch time and backoff (the `feeds` table, through
+//! [`scheduler::due_in`]), the digest's from its recorded periods. A restart
+//! resumes where the last run was.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use chrono::{DateTime, Utc};
-use rand::Rng;
+use chrono::Utc;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::app;
 use crate::config::{Config, FeedConfig};
-use crate::digest;
+use crate::delivery;
 use crate::metrics::Metrics;
-use crate::model::{FeedRow, FetchState};
+use crate::model::{FeedRow, FetchState, FetchStatus};
 use crate::pipeline::{FeedReport, FeedStatus, Ingest, Waits};
-use crate::publish;
-use crate::scheduler::CronSchedule;
-use crate::serve::{self, Site};
+use crate::scheduler::{self, CronSchedule, Schedule};
+use crate::serve::Site;
 use crate::store::Store;
 
-/// How often the scheduler loop turns.
+/// How often the loop turns.
 const TICK: Duration = Duration::from_millis(250);
 /// How often the configuration file is checked for changes.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// Publishing happens at most this often, however fast stories arrive.
 const PUBLISH_EVERY: Duration = Duration::from_secs(2);
-/// A server hint (`ttl`, `sy:updatePeriod`) never stretches an interval beyond this.
-const MAX_HINT: Duration = Duration::from_secs(24 * 3600);
-/// Overdue feeds at start are spread over at most this long (no burst).
-const START_SPREAD: Duration = Duration::from_secs(60);
 /// While a digest period has deliveries left to retry, it is retried this often.
 const DIGEST_RETRY: Duration = Duration::from_secs(600);
 /// How often stories past the retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
-/// One feed's place in the schedule.
-struct Plan {
+/// A configured feed and the store's row for it.
+struct Planned {
     feed: FeedConfig,
     row: FeedRow,
-    due: Instant,
-    running: bool,
 }
 
 /// A finished refresh task.
@@ -63,67 +57,6 @@ struct Done {
     state: Option<FetchState>,
 }
 
-/// Runs the daemon until `shutdown` resolves; `hangup` (SIGHUP) asks for a
-/// reload of the configuration file.
-pub async fn run(
-    config: Config,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-    hangup: Arc<Notify>,
-) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let store = app::open_store(&config).await?;
-    let metrics = Arc::new(Metrics::default());
-    let site = Arc::new(Site::new(config.clone(), store.clone()).with_metrics(metrics.clone()));
-    let listen = config.http.listen;
-    let listener = serve::bind(listen).await.with_context(|| {
-        format!(
-            "cannot listen on {listen} ([http] listen in {}): is another server using it?",
-            config.path.display()
-        )
-    })?;
-    tracing::info!(address = %listener.local_addr().unwrap_or(listen), "serving HTTP");
-    let stop_http = Arc::new(Notify::new());
-    let http = {
-        let (site, stop) = (site.clone(), stop_http.clone());
-        tokio::spawn(async move {
-            let stopped = async move { stop.notified().await };
-            if let Err(e) = serve::serve(site, listener, stopped).await {
-                tracing::error!(error = %e, "the HTTP server stopped");
-            }
-        })
-    };
-
-    let mut d = Daemon::start(config, store.clone(), site, metrics).await?;
-    let result = d.run(shutdown, hangup).await;
-    stop_http.notify_one();
-    // Open keep-alive connections must not hold the exit.
-    let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
-    store.close().await;
-    tracing::info!("stopped");
-    result
-}
-
-struct Daemon {
-    config: Arc<Config>,
-    store: Store,
-    ingest: Ingest,
-    site: Arc<Site>,
-    metrics: Arc<Metrics>,
-    plans: HashMap<String, Plan>,
-    tasks: JoinSet<Done>,
-    states: Vec<(i64, FetchState)>,
-    /// Stories changed since the last publish.
-    dirty: bool,
-    last_publish: Option<Instant>,
-    schedule: Option<CronSchedule>,
-    next_digest: Option<Instant>,
-    digest_task: Option<tokio::task::JoinHandle<anyhow::Result<app::SendReport>>>,
-    next_prune: Instant,
-    watched: Watched,
-    /// For WebSub hub notifications.
-    hub_client: reqwest::Client,
-}
-
 /// What the configuration file looked like when last read.
 #[derive(Default, PartialEq)]
 struct Watched {
@@ -133,15 +66,37 @@ struct Watched {
     checked: Option<Instant>,
 }
 
+/// The daemon: what it runs with and what it is doing.
+pub(crate) struct Daemon {
+    config: Arc<Config>,
+    store: Store,
+    ingest: Ingest,
+    site: Arc<Site>,
+    metrics: Arc<Metrics>,
+    feeds: HashMap<String, Planned>,
+    schedule: Schedule,
+    tasks: JoinSet<Done>,
+    states: Vec<(i64, FetchState)>,
+    /// Stories changed since the last publish.
+    dirty: bool,
+    last_publish: Option<Instant>,
+    cron: Option<CronSchedule>,
+    next_digest: Option<Instant>,
+    digest_task: Option<tokio::task::JoinHandle<anyhow::Result<delivery::SendReport>>>,
+    next_prune: Instant,
+    watched: Watched,
+}
+
 impl Daemon {
-    async fn start(
-        config: Arc<Config>,
-        store: Store,
+    /// Plans every feed from its stored state (overdue ones spread over the
+    /// first minute), re-tags when the rules changed, and plans the digest
+    /// (a fire time missed while down is sent at once).
+    pub(crate) async fn start(
+        ingest: Ingest,
         site: Arc<Site>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Daemon> {
-        let ingest = app::ingest(config.clone(), store.clone())?;
-        let config_for_ua = config.site_url.clone();
+        let config = ingest.config.clone();
         let mut d = Daemon {
             watched: Watched {
                 path: config.path.clone(),
@@ -149,109 +104,37 @@ impl Daemon {
                 text: std::fs::read_to_string(&config.path).unwrap_or_default(),
                 checked: Some(Instant::now()),
             },
-            schedule: None,
+            cron: None,
             next_digest: None,
             digest_task: None,
+            store: ingest.store.clone(),
             config,
-            store,
             ingest,
             site,
             metrics,
-            plans: HashMap::new(),
+            feeds: HashMap::new(),
+            schedule: Schedule::default(),
             tasks: JoinSet::new(),
             states: Vec::new(),
             dirty: true,
             last_publish: None,
             next_prune: Instant::now(),
-            hub_client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .user_agent(crate::fetch::default_user_agent(&config_for_ua))
-                .build()
-                .context("building the HTTP client for the WebSub hub")?,
         };
         d.plan_feeds(true).await?;
         if let Some(n) = app::retag_if_rules_changed(&d.ingest).await? {
             tracing::info!(items = n, "tag rules changed: stored stories re-tagged");
         }
-        d.plan_digest(true)?;
+        d.plan_digest(true);
         Ok(d)
     }
 
-    /// Makes the plan match the configuration; `starting` spreads overdue
-    /// feeds, a reload polls new feeds promptly.
-    async fn plan_feeds(&mut self, starting: bool) -> anyhow::Result<()> {
-        let rows = self
-            .store
-            .sync_feeds(&self.config.feeds)
-            .await
-            .context("recording the configured feeds in the store")?;
-        let now = Utc::now();
-        let mut plans = HashMap::with_capacity(rows.len());
-        for (feed, row) in self.config.feeds.iter().zip(rows) {
-            let plan = match self.plans.remove(&feed.name) {
-                // Same feed, same address: keep its place (and a running refresh).
-                Some(mut p) if p.row.url == row.url && p.row.id == row.id => {
-                    if p.feed.interval != feed.interval && !p.running {
-                        p.due = due_from_state(&self.config, feed, &p.row.state, now, false);
-                    }
-                    p.feed = feed.clone();
-                    p
-                }
-                _ => {
-                    if row.state.status == "gone" {
-                        tracing::warn!(feed = %feed.name,
-                            "marked gone (HTTP 410) earlier: not polled; change its url or remove it");
-                    }
-                    Plan {
-                        due: due_from_state(&self.config, feed, &row.state, now, starting),
-                        feed: feed.clone(),
-                        row,
-                        running: false,
-                    }
-                }
-            };
-            plans.insert(feed.name.clone(), plan);
-        }
-        for gone in self.plans.keys() {
-            tracing::info!(feed = %gone, "removed from the configuration: no longer polled (its stories stay)");
-            self.metrics.forget_feed(gone);
-        }
-        self.plans = plans;
-        Ok(())
-    }
-
-    /// Reads the digest schedule; `starting` sends a digest whose time
-    /// passed while the daemon was down.
-    fn plan_digest(&mut self, starting: bool) -> anyhow::Result<()> {
-        self.schedule = match &self.config.digest {
-            Some(cfg) => Some(digest::schedule(cfg)?),
-            None => None,
-        };
-        let pending_retry = self.next_digest.filter(|_| !starting);
-        self.next_digest = match &self.schedule {
-            Some(_) if starting => Some(Instant::now()),
-            // A retry of failed deliveries already planned stays, if sooner.
-            Some(s) => match (next_fire(s), pending_retry) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
-            None => None,
-        };
-        if let Some(at) = self
-            .schedule
-            .as_ref()
-            .and_then(|s| s.next_after(Utc::now()))
-        {
-            tracing::info!(next = %at, "digest scheduled");
-        }
-        Ok(())
-    }
-
-    async fn run(
+    /// Runs until `shutdown` resolves; `hangup` (SIGHUP) asks for a reload
+    /// of the configuration file.
+    pub(crate) async fn run(
         &mut self,
         shutdown: impl std::future::Future<Output = ()> + Send,
         hangup: Arc<Notify>,
-    ) -> anyhow::Result<()> {
+    ) {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -275,7 +158,85 @@ impl Daemon {
             self.turn().await;
         }
         self.stop().await;
+    }
+
+    /// When feed `f` is next due, from its fetch state.
+    fn wait_for(&self, f: &FeedConfig, st: &FetchState, start: bool) -> Duration {
+        scheduler::due_in(
+            f.interval,
+            self.config.min_interval,
+            st,
+            Utc::now(),
+            start,
+            &mut rand::rng(),
+        )
+    }
+
+    /// Makes the plan match the configuration; `starting` spreads overdue
+    /// feeds, a reload polls new feeds promptly.
+    async fn plan_feeds(&mut self, starting: bool) -> anyhow::Result<()> {
+        let rows = self
+            .store
+            .sync_feeds(&self.config.feeds)
+            .await
+            .map_err(|e| anyhow::anyhow!("recording the configured feeds in the store: {e}"))?;
+        let mut feeds = HashMap::with_capacity(rows.len());
+        for (feed, row) in self.config.feeds.iter().zip(rows) {
+            let same = self
+                .feeds
+                .remove(&feed.name)
+                .filter(|p| p.row.url == row.url && p.row.id == row.id);
+            let planned = match same {
+                // Same feed, same address: keep its place (and a running refresh).
+                Some(mut p) => {
+                    if p.feed.interval != feed.interval {
+                        let wait = self.wait_for(feed, &p.row.state, false);
+                        self.schedule.plan(&feed.name, wait);
+                    }
+                    p.feed = feed.clone();
+                    p
+                }
+                None => {
+                    if row.state.status == FetchStatus::Gone {
+                        tracing::warn!(feed = %feed.name,
+                            "marked gone (HTTP 410) earlier: not polled; change its url or remove it");
+                    }
+                    let wait = self.wait_for(feed, &row.state, starting);
+                    self.schedule.plan(&feed.name, wait);
+                    Planned {
+                        feed: feed.clone(),
+                        row,
+                    }
+                }
+            };
+            feeds.insert(feed.name.clone(), planned);
+        }
+        for gone in self.feeds.keys() {
+            tracing::info!(feed = %gone, "removed from the configuration: no longer polled (its stories stay)");
+            self.metrics.forget_feed(gone);
+        }
+        self.schedule.retain(|name| feeds.contains_key(name));
+        self.feeds = feeds;
         Ok(())
+    }
+
+    /// Reads the digest schedule; `starting` sends a digest whose time
+    /// passed while the daemon was down.
+    fn plan_digest(&mut self, starting: bool) {
+        self.cron = self.config.digest.as_ref().map(|d| d.schedule.clone());
+        let pending_retry = self.next_digest.filter(|_| !starting);
+        self.next_digest = match &self.cron {
+            Some(_) if starting => Some(Instant::now()),
+            // A retry of failed deliveries already planned stays, if sooner.
+            Some(s) => match (next_fire(s), pending_retry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            None => None,
+        };
+        if let Some(at) = self.cron.as_ref().and_then(|s| s.next_after(Utc::now())) {
+            tracing::info!(next = %at, "digest scheduled");
+        }
     }
 
     /// One turn of the loop: everything that is due.
@@ -286,7 +247,7 @@ impl Daemon {
             self.reload(false).await;
         }
         self.flush_states().await;
-        self.start_due_feeds(now);
+        self.start_due_feeds();
         if self.dirty && self.last_publish.is_none_or(|t| now - t >= PUBLISH_EVERY) {
             self.publish().await;
         }
@@ -297,23 +258,15 @@ impl Daemon {
         }
     }
 
-    fn start_due_feeds(&mut self, now: Instant) {
-        let limit = self.config.fetch.concurrency + 2;
-        let mut due: Vec<&mut Plan> = self
-            .plans
-            .values_mut()
-            .filter(|p| !p.running && p.due <= now)
-            .collect();
-        due.sort_by_key(|p| p.due);
-        for p in due {
-            if self.tasks.len() >= limit {
-                break;
-            }
-            p.running = true;
+    fn start_due_feeds(&mut self) {
+        let room = (self.config.fetch.concurrency + 2).saturating_sub(self.tasks.len());
+        for name in self.schedule.take_due(room) {
+            let Some(p) = self.feeds.get(&name) else {
+                continue;
+            };
             let (ingest, feed, row) = (self.ingest.clone(), p.feed.clone(), p.row.clone());
             self.tasks.spawn(async move {
                 let started = Instant::now();
-                let name = feed.name.clone();
                 let (row_id, url) = (row.id, row.url.clone());
                 // Its own task: a panic is contained to this feed.
                 let (report, state) =
@@ -352,32 +305,33 @@ impl Daemon {
             tracing::info!(feed = %d.name, new = d.report.new, updated = d.report.updated, "stored");
             self.dirty = true;
         }
-        // The feed may have been removed or given a new address meanwhile:
-        // then the old address's state (validators, redirects) means nothing.
-        let current = self
-            .plans
-            .get(&d.name)
-            .is_some_and(|p| p.row.id == d.row_id && p.row.url == d.url);
-        if !current {
+        let Some(p) = self.feeds.get(&d.name) else {
+            // Removed from the configuration meanwhile.
             return;
-        }
-        if let Some(st) = &d.state {
+        };
+        // The feed may have a new address meanwhile: then the old address's
+        // state (validators, redirects) means nothing, and the next poll
+        // follows the new row's state.
+        let current = p.row.id == d.row_id && p.row.url == d.url;
+        let failed_unrecorded = current && d.state.is_none() && d.report.is_error();
+        if current && let Some(st) = &d.state {
             self.states.push((d.row_id, st.clone()));
         }
-        if let Some(p) = self.plans.get_mut(&d.name) {
-            p.running = false;
-            let failed_unrecorded = d.state.is_none() && d.report.is_error();
-            if let Some(st) = d.state {
-                p.row.state = st;
-            }
-            p.due = if failed_unrecorded {
-                // The store failed or the task crashed: no state to go by, so
-                // wait the floor instead of retrying at once.
-                Instant::now() + self.config.min_interval
-            } else {
-                due_from_state(&self.config, &p.feed, &p.row.state, now, false)
-            };
+        let Some(p) = self.feeds.get_mut(&d.name) else {
+            return;
+        };
+        if current && let Some(st) = d.state {
+            p.row.state = st;
         }
+        let wait = if failed_unrecorded {
+            // The store failed or the task crashed: no state to go by, so
+            // wait the floor instead of retrying at once.
+            self.config.min_interval
+        } else {
+            let (feed, st) = (p.feed.clone(), p.row.state.clone());
+            self.wait_for(&feed, &st, false)
+        };
+        self.schedule.finished(&d.name, wait);
     }
 
     async fn flush_states(&mut self) {
@@ -426,9 +380,9 @@ impl Daemon {
         if topics.is_empty() {
             return;
         }
-        let client = self.hub_client.clone();
+        let fetcher = self.ingest.fetcher.clone();
         tokio::spawn(async move {
-            match publish::notify_hub(&client, &hub, &topics).await {
+            match fetcher.notify_hub(&hub, &topics).await {
                 Ok(()) => tracing::debug!(hub = %hub, topics = topics.len(), "hub notified"),
                 Err(e) => tracing::warn!(error = %e, "notifying the WebSub hub failed"),
             }
@@ -452,7 +406,7 @@ impl Daemon {
                     true
                 }
             };
-            let next = self.schedule.as_ref().and_then(next_fire);
+            let next = self.cron.as_ref().and_then(next_fire);
             self.next_digest = match (retry, next) {
                 (true, Some(n)) => Some(n.min(Instant::now() + DIGEST_RETRY)),
                 (true, None) => Some(Instant::now() + DIGEST_RETRY),
@@ -464,14 +418,14 @@ impl Daemon {
             self.next_digest = None;
             let (config, store) = (self.config.clone(), self.store.clone());
             self.digest_task = Some(tokio::spawn(async move {
-                let mailer = app::mailer(&config)?;
-                app::send_due_digest(&config, &store, &mailer, Utc::now()).await
+                let mailer = delivery::mailer(&config)?;
+                delivery::send_due_digest(&config, &store, &mailer, Utc::now()).await
             }));
         }
     }
 
     /// Logs and counts a digest run; whether deliveries are left to retry.
-    fn digest_done(&self, report: &app::SendReport) -> bool {
+    fn digest_done(&self, report: &delivery::SendReport) -> bool {
         let mut retry = false;
         for p in &report.periods {
             if p.skipped {
@@ -497,9 +451,9 @@ impl Daemon {
             return;
         };
         let now = Utc::now();
-        let dated_before = now.timestamp() - retention.as_secs() as i64;
+        let dated_before = now - retention;
         // Never a story still inside an unsent digest period.
-        let created_before = match self.unsent_since().await {
+        let created_before = match delivery::unsent_since(&self.config, &self.store, now).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "pruning skipped: digest periods unreadable");
@@ -514,22 +468,6 @@ impl Daemon {
             }
             Err(e) => tracing::error!(error = %e, "pruning failed"),
         }
-    }
-
-    /// The start of the oldest digest period not yet sent (unix seconds).
-    async fn unsent_since(&self) -> anyhow::Result<i64> {
-        if self.config.digest.is_none() {
-            return Ok(i64::MAX);
-        }
-        let mut since = match self.store.digest_periods(1).await?.first() {
-            Some(last) => last.cutoff.timestamp(),
-            // The first digest covers the last 7 days.
-            None => Utc::now().timestamp() - 7 * 86_400,
-        };
-        for p in self.store.open_digest_periods().await? {
-            since = since.min(p.start.timestamp());
-        }
-        Ok(since)
     }
 
     /// Re-reads the configuration file when it changed (or when `forced`)
@@ -584,12 +522,10 @@ impl Daemon {
             Ok(None) => {}
             Err(e) => tracing::error!(error = %format!("{e:#}"), "re-tagging failed"),
         }
-        if let Err(e) = self.plan_digest(false) {
-            tracing::error!(error = %format!("{e:#}"), "the digest schedule cannot be used");
-        }
+        self.plan_digest(false);
         self.site.reconfigure(config);
         self.dirty = true;
-        tracing::info!(feeds = self.plans.len(), "configuration reloaded");
+        tracing::info!(feeds = self.feeds.len(), "configuration reloaded");
     }
 
     /// Stops taking work and lets in-flight work finish within the
@@ -629,63 +565,6 @@ impl Daemon {
     }
 }
 
-/// When a feed is next due, from its stored fetch state: its interval after
-/// the last fetch (stretched by the feed's own `ttl` / `sy:updatePeriod`
-/// hint, never below `min_interval`), or later when a backoff or
-/// Retry-After says so. `spread` scatters overdue feeds over the first
-/// minute instead of firing them together.
-fn due_from_state(
-    config: &Config,
-    feed: &FeedConfig,
-    st: &FetchState,
-    now: DateTime<Utc>,
-    spread: bool,
-) -> Instant {
-    if st.status == "gone" {
-        return Instant::now() + Duration::from_secs(100 * 365 * 86_400);
-    }
-    let interval = interval_of(config, feed, st);
-    let mut rng = rand::rng();
-    let at = match st.last_fetch_at {
-        Some(last) => {
-            // ±10% so feeds with the same interval drift apart.
-            let jittered = interval.mul_f64(rng.random_range(0.9..1.1));
-            last + jittered.as_secs() as i64
-        }
-        None => now.timestamp(),
-    };
-    let at = match st.next_fetch_at {
-        // A backoff or Retry-After, but never sooner than the floor.
-        Some(next) => next.max(
-            st.last_fetch_at.unwrap_or(now.timestamp()) + config.min_interval.as_secs() as i64,
-        ),
-        None => at,
-    };
-    let wait = at - now.timestamp();
-    if wait > 0 {
-        return Instant::now() + Duration::from_secs(wait as u64);
-    }
-    // Overdue feeds after a restart spread over the first minute; feeds
-    // never fetched (a first run, a feed just added) start within seconds.
-    let window = if spread && st.last_fetch_at.is_some() {
-        interval.min(START_SPREAD)
-    } else {
-        interval.min(Duration::from_secs(2))
-    };
-    Instant::now() + window.mul_f64(rng.random_range(0.0..1.0))
-}
-
-/// A feed's polling interval: its own (or the default), stretched by the
-/// feed's hint, never below `min_interval`.
-fn interval_of(config: &Config, feed: &FeedConfig, st: &FetchState) -> Duration {
-    let hint = st
-        .ttl_seconds
-        .filter(|s| *s > 0)
-        .map(|s| Duration::from_secs(s as u64).min(MAX_HINT))
-        .unwrap_or_default();
-    feed.interval.max(hint).max(config.min_interval)
-}
-
 /// The next fire time of `s` as an instant of the runtime's clock.
 fn next_fire(s: &CronSchedule) -> Option<Instant> {
     let now = Utc::now();
@@ -697,83 +576,4 @@ fn next_fire(s: &CronSchedule) -> Option<Instant> {
 fn file_stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn config(extra: &str) -> Config {
-        Config::parse(
-            Path::new("feeds.toml"),
-            &format!("min_interval = \"5m\"\npoll_interval = \"1h\"\n{extra}\n[[feeds]]\nname = \"a\"\nurl = \"https://a.example/feed\"\n"),
-        )
-        .unwrap()
-    }
-
-    fn secs_until(i: Instant) -> i64 {
-        (i - Instant::now()).as_secs() as i64
-    }
-
-    #[test]
-    fn intervals_follow_hints_within_bounds() {
-        let c = config("");
-        let f = &c.feeds[0];
-        let mut st = FetchState::default();
-        assert_eq!(interval_of(&c, f, &st), Duration::from_secs(3600));
-        st.ttl_seconds = Some(7200);
-        assert_eq!(interval_of(&c, f, &st), Duration::from_secs(7200));
-        st.ttl_seconds = Some(30 * 86_400);
-        assert_eq!(interval_of(&c, f, &st), MAX_HINT);
-        let fast = config("[fetch]\n").feeds[0].clone();
-        let mut fast = fast;
-        fast.interval = Duration::from_secs(10);
-        assert_eq!(
-            interval_of(&c, &fast, &FetchState::default()),
-            Duration::from_secs(300)
-        );
-    }
-
-    #[test]
-    fn due_times_resume_from_the_store() {
-        let c = config("");
-        let f = &c.feeds[0];
-        let now = Utc::now();
-        // Fetched 10 minutes ago with a 1 h interval: due in about 50 minutes.
-        let st = FetchState {
-            last_fetch_at: Some(now.timestamp() - 600),
-            ..Default::default()
-        };
-        let wait = secs_until(due_from_state(&c, f, &st, now, true));
-        assert!((2600..=3400).contains(&wait), "{wait}");
-        // Overdue at start: within the first minute, not all at once.
-        let overdue = FetchState {
-            last_fetch_at: Some(now.timestamp() - 86_400),
-            ..Default::default()
-        };
-        let waits: Vec<i64> = (0..50)
-            .map(|_| secs_until(due_from_state(&c, f, &overdue, now, true)))
-            .collect();
-        assert!(waits.iter().all(|w| (0..=60).contains(w)));
-        assert!(waits.iter().any(|w| *w != waits[0]), "spread, not a burst");
-        // Never fetched: within seconds.
-        let wait = secs_until(due_from_state(&c, f, &FetchState::default(), now, true));
-        assert!((0..=2).contains(&wait), "{wait}");
-        // Retry-After beyond the interval wins.
-        let st = FetchState {
-            last_fetch_at: Some(now.timestamp() - 600),
-            next_fetch_at: Some(now.timestamp() + 7200),
-            status: "throttled".into(),
-            ..Default::default()
-        };
-        let wait = secs_until(due_from_state(&c, f, &st, now, true));
-        assert!((7190..=7200).contains(&wait), "{wait}");
-        // Gone feeds wait for a new url.
-        let st = FetchState {
-            status: "gone".into(),
-            ..Default::default()
-        };
-        assert!(secs_until(due_from_state(&c, f, &st, now, true)) > 365 * 86_400);
-    }
 }

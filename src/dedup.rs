@@ -163,6 +163,11 @@ pub fn bands(sig: &[u32]) -> Vec<i64> {
         .collect()
 }
 
+/// Most stories one band key yields in a lookup: a key that thousands of
+/// stories share (boilerplate text) says little, and walking all of them for
+/// every item of such a document would take quadratic time.
+const MAX_WALK: usize = 512;
+
 /// Which stories have which LSH band keys: the near-duplicate candidates of
 /// a signature, held in memory (8 bytes per band of a story, plus the hash
 /// table). It only narrows the search: keys are folded to 32 bits, and ids
@@ -194,16 +199,24 @@ impl BandIndex {
     /// written to `out` (cleared first).
     pub fn candidates(&self, bands: &[i64], out: &mut Vec<i64>) {
         out.clear();
+        self.collect(bands, out);
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// Appends the stories listed under each of `bands` (newest first, at
+    /// most [`MAX_WALK`] per band), once per band they share.
+    fn collect(&self, bands: &[i64], out: &mut Vec<i64>) {
         for &key in bands {
             let mut next = self.heads.get(&fold(key)).map(|p| p + 1);
-            while let Some(at) = next.filter(|&n| n > 0) {
+            let mut walked = 0;
+            while let Some(at) = next.filter(|&n| n > 0 && walked < MAX_WALK) {
                 let (story, prev) = self.postings[at as usize - 1];
                 out.push(story as i64);
                 next = Some(prev);
+                walked += 1;
             }
         }
-        out.sort_unstable();
-        out.dedup();
     }
 
     /// How many (story, band) entries the index holds.
@@ -214,6 +227,224 @@ impl BandIndex {
     /// Whether the index holds nothing.
     pub fn is_empty(&self) -> bool {
         self.postings.is_empty()
+    }
+}
+
+/// Near-duplicate candidates examined per item: the stories sharing the
+/// most bands with it. Bounds the work and memory of a document whose items
+/// all look alike.
+pub const MAX_CANDIDATES: usize = 32;
+
+/// Width of one slab of a [`NearIndex`] (seconds).
+pub const SLAB_SECS: i64 = 7 * 86_400;
+
+/// The band index of the stories of the time slabs a process has needed
+/// lately, so that an item is compared with the stories dated within the
+/// dedup window of its own date, however old. The store reads a slab's
+/// stories when an item first needs it ([`NearIndex::missing`],
+/// [`NearIndex::fill`]) and drops the least recently used slabs past a size
+/// ([`NearIndex::trim`]). Only narrows the search, like [`BandIndex`].
+#[derive(Debug, Default)]
+pub struct NearIndex {
+    slabs: rustc_hash::FxHashMap<i64, Slab>,
+    /// Entries over all slabs.
+    postings: usize,
+    /// Bumped by every lookup: slabs remember when they were last used.
+    tick: u64,
+    /// The highest story id the index has seen (stories the store added
+    /// since are read before the next use).
+    pub seen_up_to: i64,
+}
+
+/// One slab's band entries: most of them in an array sorted by key (8 bytes
+/// an entry), the latest in a [`BandIndex`] until they are merged in.
+#[derive(Debug, Default)]
+struct Slab {
+    /// (folded key, story id), sorted.
+    frozen: Vec<(u32, u32)>,
+    recent: BandIndex,
+    /// The lookup that last used it.
+    used: u64,
+}
+
+impl Slab {
+    fn insert(&mut self, id: i64, bands: &[i64]) {
+        self.recent.insert(id, bands);
+        if self.recent.len() > (self.frozen.len() / 4).max(1 << 16) {
+            self.freeze();
+        }
+    }
+
+    /// Merges the recent entries into the sorted array.
+    fn freeze(&mut self) {
+        let recent = std::mem::take(&mut self.recent);
+        let mut add: Vec<(u32, u32)> = Vec::with_capacity(recent.len());
+        for (&key, &head) in &recent.heads {
+            let mut next = head + 1;
+            while next > 0 {
+                let (story, prev) = recent.postings[next as usize - 1];
+                add.push((key, story));
+                next = prev;
+            }
+        }
+        add.sort_unstable();
+        let old = std::mem::take(&mut self.frozen);
+        let mut merged = Vec::with_capacity(old.len() + add.len());
+        let (mut a, mut b) = (old.into_iter().peekable(), add.into_iter().peekable());
+        loop {
+            let take_a = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => x <= y,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            merged.extend(if take_a { a.next() } else { b.next() });
+        }
+        self.frozen = merged;
+    }
+
+    /// Appends the stories under each of `bands` (at most [`MAX_WALK`] a
+    /// band from each part).
+    fn collect(&self, bands: &[i64], out: &mut Vec<i64>) {
+        for &key in bands {
+            let k = fold(key);
+            let from = self.frozen.partition_point(|e| e.0 < k);
+            out.extend(
+                self.frozen[from..]
+                    .iter()
+                    .take_while(|e| e.0 == k)
+                    .take(MAX_WALK)
+                    .map(|e| e.1 as i64),
+            );
+        }
+        self.recent.collect(bands, out);
+    }
+
+    fn len(&self) -> usize {
+        self.frozen.len() + self.recent.len()
+    }
+}
+
+/// The slab a date falls in.
+fn slab_of(date: i64) -> i64 {
+    date.div_euclid(SLAB_SECS)
+}
+
+impl NearIndex {
+    /// The time ranges `[from, to)` whose stories must be read (and given
+    /// to [`NearIndex::fill`]) before items dated `dates` are looked up with
+    /// `window` seconds either side: the slabs not held, merged into runs.
+    pub fn missing(&self, dates: impl IntoIterator<Item = i64>, window: i64) -> Vec<(i64, i64)> {
+        let mut need: Vec<i64> = Vec::new();
+        for d in dates {
+            for slab in slab_of(d.saturating_sub(window))..=slab_of(d.saturating_add(window)) {
+                if !self.slabs.contains_key(&slab) {
+                    need.push(slab);
+                }
+            }
+        }
+        need.sort_unstable();
+        need.dedup();
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        for slab in need {
+            match runs.last_mut() {
+                Some((_, end)) if *end == slab => *end = slab + 1,
+                _ => runs.push((slab, slab + 1)),
+            }
+        }
+        runs.into_iter()
+            .map(|(a, b)| (a * SLAB_SECS, b * SLAB_SECS))
+            .collect()
+    }
+
+    /// Holds the slabs of `[from, to)` (a range from [`NearIndex::missing`])
+    /// with `stories` (id, date, stored signature), all the stories the
+    /// store has dated in that range.
+    pub fn fill<'a>(
+        &mut self,
+        from: i64,
+        to: i64,
+        stories: impl IntoIterator<Item = (i64, i64, &'a [u8])>,
+    ) {
+        for slab in slab_of(from)..slab_of(to) {
+            self.slabs.entry(slab).or_default().used = self.tick;
+        }
+        for (id, date, sig) in stories {
+            self.insert(id, date, &bands(&signature_from_bytes(sig)));
+        }
+        for slab in slab_of(from)..slab_of(to) {
+            if let Some(s) = self.slabs.get_mut(&slab)
+                && !s.recent.is_empty()
+            {
+                s.freeze();
+            }
+        }
+    }
+
+    /// Indexes a story dated `date`, when its slab is held (otherwise the
+    /// store has it, and reading the slab later finds it).
+    pub fn insert(&mut self, id: i64, date: i64, bands: &[i64]) {
+        if let Some(slab) = self.slabs.get_mut(&slab_of(date))
+            && u32::try_from(id).is_ok()
+        {
+            slab.insert(id, bands);
+            self.postings += bands.len();
+        }
+        self.seen_up_to = self.seen_up_to.max(id);
+    }
+
+    /// The candidates for an item dated `date`: up to [`MAX_CANDIDATES`]
+    /// stories of the slabs within `window` of it that share a band with
+    /// it, those sharing the most bands first (ties: the oldest), written
+    /// to `out`. The slabs must be held (see [`NearIndex::missing`]).
+    pub fn candidates(&mut self, date: i64, window: i64, bands: &[i64], out: &mut Vec<i64>) {
+        out.clear();
+        self.tick += 1;
+        for slab in slab_of(date.saturating_sub(window))..=slab_of(date.saturating_add(window)) {
+            if let Some(s) = self.slabs.get_mut(&slab) {
+                s.used = self.tick;
+                s.collect(bands, out);
+            }
+        }
+        out.sort_unstable();
+        // (shared bands, id) runs, most shared first, then the oldest.
+        let mut counted: Vec<(usize, i64)> = Vec::new();
+        for run in out.chunk_by(|a, b| a == b) {
+            counted.push((run.len(), run[0]));
+        }
+        counted.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        counted.truncate(MAX_CANDIDATES);
+        out.clear();
+        out.extend(counted.into_iter().map(|(_, id)| id));
+    }
+
+    /// Drops the least recently used slabs until the index holds at most
+    /// `max_postings` entries (slabs used by the latest lookup stay).
+    pub fn trim(&mut self, max_postings: usize) {
+        while self.postings > max_postings {
+            let oldest = self
+                .slabs
+                .iter()
+                .filter(|(_, s)| s.used < self.tick)
+                .min_by_key(|(_, s)| s.used)
+                .map(|(k, _)| *k);
+            let Some(k) = oldest else {
+                return;
+            };
+            if let Some(s) = self.slabs.remove(&k) {
+                self.postings -= s.len();
+            }
+        }
+    }
+
+    /// How many (story, band) entries the index holds.
+    pub fn len(&self) -> usize {
+        self.postings
+    }
+
+    /// Whether the index holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.postings == 0
     }
 }
 
@@ -241,45 +472,6 @@ pub fn signature_from_bytes(b: &[u8]) -> Signature {
     b.chunks_exact(4)
         .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
-}
-
-/// The rules the store applies when it files a new item into a story.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Policy {
-    /// Near duplicates are looked for among stories dated this close (seconds).
-    pub window_secs: i64,
-    /// Similarity at or above which an item joins a story.
-    pub threshold: f64,
-}
-
-/// Why an item joined a story.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MergeReason {
-    /// It started the story.
-    First,
-    /// Same canonical link as an item of the story.
-    SameLink,
-    /// Near-identical text, with its similarity.
-    NearDuplicate(f64),
-}
-
-impl MergeReason {
-    /// Stored form: `first`, `same link`, `near duplicate`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            MergeReason::First => "first",
-            MergeReason::SameLink => "same link",
-            MergeReason::NearDuplicate(_) => "near duplicate",
-        }
-    }
-
-    /// The similarity score, for near duplicates.
-    pub fn score(&self) -> Option<f64> {
-        match self {
-            MergeReason::NearDuplicate(s) => Some(*s),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]

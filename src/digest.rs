@@ -21,7 +21,7 @@ use url::Url;
 use crate::config::{Config, DigestConfig};
 use crate::mail::{self, MailError};
 use crate::model::{ItemQuery, Story};
-use crate::scheduler::{CronSchedule, ScheduleError};
+use crate::scheduler::CronSchedule;
 use crate::store::{Store, StoreError};
 
 /// Length of the very first period, when no earlier digest is recorded.
@@ -36,9 +36,6 @@ pub enum DigestError {
     /// The configuration has no `[digest]` section.
     #[error("no [digest] section in the configuration")]
     NotConfigured,
-    /// The schedule or time zone is invalid.
-    #[error(transparent)]
-    Schedule(#[from] ScheduleError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -76,11 +73,6 @@ pub fn settings(config: &Config) -> Result<&DigestConfig, DigestError> {
     config.digest.as_ref().ok_or(DigestError::NotConfigured)
 }
 
-/// The schedule of `cfg`.
-pub fn schedule(cfg: &DigestConfig) -> Result<CronSchedule, DigestError> {
-    Ok(CronSchedule::parse(&cfg.schedule, &cfg.timezone)?)
-}
-
 /// Every recipient: `to`, then the subscribers file (one address per line,
 /// `#` starts a comment), each address once (compared case-insensitively).
 pub fn recipients(cfg: &DigestConfig) -> Result<Vec<Mailbox>, DigestError> {
@@ -92,7 +84,7 @@ pub fn recipients(cfg: &DigestConfig) -> Result<Vec<Mailbox>, DigestError> {
         }
     };
     for t in &cfg.to {
-        push(mail::mailbox(t)?);
+        push(t.clone());
     }
     if let Some(path) = &cfg.subscribers {
         for m in read_subscribers(path)? {
@@ -162,7 +154,7 @@ pub fn due_period(
 /// the archive of a newly added feed, not news.
 pub async fn stories(store: &Store, period: Period) -> Result<Vec<Story>, DigestError> {
     let ids: HashSet<i64> = store
-        .story_ids_stored_between(period.start.timestamp(), period.cutoff.timestamp())
+        .story_ids_stored_between(period.start, period.cutoff)
         .await?
         .into_iter()
         .collect();
@@ -228,7 +220,7 @@ pub struct Digest {
 /// "Other" for untagged stories. A story with several tags appears once,
 /// in the first of its sections.
 pub fn build(config: &Config, cfg: &DigestConfig, stories: &[Story], period: Period) -> Digest {
-    let tz = cfg.timezone.parse::<Tz>().unwrap_or(Tz::UTC);
+    let tz = cfg.timezone();
     let rank = |tag: &str| -> (usize, String) {
         match cfg.sections.iter().position(|s| s == tag) {
             Some(i) => (i, String::new()),
@@ -361,14 +353,18 @@ pub fn unsubscribe_for(cfg: &DigestConfig, recipient: &Mailbox) -> Unsubscribe {
             .unsubscribe_url
             .as_ref()
             .map(|u| u.replace("{email}", &encoded)),
-        mailto: cfg.unsubscribe_mailto.clone().or_else(|| {
-            if cfg.unsubscribe_url.is_none() {
-                // Someone must be reachable: the sender's own address.
-                mail::mailbox(&cfg.from).ok().map(|m| m.email.to_string())
-            } else {
-                None
-            }
-        }),
+        mailto: cfg
+            .unsubscribe_mailto
+            .as_ref()
+            .map(|a| a.to_string())
+            .or_else(|| {
+                if cfg.unsubscribe_url.is_none() {
+                    // Someone must be reachable: the sender's own address.
+                    Some(cfg.from.email.to_string())
+                } else {
+                    None
+                }
+            }),
     }
 }
 
@@ -406,9 +402,9 @@ pub async fn upcoming(
     now: DateTime<Utc>,
 ) -> Result<Digest, DigestError> {
     let cfg = settings(config)?;
-    let schedule = schedule(cfg)?;
+    let schedule = &cfg.schedule;
     let mut last = store.digest_periods(1).await?.first().map(|p| p.cutoff);
-    if let Some(p) = due_period(&schedule, last, now) {
+    if let Some(p) = due_period(schedule, last, now) {
         let stories = stories(store, p).await?;
         if !stories.is_empty() || cfg.send_when_empty {
             return Ok(build(config, cfg, &stories, p));
@@ -452,7 +448,7 @@ pub fn preview_unsubscribe(cfg: &DigestConfig) -> Unsubscribe {
             .unsubscribe_url
             .as_ref()
             .map(|u| u.replace("{email}", "")),
-        mailto: cfg.unsubscribe_mailto.clone(),
+        mailto: cfg.unsubscribe_mailto.as_ref().map(|a| a.to_string()),
     }
 }
 
@@ -503,7 +499,7 @@ mod tests {
     #[test]
     fn first_period_is_the_last_seven_days_before_the_fire_time() {
         let c = config("");
-        let s = schedule(c.digest.as_ref().unwrap()).unwrap();
+        let s = c.digest.as_ref().unwrap().schedule.clone();
         // Tuesday 24 Nov 2026 05:00 UTC: the due fire is Monday 23 Nov 08:00 CET (07:00 UTC).
         let p = due_period(&s, None, utc(2026, 11, 24, 5, 0)).unwrap();
         assert_eq!(p.cutoff, utc(2026, 11, 23, 7, 0));

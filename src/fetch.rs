@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::config::{FeedSource, FetchConfig};
+use crate::model::{FailureKind, FetchStatus};
 
 /// At most this many redirects are followed.
 pub const MAX_REDIRECTS: usize = 5;
@@ -112,26 +113,32 @@ fn fmt_retry(d: &Option<Duration>) -> String {
 }
 
 impl FetchError {
-    /// A short, stable classification stored with the feed and shown in summaries.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            FetchError::Timeout(_) => "timeout",
-            FetchError::Connect(_) => "connect",
-            FetchError::Network(_) => "network",
-            FetchError::Gone => "gone",
+    /// The fetch status this failure leaves the feed in.
+    pub fn status(&self) -> FetchStatus {
+        use FailureKind::*;
+        FetchStatus::Failed(match self {
+            FetchError::Timeout(_) => Timeout,
+            FetchError::Connect(_) => Connect,
+            FetchError::Network(_) => Network,
+            FetchError::Gone => return FetchStatus::Gone,
             // Only an explicit Retry-After makes a feed wait; without one it is a plain error.
             FetchError::Throttled {
                 retry_after: Some(_),
                 ..
-            } => "throttled",
-            FetchError::Throttled { status: 503, .. } => "http_5xx",
-            FetchError::Throttled { .. } => "http_4xx",
-            FetchError::Status { status, .. } if *status >= 500 => "http_5xx",
-            FetchError::Status { .. } => "http_4xx",
-            FetchError::TooLarge { .. } => "too_large",
-            FetchError::TooManyRedirects | FetchError::BadRedirect(_) => "redirect",
-            FetchError::File { .. } => "file",
-        }
+            } => return FetchStatus::Throttled,
+            FetchError::Throttled { status: 503, .. } => Http5xx,
+            FetchError::Throttled { .. } => Http4xx,
+            FetchError::Status { status, .. } if *status >= 500 => Http5xx,
+            FetchError::Status { .. } => Http4xx,
+            FetchError::TooLarge { .. } => TooLarge,
+            FetchError::TooManyRedirects | FetchError::BadRedirect(_) => Redirect,
+            FetchError::File { .. } => File,
+        })
+    }
+
+    /// A short, stable classification shown in summaries (`timeout`, `http_5xx`…).
+    pub fn kind(&self) -> &'static str {
+        self.status().as_str()
     }
 
     /// How long the server asked us to wait, if it did.
@@ -153,6 +160,30 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
+    /// Tells a WebSub hub that `topics` (absolute feed URLs) changed: one
+    /// `hub.mode=publish` POST per topic, as PubSubHubbub hubs expect. The
+    /// hub then fetches the feeds and pushes them to its subscribers.
+    pub async fn notify_hub(&self, hub: &Url, topics: &[String]) -> Result<(), String> {
+        for topic in topics {
+            let body: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("hub.mode", "publish")
+                .append_pair("hub.url", topic)
+                .finish();
+            let resp = self
+                .client
+                .post(hub.clone())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("{hub}: {e}"))?;
+            if !resp.status().is_success() {
+                return Err(format!("{hub} answered {} for {topic}", resp.status()));
+            }
+        }
+        Ok(())
+    }
+
     /// Builds the HTTP client. `user_agent` names gazette and the site.
     pub fn new(limits: &FetchConfig, user_agent: &str) -> Result<Fetcher, FetchError> {
         let client = reqwest::Client::builder()

@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use lettre::message::MultiPart;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
+/// An email address, and one with a display name: parsed once, in the configuration.
+pub use lettre::{Address, message::Mailbox};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{DigestConfig, SmtpSecurity, Transport};

@@ -2,6 +2,7 @@
 //! codes. The work itself is in the library.
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
-use gazette::app;
+use gazette::app::Application;
 use gazette::config::Config;
 use gazette::model::ItemQuery;
 use gazette::pipeline::{FeedReport, Waits};
@@ -44,7 +45,11 @@ enum Command {
     /// The daemon: polls each feed on its interval, republishes when stories
     /// change, serves HTTP, sends the digest on schedule; reloads feeds.toml
     /// when it changes (or on SIGHUP); stops cleanly on SIGINT/SIGTERM.
-    Run,
+    Run {
+        /// Serve HTTP on this address instead of [http] listen (several instances on one host).
+        #[arg(long, value_parser = listen_addr)]
+        listen: Option<SocketAddr>,
+    },
     /// Validate the configuration; errors are printed as file:line:col: message.
     Check,
     /// Fetch every feed once now and store new and changed stories.
@@ -81,7 +86,11 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Serve the published feeds and pages over HTTP on [http] listen.
-    Serve,
+    Serve {
+        /// Serve on this address instead of [http] listen.
+        #[arg(long, value_parser = listen_addr)]
+        listen: Option<SocketAddr>,
+    },
     /// Move a feed list in and out of OPML 2.0.
     #[command(subcommand)]
     Opml(OpmlCommand),
@@ -127,7 +136,7 @@ enum DigestCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The daemon reports what it does; one-shot commands only warnings.
-    let base = if matches!(cli.command, Command::Run) {
+    let base = if matches!(cli.command, Command::Run { .. }) {
         1
     } else {
         0
@@ -204,49 +213,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Poll { force } => poll(config, force).await,
-        Command::Run => {
-            let hangup = Arc::new(tokio::sync::Notify::new());
-            #[cfg(unix)]
-            {
-                let hangup = hangup.clone();
-                let mut hup =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                        .context("listening for SIGHUP")?;
-                tokio::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        hangup.notify_one();
-                    }
-                });
-            }
-            gazette::daemon::run(config, shutdown_signal(), hangup).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Publish { out } => {
-            let out = out.unwrap_or_else(|| config.publish.dir.clone());
-            let store = app::open_store(&config).await?;
-            let written = app::publish(&config, &store, &out).await;
-            store.close().await;
-            let written = written?;
-            println!(
-                "published {} files to {} ({} changed)",
-                written.all.len(),
-                out.display(),
-                written.changed.len()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Serve => {
-            let config = Arc::new(config);
-            let store = app::open_store(&config).await?;
-            let served = app::serve(config, store.clone(), shutdown_signal(), |addr| {
-                eprintln!("serving http://{addr}/ (Ctrl-C stops)");
-            })
-            .await;
-            store.close().await;
-            served?;
-            Ok(ExitCode::SUCCESS)
-        }
         Command::Opml(OpmlCommand::Import { file }) => {
             let done = gazette::opml::import(&config, &file)?;
             println!(
@@ -260,24 +226,72 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run { listen } => {
+            let hangup = Arc::new(tokio::sync::Notify::new());
+            #[cfg(unix)]
+            {
+                let hangup = hangup.clone();
+                let mut hup =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                        .context("listening for SIGHUP")?;
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        hangup.notify_one();
+                    }
+                });
+            }
+            let app = Application::build(config).await?;
+            let app = match app.listen(listen).await {
+                Ok(app) => app,
+                Err(e) => return Err(e),
+            };
+            app.run_until_stopped(shutdown_signal(), hangup).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen } => {
+            let app = Application::build(config).await?.listen(listen).await?;
+            if let Some(addr) = app.local_addr() {
+                eprintln!("serving http://{addr}/ (Ctrl-C stops)");
+            }
+            app.serve_until_stopped(shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        command => {
+            let app = Application::build(config).await?;
+            let code = one_shot(&app, command).await;
+            app.close().await;
+            code
+        }
+    }
+}
+
+/// The commands that open the store, do one thing and close it.
+async fn one_shot(app: &Application, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Poll { force } => poll(app, force).await,
+        Command::Publish { out } => {
+            let out = out.unwrap_or_else(|| app.config().publish.dir.clone());
+            let written = app.publish(&out).await?;
+            println!(
+                "published {} files to {} ({} changed)",
+                written.all.len(),
+                out.display(),
+                written.changed.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Opml(OpmlCommand::Export) => {
-            let store = app::open_store(&config).await?;
-            let feeds = store.feeds().await;
-            store.close().await;
-            let opml = gazette::publish::opml(&config, &feeds.context("reading the feeds")?);
+            let feeds = app.store().feeds().await.context("reading the feeds")?;
+            let opml = gazette::publish::opml(&app.config(), &feeds);
             std::io::stdout().lock().write_all(&opml)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Retag => {
-            let config = Arc::new(config);
-            let store = app::open_store(&config).await?;
-            let ingest = app::ingest(config, store.clone())?;
-            let changed = app::retag(&ingest).await?;
+            let changed = app.retag().await?;
             println!("re-tagged: {changed} items changed");
-            store.close().await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Digest { command } => digest(config, command).await,
+        Command::Digest { command } => digest(app, command).await,
         Command::Items {
             tag,
             since,
@@ -286,14 +300,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             all,
         } => {
             let since = since.as_deref().map(parse_since).transpose()?;
-            let store = app::open_store(&config).await?;
             let query = ItemQuery {
                 tag,
                 since,
                 limit,
                 include_excluded: all,
             };
-            let items = app::items(&store, &query).await?;
+            let items = app.items(&query).await?;
             let mut out = std::io::stdout().lock();
             for item in &items {
                 if json {
@@ -320,17 +333,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     )?;
                 }
             }
-            store.close().await;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Check
+        | Command::Run { .. }
+        | Command::Serve { .. }
+        | Command::Opml(OpmlCommand::Import { .. }) => unreachable!("handled by run"),
     }
 }
 
-async fn poll(config: Config, force: bool) -> anyhow::Result<ExitCode> {
-    let config = Arc::new(config);
-    let store = app::open_store(&config).await?;
-    let ingest = app::ingest(config.clone(), store.clone())?;
-    let total = config.feeds.len() as u64;
+async fn poll(app: &Application, force: bool) -> anyhow::Result<ExitCode> {
+    let total = app.config().feeds.len() as u64;
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(total);
         bar.set_style(
@@ -361,12 +374,11 @@ async fn poll(config: Config, force: bool) -> anyhow::Result<ExitCode> {
     } else {
         Waits::ServerRequested
     };
-    let reports = app::poll(&ingest, waits, &on_done).await?;
+    let reports = app.poll(waits, &on_done).await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     print_summary(&reports);
-    store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -451,13 +463,13 @@ fn parse_since(s: &str) -> anyhow::Result<DateTime<Utc>> {
     Ok(Utc::now() - age)
 }
 
-async fn digest(config: Config, command: DigestCommand) -> anyhow::Result<ExitCode> {
+async fn digest(app: &Application, command: DigestCommand) -> anyhow::Result<ExitCode> {
+    let config = app.config();
     let cfg = gazette::digest::settings(&config)?.clone();
-    let store = app::open_store(&config).await?;
+    let store = app.store();
     let code = match command {
         DigestCommand::Send => {
-            let mailer = app::mailer(&config)?;
-            let report = app::send_due_digest(&config, &store, &mailer, Utc::now()).await?;
+            let report = app.send_due_digest().await?;
             let mut out = std::io::stdout().lock();
             if report.periods.is_empty() {
                 writeln!(
@@ -503,7 +515,7 @@ async fn digest(config: Config, command: DigestCommand) -> anyhow::Result<ExitCo
         }
         DigestCommand::Status { limit } => {
             let mut out = std::io::stdout().lock();
-            let periods = app::digest_status(&store, limit).await?;
+            let periods = gazette::delivery::digest_status(store, limit).await?;
             if periods.is_empty() {
                 writeln!(out, "no digest recorded yet")?;
             }
@@ -531,10 +543,10 @@ async fn digest(config: Config, command: DigestCommand) -> anyhow::Result<ExitCo
         }
         DigestCommand::Preview { out, text } => {
             let rendered = if text {
-                let d = gazette::digest::upcoming(&config, &store, Utc::now()).await?;
+                let d = gazette::digest::upcoming(&config, store, Utc::now()).await?;
                 gazette::digest::render_text(&d, &gazette::digest::preview_unsubscribe(&cfg))?
             } else {
-                gazette::digest::upcoming_html(&config, &store, Utc::now()).await?
+                gazette::digest::upcoming_html(&config, store, Utc::now()).await?
             };
             match out {
                 Some(path) => std::fs::write(&path, rendered)
@@ -544,17 +556,21 @@ async fn digest(config: Config, command: DigestCommand) -> anyhow::Result<ExitCo
             ExitCode::SUCCESS
         }
     };
-    store.close().await;
     Ok(code)
 }
 
 /// `2026-11-16 08:00 → 2026-11-23 08:00 Europe/Zurich`.
 fn period_label(cfg: &gazette::config::DigestConfig, p: &gazette::model::DigestPeriod) -> String {
-    let tz: chrono_tz::Tz = cfg.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    let tz = cfg.timezone();
     format!(
         "{} → {} {}",
         p.start.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
         p.cutoff.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
-        cfg.timezone
+        tz
     )
+}
+
+/// `--listen ADDR`.
+fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    gazette::config::parse_listen(s)
 }

@@ -73,6 +73,98 @@ pub struct TaggingInput {
     pub categories: Vec<String>,
 }
 
+/// How a feed's last fetch ended, as kept between polls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum FetchStatus {
+    /// Never fetched (or its url changed since).
+    #[default]
+    New,
+    /// A document was fetched and parsed.
+    Ok,
+    /// 304, or an unchanged local file.
+    NotModified,
+    /// 410 Gone: not polled again until its url changes.
+    Gone,
+    /// 429/503 with Retry-After: not polled before `next_fetch_at`.
+    Throttled,
+    /// Another failure; the feed backs off.
+    Failed(FailureKind),
+}
+
+/// The kinds of fetch failure, as recorded and counted in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The request took longer than `[fetch] timeout`.
+    Timeout,
+    /// No connection (refused, DNS, TLS).
+    Connect,
+    /// The connection broke.
+    Network,
+    /// Another 4xx status (or 429 without Retry-After).
+    Http4xx,
+    /// A 5xx status (or 503 without Retry-After).
+    Http5xx,
+    /// The body passed `[fetch] max_body_size`.
+    TooLarge,
+    /// Too many or bad redirects.
+    Redirect,
+    /// A local file could not be read.
+    File,
+    /// The document could not be parsed.
+    Parse,
+}
+
+impl FetchStatus {
+    /// The name stored and shown (`ok`, `gone`, `http_5xx`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchStatus::New => "new",
+            FetchStatus::Ok => "ok",
+            FetchStatus::NotModified => "not_modified",
+            FetchStatus::Gone => "gone",
+            FetchStatus::Throttled => "throttled",
+            FetchStatus::Failed(k) => match k {
+                FailureKind::Timeout => "timeout",
+                FailureKind::Connect => "connect",
+                FailureKind::Network => "network",
+                FailureKind::Http4xx => "http_4xx",
+                FailureKind::Http5xx => "http_5xx",
+                FailureKind::TooLarge => "too_large",
+                FailureKind::Redirect => "redirect",
+                FailureKind::File => "file",
+                FailureKind::Parse => "parse",
+            },
+        }
+    }
+
+    /// Reads a stored name; an unknown one reads as `New`.
+    pub fn parse(s: &str) -> FetchStatus {
+        use FailureKind::*;
+        match s {
+            "ok" => FetchStatus::Ok,
+            "not_modified" => FetchStatus::NotModified,
+            "gone" => FetchStatus::Gone,
+            "throttled" => FetchStatus::Throttled,
+            "timeout" => FetchStatus::Failed(Timeout),
+            "connect" => FetchStatus::Failed(Connect),
+            "network" => FetchStatus::Failed(Network),
+            "http_4xx" => FetchStatus::Failed(Http4xx),
+            "http_5xx" => FetchStatus::Failed(Http5xx),
+            "too_large" => FetchStatus::Failed(TooLarge),
+            "redirect" => FetchStatus::Failed(Redirect),
+            "file" => FetchStatus::Failed(File),
+            "parse" => FetchStatus::Failed(Parse),
+            _ => FetchStatus::New,
+        }
+    }
+}
+
+impl std::fmt::Display for FetchStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A feed's fetch state, kept between polls.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchState {
@@ -82,24 +174,24 @@ pub struct FetchState {
     pub last_modified: Option<String>,
     /// Where a permanent redirect pointed; fetched instead of the configured URL.
     pub permanent_url: Option<String>,
-    /// Outcome of the last fetch (`ok`, `not_modified`, `gone`, or an error kind).
-    pub status: String,
+    /// How the last fetch ended.
+    pub status: FetchStatus,
     /// Message of the last error.
     pub last_error: Option<String>,
     /// Consecutive failures; drives the backoff.
     pub error_count: u32,
-    /// When the feed was last fetched (unix seconds).
-    pub last_fetch_at: Option<i64>,
-    /// When the feed last answered 200 or 304 (unix seconds).
-    pub last_success_at: Option<i64>,
-    /// Not to be fetched before this time (unix seconds): backoff or Retry-After.
-    pub next_fetch_at: Option<i64>,
+    /// When the feed was last fetched.
+    pub last_fetch_at: Option<DateTime<Utc>>,
+    /// When the feed last answered 200 or 304.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Not to be fetched before this time: backoff or Retry-After.
+    pub next_fetch_at: Option<DateTime<Utc>>,
     /// The feed's own title.
     pub title: Option<String>,
     /// The feed's web site.
     pub site_link: Option<String>,
-    /// The feed's `ttl` / `sy:updatePeriod` hint, in seconds.
-    pub ttl_seconds: Option<i64>,
+    /// The feed's `ttl` / `sy:updatePeriod` hint.
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// A feed as the store knows it.

@@ -12,11 +12,12 @@ use url::Url;
 use crate::config::{Config, FeedConfig, FeedSource};
 use crate::dedup;
 use crate::fetch::{Conditional, FetchError, Fetched, Fetcher};
-use crate::model::{FeedRow, FetchState};
+use crate::filing;
+use crate::model::{FailureKind, FeedRow, FetchState, FetchStatus};
 use crate::parse::{self, ParseContext, ParseError};
 use crate::sanitize::Sanitizer;
 use crate::scheduler;
-use crate::store::{Prepared, Store, StoreError};
+use crate::store::{Document, Prepared, Store, StoreError};
 use crate::tag::Tagger;
 
 /// Parsing is CPU-bound: as many documents at a time as there are cores.
@@ -142,7 +143,7 @@ impl Ingest {
         let now = Utc::now();
         let mut st = row.state.clone();
         if waits != Waits::Ignore {
-            if st.status == "gone" {
+            if st.status == FetchStatus::Gone {
                 let mut r = FeedReport::new(&feed.name, FeedStatus::Gone);
                 r.message = Some(format!(
                     "marked gone (HTTP 410) earlier: remove it from {} or poll with --force",
@@ -150,12 +151,12 @@ impl Ingest {
                 ));
                 return Ok((r, None));
             }
-            let waiting = st.next_fetch_at.filter(|t| *t > now.timestamp());
-            let honour = waits == Waits::All || st.status == "throttled";
+            let waiting = st.next_fetch_at.filter(|t| *t > now);
+            let throttled = st.status == FetchStatus::Throttled;
+            let honour = waits == Waits::All || throttled;
             if let (Some(until), true) = (waiting, honour) {
-                let until = DateTime::from_timestamp(until, 0).unwrap_or(now);
                 let mut r = FeedReport::new(&feed.name, FeedStatus::Deferred(until));
-                let why = if st.status == "throttled" {
+                let why = if throttled {
                     "server asked to wait"
                 } else {
                     "backing off after errors"
@@ -178,14 +179,14 @@ impl Ingest {
             etag: st.etag.clone(),
             last_modified: st.last_modified.clone(),
         };
-        st.last_fetch_at = Some(now.timestamp());
+        st.last_fetch_at = Some(now);
         let fetched = self.fetcher.fetch(&source, &cond).await;
         let (report, state) = match fetched {
             Err(e) => self.failed(feed, st, e, now),
             Ok(Fetched::NotModified { moved_permanently }) => {
                 let mut r = FeedReport::new(&feed.name, FeedStatus::NotModified);
                 note_moved(&mut r, &mut st, moved_permanently);
-                succeeded(&mut st, now, "not_modified");
+                succeeded(&mut st, now, FetchStatus::NotModified);
                 (r, st)
             }
             Ok(Fetched::Body {
@@ -223,9 +224,9 @@ impl Ingest {
                         r.message = Some(e.to_string());
                         tracing::warn!(feed = %feed.name, error = %e, "feed could not be parsed");
                         st.error_count += 1;
-                        st.status = "parse".into();
+                        st.status = FetchStatus::Failed(FailureKind::Parse);
                         st.last_error = Some(e.to_string());
-                        st.next_fetch_at = Some(now.timestamp() + self.backoff(st.error_count));
+                        st.next_fetch_at = Some(now + self.backoff(st.error_count));
                         (r, st)
                     }
                     Ok(mut out) => {
@@ -238,13 +239,13 @@ impl Ingest {
                         }
                         let counts = self
                             .store
-                            .save_items(
-                                row.id,
-                                out.items,
-                                out.keys,
-                                now.timestamp(),
-                                &self.dedup_policy(),
-                            )
+                            .file_document(Document {
+                                feed_id: row.id,
+                                items: out.items,
+                                listed: out.keys,
+                                now,
+                                policy: self.filing_policy(),
+                            })
                             .await?;
                         let mut r = FeedReport::new(&feed.name, FeedStatus::Ok);
                         r.new = counts.new;
@@ -255,8 +256,11 @@ impl Ingest {
                         st.last_modified = last_modified;
                         st.title = out.title.or(st.title);
                         st.site_link = out.site_link.or(st.site_link);
-                        st.ttl_seconds = out.ttl_seconds;
-                        succeeded(&mut st, now, "ok");
+                        st.ttl = out
+                            .ttl_seconds
+                            .filter(|s| *s > 0)
+                            .map(|s| std::time::Duration::from_secs(s as u64));
+                        succeeded(&mut st, now, FetchStatus::Ok);
                         (r, st)
                     }
                 }
@@ -274,13 +278,13 @@ impl Ingest {
     ) -> (FeedReport, FetchState) {
         tracing::warn!(feed = %feed.name, error = %e, "fetch failed");
         st.error_count += 1;
-        st.status = e.kind().to_string();
+        st.status = e.status();
         st.last_error = Some(e.to_string());
         let wait = match e.retry_after() {
-            Some(d) => d.as_secs() as i64,
+            Some(d) => chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX),
             None => self.backoff(st.error_count),
         };
-        st.next_fetch_at = Some(now.timestamp() + wait);
+        st.next_fetch_at = Some(now.checked_add_signed(wait).unwrap_or(now));
         let status = match e {
             FetchError::Gone => FeedStatus::Gone,
             _ => FeedStatus::Failed(e.kind().to_string()),
@@ -290,20 +294,20 @@ impl Ingest {
         (r, st)
     }
 
-    fn dedup_policy(&self) -> dedup::Policy {
-        dedup::Policy {
+    fn filing_policy(&self) -> filing::Policy {
+        filing::Policy {
             window_secs: self.config.dedup.window.as_secs() as i64,
             threshold: self.config.dedup.threshold,
         }
     }
 
-    fn backoff(&self, errors: u32) -> i64 {
-        scheduler::backoff(
+    fn backoff(&self, errors: u32) -> chrono::TimeDelta {
+        let wait = scheduler::backoff(
             errors,
             self.config.min_interval,
             self.config.fetch.max_backoff,
-        )
-        .as_secs() as i64
+        );
+        chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::MAX)
     }
 }
 
@@ -314,12 +318,12 @@ fn store_failed(feed: &FeedConfig, e: StoreError) -> FeedReport {
     r
 }
 
-fn succeeded(st: &mut FetchState, now: DateTime<Utc>, status: &str) {
-    st.status = status.to_string();
+fn succeeded(st: &mut FetchState, now: DateTime<Utc>, status: FetchStatus) {
+    st.status = status;
     st.error_count = 0;
     st.last_error = None;
     st.next_fetch_at = None;
-    st.last_success_at = Some(now.timestamp());
+    st.last_success_at = Some(now);
 }
 
 fn note_moved(r: &mut FeedReport, st: &mut FetchState, moved: Option<Url>) {

@@ -1,9 +1,173 @@
-//! Decides when a feed may be fetched again. Never fetches, parses or runs SQL.
+//! Decides when things are due: a feed's next poll (from its stored fetch
+//! state, its interval and the server's hints), backoff after failures,
+//! and the digest's cron schedule. Never fetches, parses or runs SQL.
+//!
+//! Feed times are kept in the runtime's clock ([`tokio::time::Instant`]),
+//! so tests run the schedule with paused time instead of sleeping.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, Utc};
 use rand::Rng;
+use tokio::time::Instant;
+
+use crate::model::{FetchState, FetchStatus};
+
+/// A server hint (`ttl`, `sy:updatePeriod`) never stretches an interval beyond this.
+pub const MAX_HINT: Duration = Duration::from_secs(24 * 3600);
+/// Overdue feeds at start are spread over at most this long (no burst).
+pub const START_SPREAD: Duration = Duration::from_secs(60);
+/// A feed never fetched (a first run, a feed just added) starts within this long.
+pub const NEW_FEED_SPREAD: Duration = Duration::from_secs(2);
+/// How long a feed marked gone waits: until its url changes, in practice.
+const GONE_WAIT: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// A feed's polling interval: its own (`interval`, else the default),
+/// stretched by the feed's own hint, never below `min_interval`.
+pub fn interval_of(interval: Duration, min_interval: Duration, st: &FetchState) -> Duration {
+    let hint = st.ttl.map(|t| t.min(MAX_HINT)).unwrap_or_default();
+    interval.max(hint).max(min_interval)
+}
+
+/// How long from `now` until a feed is due, from its stored fetch state:
+/// its interval after the last fetch (with ±10% jitter so feeds drift
+/// apart), or later when a backoff or Retry-After says so, but never sooner
+/// than `min_interval` after the last fetch. An overdue feed is due at once,
+/// spread over a short window: at `start` of the daemon over the first
+/// minute, otherwise (and for a feed never fetched) over two seconds. A
+/// feed marked gone is not due again.
+pub fn due_in(
+    interval: Duration,
+    min_interval: Duration,
+    st: &FetchState,
+    now: DateTime<Utc>,
+    start: bool,
+    rng: &mut impl Rng,
+) -> Duration {
+    if st.status == FetchStatus::Gone {
+        return GONE_WAIT;
+    }
+    let interval = interval_of(interval, min_interval, st);
+    let at = match st.last_fetch_at {
+        Some(last) => last + interval.mul_f64(rng.random_range(0.9..1.1)),
+        None => now,
+    };
+    let at = match st.next_fetch_at {
+        Some(next) => next.max(st.last_fetch_at.unwrap_or(now) + min_interval),
+        None => at,
+    };
+    if let Ok(wait) = (at - now).to_std()
+        && !wait.is_zero()
+    {
+        return wait;
+    }
+    let window = if start && st.last_fetch_at.is_some() {
+        interval.min(START_SPREAD)
+    } else {
+        interval.min(NEW_FEED_SPREAD)
+    };
+    window.mul_f64(rng.random_range(0.0..1.0))
+}
+
+/// Which feeds are due when, and which are being refreshed: the daemon's
+/// feed schedule, in the runtime's clock.
+#[derive(Debug, Default)]
+pub struct Schedule {
+    feeds: HashMap<String, Slot>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    due: Instant,
+    running: bool,
+}
+
+impl Schedule {
+    /// Plans `feed` due `wait` from now (unless it is being refreshed: its
+    /// end plans it again).
+    pub fn plan(&mut self, feed: &str, wait: Duration) {
+        let due = Instant::now() + wait;
+        match self.feeds.get_mut(feed) {
+            Some(s) if s.running => {}
+            Some(s) => s.due = due,
+            None => {
+                self.feeds.insert(
+                    feed.to_string(),
+                    Slot {
+                        due,
+                        running: false,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Forgets every feed `keep` says no to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.feeds.retain(|name, _| keep(name));
+    }
+
+    /// Whether `feed` is planned.
+    pub fn contains(&self, feed: &str) -> bool {
+        self.feeds.contains_key(feed)
+    }
+
+    /// Whether `feed` is being refreshed.
+    pub fn is_running(&self, feed: &str) -> bool {
+        self.feeds.get(feed).is_some_and(|s| s.running)
+    }
+
+    /// Up to `limit` feeds due now, earliest first, marked running.
+    pub fn take_due(&mut self, limit: usize) -> Vec<String> {
+        let now = Instant::now();
+        let mut due: Vec<(Instant, &String)> = self
+            .feeds
+            .iter()
+            .filter(|(_, s)| !s.running && s.due <= now)
+            .map(|(name, s)| (s.due, name))
+            .collect();
+        due.sort();
+        let names: Vec<String> = due
+            .into_iter()
+            .take(limit)
+            .map(|(_, n)| n.clone())
+            .collect();
+        for n in &names {
+            if let Some(s) = self.feeds.get_mut(n) {
+                s.running = true;
+            }
+        }
+        names
+    }
+
+    /// Records the end of `feed`'s refresh and plans the next one `wait` from now.
+    pub fn finished(&mut self, feed: &str, wait: Duration) {
+        if let Some(s) = self.feeds.get_mut(feed) {
+            s.running = false;
+            s.due = Instant::now() + wait;
+        }
+    }
+
+    /// When the next feed that is not running falls due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.feeds
+            .values()
+            .filter(|s| !s.running)
+            .map(|s| s.due)
+            .min()
+    }
+
+    /// How many feeds are planned.
+    pub fn len(&self) -> usize {
+        self.feeds.len()
+    }
+
+    /// Whether no feed is planned.
+    pub fn is_empty(&self) -> bool {
+        self.feeds.is_empty()
+    }
+}
 
 /// Delay before retrying a feed after `errors` consecutive failures:
 /// `floor · 2^(errors-1)`, capped at `cap`, with ±20% jitter so failing
@@ -18,6 +182,147 @@ pub fn backoff(errors: u32, floor: Duration, cap: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+    const FIVE_MIN: Duration = Duration::from_secs(300);
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_900_000_000, 0).unwrap()
+    }
+
+    fn ago(secs: i64) -> Option<DateTime<Utc>> {
+        Some(now() - chrono::TimeDelta::seconds(secs))
+    }
+
+    fn rng() -> rand::rngs::StdRng {
+        rand::rngs::StdRng::seed_from_u64(7)
+    }
+
+    #[test]
+    fn intervals_follow_hints_within_bounds() {
+        let mut st = FetchState::default();
+        assert_eq!(interval_of(HOUR, FIVE_MIN, &st), HOUR);
+        st.ttl = Some(2 * HOUR);
+        assert_eq!(interval_of(HOUR, FIVE_MIN, &st), 2 * HOUR);
+        st.ttl = Some(30 * 24 * HOUR);
+        assert_eq!(interval_of(HOUR, FIVE_MIN, &st), MAX_HINT);
+        let fast = Duration::from_secs(10);
+        assert_eq!(
+            interval_of(fast, FIVE_MIN, &FetchState::default()),
+            FIVE_MIN
+        );
+    }
+
+    #[test]
+    fn due_times_resume_from_the_store() {
+        let mut rng = rng();
+        let due = |st: &FetchState, start: bool, rng: &mut rand::rngs::StdRng| {
+            due_in(HOUR, FIVE_MIN, st, now(), start, rng).as_secs()
+        };
+        // Fetched 10 minutes ago with a 1 h interval: due in about 50 minutes.
+        let st = FetchState {
+            last_fetch_at: ago(600),
+            ..Default::default()
+        };
+        let wait = due(&st, true, &mut rng);
+        assert!((2640..=3360).contains(&wait), "{wait}");
+        // Overdue at start: within the first minute, not all at once.
+        let overdue = FetchState {
+            last_fetch_at: ago(86_400),
+            ..Default::default()
+        };
+        let waits: Vec<u64> = (0..50).map(|_| due(&overdue, true, &mut rng)).collect();
+        assert!(waits.iter().all(|w| *w <= 60), "{waits:?}");
+        assert!(waits.iter().any(|w| *w != waits[0]), "spread, not a burst");
+        // Overdue later (a reload): within seconds.
+        assert!(due(&overdue, false, &mut rng) <= 2);
+        // Never fetched: within seconds.
+        assert!(due(&FetchState::default(), true, &mut rng) <= 2);
+        // Retry-After beyond the interval wins.
+        let st = FetchState {
+            last_fetch_at: ago(600),
+            next_fetch_at: Some(now() + chrono::TimeDelta::seconds(7200)),
+            status: FetchStatus::Throttled,
+            ..Default::default()
+        };
+        assert_eq!(due(&st, true, &mut rng), 7200);
+        // A backoff shorter than the floor waits the floor.
+        let st = FetchState {
+            last_fetch_at: ago(10),
+            next_fetch_at: Some(now() + chrono::TimeDelta::seconds(5)),
+            ..Default::default()
+        };
+        assert_eq!(due(&st, false, &mut rng), 290);
+        // Gone feeds wait for a new url.
+        let st = FetchState {
+            status: FetchStatus::Gone,
+            ..Default::default()
+        };
+        assert!(due(&st, true, &mut rng) > 365 * 86_400);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_schedule_hands_out_due_feeds_earliest_first_once() {
+        let mut s = Schedule::default();
+        s.plan("hourly", HOUR);
+        s.plan("soon", Duration::from_secs(10));
+        s.plan("now", Duration::ZERO);
+        assert_eq!(s.take_due(10), vec!["now"]);
+        assert!(
+            s.take_due(10).is_empty(),
+            "running feeds are not handed out twice"
+        );
+        assert_eq!(s.next_due(), Some(Instant::now() + Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(s.take_due(10), vec!["soon"]);
+        // A reload re-plans a running feed: its end decides.
+        s.plan("soon", Duration::ZERO);
+        assert!(s.take_due(10).is_empty());
+        s.finished("now", 2 * HOUR);
+        s.finished("soon", Duration::from_secs(1800));
+        tokio::time::advance(HOUR).await;
+        assert_eq!(
+            s.take_due(1),
+            vec!["soon"],
+            "the earliest, at most the limit"
+        );
+        assert_eq!(s.take_due(10), vec!["hourly"]);
+        tokio::time::advance(HOUR).await;
+        assert_eq!(s.take_due(10), vec!["now"]);
+        s.retain(|n| n != "hourly");
+        assert_eq!(s.len(), 2);
+        assert!(s.is_running("now") && !s.contains("hourly"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_spreads_overdue_feeds_over_the_first_minute() {
+        let mut rng = rng();
+        let mut s = Schedule::default();
+        let overdue = FetchState {
+            last_fetch_at: ago(86_400),
+            ..Default::default()
+        };
+        for i in 0..100 {
+            s.plan(
+                &format!("f{i}"),
+                due_in(HOUR, FIVE_MIN, &overdue, now(), true, &mut rng),
+            );
+        }
+        let mut seen = 0;
+        let mut seconds_with_some = 0;
+        for _ in 0..61 {
+            let n = s.take_due(1000).len();
+            seen += n;
+            seconds_with_some += usize::from(n > 0);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert_eq!(seen, 100, "all due within the first minute");
+        assert!(
+            seconds_with_some >= 30,
+            "spread: {seconds_with_some} seconds"
+        );
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
@@ -58,6 +363,14 @@ pub enum ScheduleError {
 pub struct CronSchedule {
     schedule: cron::Schedule,
     tz: chrono_tz::Tz,
+    /// The expression as written.
+    expr: String,
+}
+
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.expr == other.expr && self.tz == other.tz
+    }
 }
 
 /// How far (in wall-clock time) a DST change can move a fire time; bounds searches.
@@ -97,7 +410,11 @@ impl CronSchedule {
         let schedule: cron::Schedule = six
             .parse()
             .map_err(|e: cron::error::Error| err(e.to_string()))?;
-        Ok(CronSchedule { schedule, tz })
+        Ok(CronSchedule {
+            schedule,
+            tz,
+            expr: expr.trim().to_string(),
+        })
     }
 
     /// The time zone the expression is evaluated in.

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::publish::{self, Kind};
-use crate::store::Store;
+use crate::store::{HttpValidator, Store};
 
 /// How long a cached document is served before the store is asked whether
 /// its content changed: a change shows over HTTP within this time.
@@ -41,7 +41,7 @@ struct Rendered {
 #[derive(Default)]
 struct Cache {
     /// The store's content version the documents were rendered at.
-    version: Option<String>,
+    version: Option<i64>,
     checked: Option<Instant>,
     docs: HashMap<String, Arc<Rendered>>,
     /// Bumped whenever cached documents are dropped: a rendering started
@@ -128,8 +128,9 @@ impl Site {
         // Read before rendering: the rendering shows this version or a later one.
         let version = self
             .store
-            .meta("content_version")
+            .content_version()
             .await
+            .map(Some)
             .map_err(|e| e.to_string())?;
         let doc = publish::render(&self.config(), &self.store, kind)
             .await
@@ -165,29 +166,29 @@ impl Site {
     /// store, so it survives restarts and never goes back: new bytes get
     /// the current time, the same bytes their first time.
     async fn last_modified(&self, path: &str, etag: &str) -> DateTime<Utc> {
-        let key = format!("http_validators:{path}");
-        let stored: Option<(String, i64)> =
-            self.store.meta(&key).await.ok().flatten().and_then(|v| {
-                let (tag, at) = v.rsplit_once(' ')?;
-                Some((tag.to_string(), at.parse().ok()?))
-            });
-        let now = Utc::now().timestamp();
+        let stored = self.store.http_validator(path).await.ok().flatten();
+        let now = Utc::now();
         let at = match stored {
-            Some((tag, at)) if tag == etag => {
-                return DateTime::from_timestamp(at, 0).unwrap_or_default();
-            }
-            Some((_, at)) => now.max(at + 1),
+            Some(v) if v.etag == etag => return v.first_served,
+            Some(v) => now.max(v.first_served + chrono::TimeDelta::seconds(1)),
             None => now,
         };
+        let at = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or_default();
         let store = self.store.clone();
-        let value = format!("{etag} {at}");
+        let (path, v) = (
+            path.to_string(),
+            HttpValidator {
+                etag: etag.to_string(),
+                first_served: at,
+            },
+        );
         // Recorded in the background: a busy writer elsewhere must not hold the response.
         tokio::spawn(async move {
-            if let Err(e) = store.set_meta(&key, &value).await {
+            if let Err(e) = store.set_http_validator(&path, &v).await {
                 tracing::warn!(error = %e, "recording HTTP validators failed");
             }
         });
-        DateTime::from_timestamp(at, 0).unwrap_or_default()
+        at
     }
 
     /// The cached document at `path` unless the store changed since.
@@ -199,8 +200,9 @@ impl Site {
         if !fresh {
             let version = self
                 .store
-                .meta("content_version")
+                .content_version()
                 .await
+                .map(Some)
                 .map_err(|e| e.to_string())?;
             let mut c = self.cache.lock().expect("cache lock");
             if c.version != version {
@@ -247,7 +249,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 }
 
 async fn healthz(State(site): State<Arc<Site>>) -> Response {
-    if let Err(e) = site.store.meta("content_version").await {
+    if let Err(e) = site.store.content_version().await {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("store unavailable: {e}\n"),

@@ -256,33 +256,6 @@ pub fn write_dir(dir: &Path, docs: &[Document]) -> Result<Vec<String>, PublishEr
     Ok(written)
 }
 
-/// Tells a WebSub hub that `topics` (absolute feed URLs) changed: one
-/// `hub.mode=publish` POST per topic, as PubSubHubbub hubs expect. The
-/// hub then fetches the feeds and pushes them to its subscribers.
-pub async fn notify_hub(
-    client: &reqwest::Client,
-    hub: &Url,
-    topics: &[String],
-) -> Result<(), String> {
-    for topic in topics {
-        let body: String = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("hub.mode", "publish")
-            .append_pair("hub.url", topic)
-            .finish();
-        let resp = client
-            .post(hub.clone())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("{hub}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("{hub} answered {} for {topic}", resp.status()));
-        }
-    }
-    Ok(())
-}
-
 /// A list of entries with what every format needs to present it.
 #[derive(Debug, Clone)]
 pub struct Listing {
@@ -416,7 +389,7 @@ async fn listing(
             include_excluded: false,
         })
         .await?;
-    let store_key = store.meta("store_key").await?.unwrap_or_else(|| "0".into());
+    let store_key = store.store_key().await?;
     let by_name: HashMap<&str, &FeedRow> = feeds.iter().map(|f| (f.name.as_str(), f)).collect();
     let entries: Vec<Entry> = stories
         .iter()

@@ -1,23 +1,29 @@
 //! SQLite backend: one file, WAL journal, schema migrations embedded from
-//! `migrations/sqlite/`.
+//! `migrations/sqlite/`. Gathers the candidates filing needs and applies
+//! its decisions ([`crate::filing`]); decides nothing itself.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
-use std::sync::Arc;
 
-use super::{Prepared, SaveCounts, StoreError, decode_html};
+use super::{
+    Backend, DeliveryOutcome, Document, HttpValidator, Prepared, SaveCounts, SenderLock,
+    StoreError, decode_html,
+};
 use crate::config::FeedConfig;
-use crate::dedup::{self, MergeReason, Policy};
+use crate::dedup::{self, NearIndex};
+use crate::filing::{self, CandidateStory, Filing, Incoming, Known, LinkedItem, MergeReason};
 use crate::model::{
-    Delivery, DeliveryState, DigestPeriod, Enclosure, FeedRow, FetchState, Item, ItemQuery,
+    Delivery, DeliveryState, DigestPeriod, Enclosure, FeedRow, FetchState, FetchStatus, ItemQuery,
     PeriodStatus, Source, Story, TaggingInput,
 };
 use crate::tag::Tagging;
@@ -37,101 +43,30 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The database file (the digest sender's lock lives beside it).
+    path: PathBuf,
     /// SQLite has one writer at a time. Writers of this process queue here
     /// instead of contending for the file lock (whose busy handler sleeps).
     write_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Saves waiting for the next group commit (see `save_items`).
+    /// Saves waiting for the next group commit (see `file_document`).
     pending: Arc<std::sync::Mutex<Vec<SaveJob>>>,
     /// Wakes the checkpointer after a large write.
     wal_written: Arc<tokio::sync::Notify>,
     /// Held while a checkpoint runs: SQLite runs one at a time and answers
     /// "busy" to a second.
     checkpoint_lock: Arc<tokio::sync::Mutex<()>>,
-    /// The near-duplicate index, built on the first save; `None` until then
-    /// and after a failed group commit (it is rebuilt from the file).
+    /// The near-duplicate index of the stories of recently needed time
+    /// slabs; `None` until the first save and after a failed group commit
+    /// (it is read again from the file). The file stays the truth: each
+    /// group commit first reads the stories another process added since,
+    /// and filing only uses candidates the file confirms.
     near: Arc<std::sync::Mutex<Option<NearIndex>>>,
 }
 
-/// The LSH bands of the stories dated after `horizon`, held by the process
-/// that writes. The file stays the truth: each group commit first reads
-/// the stories another process added since (`seen_up_to`), and candidates
-/// are checked against the stored stories before they are used.
-#[derive(Debug)]
-struct NearIndex {
-    bands: dedup::BandIndex,
-    /// Stories dated before this are not indexed.
-    horizon: i64,
-    /// The highest story id the index has seen.
-    seen_up_to: i64,
-}
-
-/// How far the horizon may fall behind before the index is rebuilt without
-/// the stories that aged out (seconds).
-const NEAR_REBUILD_AFTER: i64 = 86_400;
-/// How far a batch's horizon may lie before the index's without a rebuild
-/// (seconds): saves stamped a little earlier than the last ones. A larger
-/// step back (a longer dedup window) rebuilds the index.
-const NEAR_SLACK: i64 = 3_600;
-
-impl NearIndex {
-    /// Brings `held` up to date within the write transaction `tx`: rebuilt
-    /// from every signature dated after `horizon` when there is none or its
-    /// horizon is a day behind (or later than `horizon`), else given the
-    /// stories added since.
-    async fn refresh(
-        held: Option<NearIndex>,
-        tx: &mut Transaction<'static, Sqlite>,
-        horizon: i64,
-    ) -> Result<NearIndex, sqlx::Error> {
-        let mut index = match held {
-            Some(i)
-                if (i.horizon - NEAR_SLACK..=i.horizon + NEAR_REBUILD_AFTER).contains(&horizon) =>
-            {
-                i
-            }
-            _ => {
-                let seen_up_to = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM stories")
-                    .fetch_one(&mut **tx)
-                    .await?;
-                let mut index = NearIndex {
-                    bands: dedup::BandIndex::default(),
-                    horizon,
-                    seen_up_to,
-                };
-                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-                    "SELECT id, signature FROM stories
-                     WHERE sort_date >= ?1 AND signature IS NOT NULL",
-                )
-                .bind(horizon)
-                .fetch_all(&mut **tx)
-                .await?;
-                for (id, sig) in rows {
-                    index.add(id, &sig);
-                }
-                return Ok(index);
-            }
-        };
-        // Usually none: what another process stored since our last write.
-        let rows: Vec<(i64, i64, Option<Vec<u8>>)> =
-            sqlx::query_as("SELECT id, sort_date, signature FROM stories WHERE id > ?1")
-                .bind(index.seen_up_to)
-                .fetch_all(&mut **tx)
-                .await?;
-        for (id, sort_date, sig) in rows {
-            index.seen_up_to = index.seen_up_to.max(id);
-            if let Some(sig) = sig.filter(|_| sort_date >= index.horizon) {
-                index.add(id, &sig);
-            }
-        }
-        Ok(index)
-    }
-
-    /// Indexes a stored story by its stored signature.
-    fn add(&mut self, id: i64, signature: &[u8]) {
-        self.bands
-            .insert(id, &dedup::bands(&dedup::signature_from_bytes(signature)));
-    }
-}
+/// Band entries the near-duplicate index keeps across group commits: about
+/// 50 MB. Past it, the least recently used slabs are dropped (and read again
+/// from the file when an item needs them).
+const NEAR_MAX_POSTINGS: usize = 3_000_000;
 
 /// How long a group commit goes on taking the saves that queue while it
 /// writes, before it commits them.
@@ -219,6 +154,7 @@ impl SqliteStore {
             wal_written: Arc::default(),
             checkpoint_lock: Arc::default(),
             near: Arc::default(),
+            path: path.to_path_buf(),
         };
         store.migrate().await.map_err(|e| match e {
             StoreError::Query(source) => open_err(source),
@@ -244,7 +180,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn close(&self) {
+    async fn close_pool(&self) {
         // Everything into the database file, and the WAL emptied: a store
         // left alone is one file plus an empty WAL.
         {
@@ -283,11 +219,25 @@ impl SqliteStore {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx { tx, _guard: guard })
     }
+}
 
-    pub(super) async fn sync_feeds(
-        &self,
-        feeds: &[FeedConfig],
-    ) -> Result<Vec<FeedRow>, StoreError> {
+/// Unix seconds of a time, as stored.
+fn secs(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+/// A stored unix time back.
+fn at(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(v, 0).unwrap_or_default()
+}
+
+fn opt_at(v: Option<i64>) -> Option<DateTime<Utc>> {
+    v.and_then(|s| DateTime::from_timestamp(s, 0))
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    async fn sync_feeds(&self, feeds: &[FeedConfig]) -> Result<Vec<FeedRow>, StoreError> {
         let mut w = self.begin_write().await?;
         let tx = &mut w.tx;
         for f in feeds {
@@ -324,11 +274,229 @@ impl SqliteStore {
             .collect())
     }
 
-    pub(super) async fn prune_stories(
+    async fn feeds(&self) -> Result<Vec<FeedRow>, StoreError> {
+        sqlx::query("SELECT * FROM feeds ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(feed_row)
+            .collect()
+    }
+
+    async fn save_fetch_states(&self, states: &[(i64, FetchState)]) -> Result<(), StoreError> {
+        if states.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.begin_write().await?;
+        for (feed_id, st) in states {
+            sqlx::query(
+                "UPDATE feeds SET etag = ?2, last_modified = ?3, permanent_url = ?4, status = ?5,
+                   last_error = ?6, error_count = ?7, last_fetch_at = ?8, last_success_at = ?9,
+                   next_fetch_at = ?10, title = ?11, site_link = ?12, ttl_seconds = ?13
+                 WHERE id = ?1",
+            )
+            .bind(feed_id)
+            .bind(&st.etag)
+            .bind(&st.last_modified)
+            .bind(&st.permanent_url)
+            .bind(st.status.as_str())
+            .bind(&st.last_error)
+            .bind(st.error_count as i64)
+            .bind(st.last_fetch_at.map(secs))
+            .bind(st.last_success_at.map(secs))
+            .bind(st.next_fetch_at.map(secs))
+            .bind(&st.title)
+            .bind(&st.site_link)
+            .bind(st.ttl.map(|d| d.as_secs() as i64))
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn known_hashes(&self, feed_id: i64) -> Result<HashMap<String, i64>, StoreError> {
+        let rows = sqlx::query("SELECT item_key, raw_hash FROM items WHERE feed_id = ?1")
+            .bind(feed_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Queues the document and returns once it is committed. Saves that
+    /// queue while another is being written go in together, in one
+    /// transaction (group commit), each under its own savepoint: the index
+    /// pages that every document touches are written once per batch
+    /// instead of once per feed, and one document's failure rolls back only
+    /// that document.
+    async fn file_document(&self, doc: Document) -> Result<SaveCounts, StoreError> {
+        if doc.items.is_empty() {
+            return Ok(SaveCounts::default());
+        }
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(SaveJob { doc, reply });
+        // The batch is written by a task of its own, so that a caller that
+        // gives up waiting cannot cut short the other feeds' writes.
+        tokio::spawn(self.clone().write_pending());
+        done.await.unwrap_or(Err(StoreError::Interrupted))
+    }
+
+    async fn items_for_tagging(
         &self,
-        dated_before: i64,
-        created_before: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<TaggingInput>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.id, f.name, i.title, i.summary_html, i.content_html, i.categories
+             FROM items i JOIN feeds f ON f.id = i.feed_id
+             WHERE i.id > ?1 ORDER BY i.id LIMIT ?2",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let cats: String = r.try_get(5)?;
+                Ok(TaggingInput {
+                    item_id: r.try_get(0)?,
+                    feed: r.try_get(1)?,
+                    title: r.try_get(2)?,
+                    summary_html: html_column(r, 3)?,
+                    content_html: html_column(r, 4)?,
+                    categories: serde_json::from_str(&cats).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn set_tagging(&self, items: &[(i64, Tagging)]) -> Result<usize, StoreError> {
+        let mut w = self.begin_write().await?;
+        let mut changed = 0;
+        for (id, t) in items {
+            let tags = json(&t.tags);
+            let old: (String, bool) = sqlx::query_as(
+                "SELECT COALESCE((SELECT json_group_array(tag) FROM (SELECT tag FROM item_tags WHERE item_id = ?1 ORDER BY tag)), '[]'),
+                   (SELECT excluded FROM items WHERE id = ?1)",
+            )
+            .bind(id)
+            .fetch_one(&mut *w.tx)
+            .await?;
+            if old.0 == tags && old.1 == t.excluded {
+                continue;
+            }
+            changed += 1;
+            sqlx::query("UPDATE items SET excluded = ?2 WHERE id = ?1")
+                .bind(id)
+                .bind(t.excluded)
+                .execute(&mut *w.tx)
+                .await?;
+            sqlx::query("DELETE FROM item_tags WHERE item_id = ?1")
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?;
+            write_tags(&mut w.tx, *id, &t.tags).await?;
+        }
+        if changed > 0 {
+            bump_content_version(&mut w.tx).await?;
+        }
+        w.tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn tag_rules(&self) -> Result<Option<String>, StoreError> {
+        self.meta(TAG_RULES_KEY).await
+    }
+
+    async fn set_tag_rules(&self, fingerprint: &str) -> Result<(), StoreError> {
+        self.set_meta(TAG_RULES_KEY, fingerprint).await
+    }
+
+    async fn list_stories(&self, q: &ItemQuery) -> Result<Vec<Story>, StoreError> {
+        // A tag's stories come from its own date-ordered index (story_tags).
+        let mut sql = String::from(if q.tag.is_some() {
+            "SELECT s.story_id AS id FROM story_tags s WHERE s.tag = ?1"
+        } else {
+            "SELECT s.id FROM stories s WHERE 1 = 1"
+        });
+        let id = if q.tag.is_some() {
+            "s.story_id"
+        } else {
+            "s.id"
+        };
+        if !q.include_excluded {
+            sql.push_str(&format!(
+                " AND NOT EXISTS (SELECT 1 FROM items x WHERE x.story_id = {id} AND x.excluded = 1)"
+            ));
+        }
+        if q.since.is_some() {
+            sql.push_str(" AND s.sort_date >= ?2");
+        }
+        sql.push_str(&format!(" ORDER BY s.sort_date DESC, {id} DESC LIMIT ?3"));
+        let ids: Vec<i64> = sqlx::query_scalar(&sql)
+            .bind(&q.tag)
+            .bind(q.since.map(secs))
+            .bind(q.limit.map_or(-1, |l| l as i64))
+            .fetch_all(&self.pool)
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT i.*, f.name AS feed_name, f.priority AS feed_priority,
+               s.sort_date AS story_date,
+               s.created_at AS story_created, s.updated_at AS story_updated,
+               (SELECT group_concat(tag, char(31)) FROM
+                  (SELECT tag FROM item_tags t WHERE t.item_id = i.id ORDER BY tag)) AS tag_list
+             FROM items i JOIN feeds f ON f.id = i.feed_id JOIN stories s ON s.id = i.story_id
+             WHERE i.story_id IN (SELECT value FROM json_each(?1))
+             ORDER BY i.story_id, i.id",
+        )
+        .bind(json(&ids))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_story: HashMap<i64, Vec<&sqlx::sqlite::SqliteRow>> =
+            HashMap::with_capacity(ids.len());
+        for r in &rows {
+            by_story.entry(r.try_get("story_id")?).or_default().push(r);
+        }
+        ids.iter()
+            .filter_map(|id| Some((*id, by_story.remove(id)?)))
+            .map(|(id, rows)| story_of(id, &rows))
+            .collect()
+    }
+
+    async fn story_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM stories")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn story_ids_stored_between(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM stories WHERE created_at >= ?1 AND created_at < ?2")
+                .bind(secs(from))
+                .bind(secs(until))
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn prune_stories(
+        &self,
+        dated_before: DateTime<Utc>,
+        created_before: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        let (dated_before, created_before) = (secs(dated_before), secs(created_before));
         let mut w = self.begin_write().await?;
         // The newest story id and item id are never deleted: they would be
         // handed out again.
@@ -363,71 +531,273 @@ impl SqliteStore {
         Ok(n)
     }
 
-    pub(super) async fn story_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM stories")
-            .fetch_one(&self.pool)
+    async fn content_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .meta("content_version")
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    async fn store_key(&self) -> Result<String, StoreError> {
+        // Migration 0005 made one; a store without it is corrupt.
+        self.meta("store_key")
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the store has no store_key".into()))
+    }
+
+    async fn http_validator(&self, path: &str) -> Result<Option<HttpValidator>, StoreError> {
+        let v = self.meta(&format!("http_validators:{path}")).await?;
+        Ok(v.and_then(|v| {
+            let (etag, at) = v.rsplit_once(' ')?;
+            Some(HttpValidator {
+                etag: etag.to_string(),
+                first_served: DateTime::from_timestamp(at.parse().ok()?, 0)?,
+            })
+        }))
+    }
+
+    async fn set_http_validator(&self, path: &str, v: &HttpValidator) -> Result<(), StoreError> {
+        self.set_meta(
+            &format!("http_validators:{path}"),
+            &format!("{} {}", v.etag, secs(v.first_served)),
+        )
+        .await
+    }
+
+    async fn lock_digest_sender(&self) -> Result<SenderLock, StoreError> {
+        let mut path = self.path.clone().into_os_string();
+        path.push(".digest-lock");
+        let path = PathBuf::from(path);
+        let failed = |source| StoreError::SenderLock {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(failed)?;
+        // The OS drops the lock when its holder dies, even by kill -9.
+        match file.try_lock() {
+            Ok(()) => Ok(SenderLock::new(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::SenderBusy),
+            Err(std::fs::TryLockError::Error(e)) => Err(failed(e)),
+        }
+    }
+
+    async fn digest_periods(&self, limit: i64) -> Result<Vec<DigestPeriod>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods
+             ORDER BY cutoff_at DESC LIMIT ?1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(period_row).collect()
+    }
+
+    async fn open_digest_periods(&self) -> Result<Vec<DigestPeriod>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods
+             WHERE status = 'open' ORDER BY cutoff_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(period_row).collect()
+    }
+
+    async fn create_digest_period(
+        &self,
+        start: DateTime<Utc>,
+        cutoff: DateTime<Utc>,
+        stories: i64,
+        recipients: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> Result<(DigestPeriod, bool), StoreError> {
+        let mut w = self.begin_write().await?;
+        let tx = &mut w.tx;
+        if let Some(r) = sqlx::query(
+            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods WHERE cutoff_at = ?1",
+        )
+        .bind(secs(cutoff))
+        .fetch_optional(&mut **tx)
+        .await?
+        {
+            return Ok((period_row(&r)?, false));
+        }
+        let status = if recipients.is_empty() {
+            PeriodStatus::Skipped
+        } else {
+            PeriodStatus::Open
+        };
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO digest_periods (start_at, cutoff_at, stories, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        )
+        .bind(secs(start))
+        .bind(secs(cutoff))
+        .bind(stories)
+        .bind(status.as_str())
+        .bind(secs(now))
+        .fetch_one(&mut **tx)
+        .await?;
+        for (pos, (recipient, message_id)) in recipients.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO digest_deliveries (period_id, recipient, position, state, message_id, updated_at)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
+            )
+            .bind(id)
+            .bind(recipient)
+            .bind(pos as i64)
+            .bind(message_id)
+            .bind(secs(now))
+            .execute(&mut **tx)
+            .await?;
+        }
+        w.tx.commit().await?;
+        let period = DigestPeriod {
+            id,
+            start: at(secs(start)),
+            cutoff: at(secs(cutoff)),
+            stories,
+            status,
+        };
+        Ok((period, true))
+    }
+
+    async fn deliveries(&self, period_id: i64) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT period_id, recipient, state, message_id, attempts, permanent, reply, updated_at
+             FROM digest_deliveries WHERE period_id = ?1 ORDER BY position",
+        )
+        .bind(period_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                Ok(Delivery {
+                    period_id: r.try_get("period_id")?,
+                    recipient: r.try_get("recipient")?,
+                    state: DeliveryState::parse(&state).unwrap_or(DeliveryState::Pending),
+                    message_id: r.try_get("message_id")?,
+                    attempts: r.try_get("attempts")?,
+                    permanent: r.try_get::<i64, _>("permanent")? != 0,
+                    reply: r.try_get("reply")?,
+                    updated_at: at(r.try_get("updated_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_delivery(
+        &self,
+        seen: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut w = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE digest_deliveries SET state = 'pending', attempts = attempts + 1, updated_at = ?3
+             WHERE period_id = ?1 AND recipient = ?2 AND state = ?4 AND attempts = ?5",
+        )
+        .bind(seen.period_id)
+        .bind(&seen.recipient)
+        .bind(secs(now))
+        .bind(seen.state.as_str())
+        .bind(seen.attempts)
+        .execute(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish_delivery(
+        &self,
+        period_id: i64,
+        recipient: &str,
+        outcome: &DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (state, reply, permanent) = match outcome {
+            DeliveryOutcome::Sent(reply) => (DeliveryState::Sent, reply, false),
+            DeliveryOutcome::Failed { reply, permanent } => {
+                (DeliveryState::Failed, reply, *permanent)
+            }
+        };
+        let mut w = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE digest_deliveries SET state = ?3, reply = ?4, permanent = ?5, updated_at = ?6
+             WHERE period_id = ?1 AND recipient = ?2",
+        )
+        .bind(period_id)
+        .bind(recipient)
+        .bind(state.as_str())
+        .bind(reply)
+        .bind(permanent as i64)
+        .bind(secs(now))
+        .execute(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn close_digest_period(&self, period_id: i64) -> Result<(), StoreError> {
+        let mut w = self.begin_write().await?;
+        sqlx::query("UPDATE digest_periods SET status = 'done' WHERE id = ?1 AND status = 'open'")
+            .bind(period_id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.close_pool().await;
+    }
+}
+
+/// The `meta` key of the fingerprint of the tag rules the stored tags follow.
+const TAG_RULES_KEY: &str = "tag_rules";
+
+impl SqliteStore {
+    /// A value from the store's own `meta` table.
+    async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.pool)
             .await?)
     }
 
-    pub(super) async fn feeds(&self) -> Result<Vec<FeedRow>, StoreError> {
-        sqlx::query("SELECT * FROM feeds ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(feed_row)
-            .collect()
-    }
-
-    pub(super) async fn known_hashes(
-        &self,
-        feed_id: i64,
-    ) -> Result<HashMap<String, i64>, StoreError> {
-        let rows = sqlx::query("SELECT item_key, raw_hash FROM items WHERE feed_id = ?1")
-            .bind(feed_id)
-            .fetch_all(&self.pool)
+    /// Sets a value in the store's own `meta` table.
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let _guard = self.write_lock.lock().await;
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        Ok(())
     }
+}
 
-    /// Queues one document's items and returns once they are committed.
-    /// Saves that queue while another is being written go in together, in
-    /// one transaction (group commit), each under its own savepoint: the
-    /// index pages that every document touches (links, dedup bands) are
-    /// written once per batch instead of once per feed, and one document's
-    /// failure rolls back only that document.
-    pub(super) async fn save_items(
-        &self,
-        feed_id: i64,
-        items: Vec<Prepared>,
-        document_keys: Vec<String>,
-        now: i64,
-        policy: &Policy,
-    ) -> Result<SaveCounts, StoreError> {
-        if items.is_empty() {
-            return Ok(SaveCounts::default());
-        }
-        let (reply, done) = tokio::sync::oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(SaveJob {
-                feed_id,
-                items,
-                document_keys,
-                now,
-                policy: *policy,
-                reply,
-            });
-        // The batch is written by a task of its own, so that a caller that
-        // gives up waiting cannot cut short the other feeds' writes.
-        tokio::spawn(self.clone().write_pending());
-        done.await.unwrap_or(Err(StoreError::Interrupted))
-    }
+/// A write transaction and the process-wide write lock it holds.
+struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
 
-    /// Writes every queued save in one transaction, unless another task
-    /// took them first.
+/// One document waiting for the next group commit.
+#[derive(Debug)]
+struct SaveJob {
+    doc: Document,
+    reply: tokio::sync::oneshot::Sender<Result<SaveCounts, StoreError>>,
+}
+
+impl SqliteStore {
+    /// Writes every queued document in one transaction, unless another
+    /// task took them first.
     async fn write_pending(self) {
         let guard = self.write_lock.clone().lock_owned().await;
         let take = || std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
@@ -446,11 +816,8 @@ impl SqliteStore {
             Err(e) => return shared(e, jobs),
         };
         let t0 = std::time::Instant::now();
-        // Every story dated within a window of an item of the batch is a
-        // near-duplicate candidate, however old the item.
-        let horizon = jobs.iter().map(SaveJob::horizon).min().unwrap_or(0);
         let held = self.near.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let mut near = match NearIndex::refresh(held, &mut tx, horizon).await {
+        let mut near = match catch_up(held, &mut tx).await {
             Ok(near) => near,
             Err(e) => {
                 drop(tx);
@@ -462,7 +829,7 @@ impl SqliteStore {
         let mut changed = false;
         loop {
             for job in &jobs[results.len()..] {
-                match save_in_savepoint(&mut tx, job, &mut near).await {
+                match save_in_savepoint(&mut tx, &job.doc, &mut near).await {
                     Ok(Ok(counts)) => {
                         changed |= counts.new + counts.updated > 0;
                         results.push(Ok(counts));
@@ -483,16 +850,7 @@ impl SqliteStore {
             if t0.elapsed() >= GROUP_COMMIT_FOR {
                 break;
             }
-            // Saves with items older than the index reaches wait for the next commit.
-            let (more, older): (Vec<SaveJob>, Vec<SaveJob>) = take()
-                .into_iter()
-                .partition(|j| j.horizon() >= near.horizon);
-            if !older.is_empty() {
-                self.pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(older);
-            }
+            let more = take();
             if more.is_empty() {
                 break;
             }
@@ -507,6 +865,7 @@ impl SqliteStore {
         }
         .await;
         if committed.is_ok() {
+            near.trim(NEAR_MAX_POSTINGS);
             *self.near.lock().unwrap_or_else(|p| p.into_inner()) = Some(near);
         }
         drop(guard);
@@ -526,442 +885,40 @@ impl SqliteStore {
             Err(e) => shared(sqlx::Error::Protocol(e.to_string()), jobs),
         }
     }
-
-    pub(super) async fn save_fetch_states(
-        &self,
-        states: &[(i64, FetchState)],
-    ) -> Result<(), StoreError> {
-        if states.is_empty() {
-            return Ok(());
-        }
-        let mut w = self.begin_write().await?;
-        for (feed_id, st) in states {
-            sqlx::query(
-                "UPDATE feeds SET etag = ?2, last_modified = ?3, permanent_url = ?4, status = ?5,
-                   last_error = ?6, error_count = ?7, last_fetch_at = ?8, last_success_at = ?9,
-                   next_fetch_at = ?10, title = ?11, site_link = ?12, ttl_seconds = ?13
-                 WHERE id = ?1",
-            )
-            .bind(feed_id)
-            .bind(&st.etag)
-            .bind(&st.last_modified)
-            .bind(&st.permanent_url)
-            .bind(&st.status)
-            .bind(&st.last_error)
-            .bind(st.error_count as i64)
-            .bind(st.last_fetch_at)
-            .bind(st.last_success_at)
-            .bind(st.next_fetch_at)
-            .bind(&st.title)
-            .bind(&st.site_link)
-            .bind(st.ttl_seconds)
-            .execute(&mut *w.tx)
-            .await?;
-        }
-        w.tx.commit().await?;
-        Ok(())
-    }
-
-    pub(super) async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    pub(super) async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        let _guard = self.write_lock.lock().await;
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub(super) async fn items_for_tagging(
-        &self,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<TaggingInput>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT i.id, f.name, i.title, i.summary_html, i.content_html, i.categories
-             FROM items i JOIN feeds f ON f.id = i.feed_id
-             WHERE i.id > ?1 ORDER BY i.id LIMIT ?2",
-        )
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let cats: String = r.try_get(5)?;
-                Ok(TaggingInput {
-                    item_id: r.try_get(0)?,
-                    feed: r.try_get(1)?,
-                    title: r.try_get(2)?,
-                    summary_html: html_column(r, 3)?,
-                    content_html: html_column(r, 4)?,
-                    categories: serde_json::from_str(&cats).unwrap_or_default(),
-                })
-            })
-            .collect()
-    }
-
-    pub(super) async fn set_tagging(&self, items: &[(i64, Tagging)]) -> Result<usize, StoreError> {
-        let mut w = self.begin_write().await?;
-        let mut changed = 0;
-        for (id, t) in items {
-            let tags = json(&t.tags);
-            let old: (String, bool) = sqlx::query_as(
-                "SELECT COALESCE((SELECT json_group_array(tag) FROM (SELECT tag FROM item_tags WHERE item_id = ?1 ORDER BY tag)), '[]'),
-                   (SELECT excluded FROM items WHERE id = ?1)",
-            )
-            .bind(id)
-            .fetch_one(&mut *w.tx)
-            .await?;
-            if old.0 == tags && old.1 == t.excluded {
-                continue;
-            }
-            changed += 1;
-            sqlx::query("UPDATE items SET excluded = ?2 WHERE id = ?1")
-                .bind(id)
-                .bind(t.excluded)
-                .execute(&mut *w.tx)
-                .await?;
-            sqlx::query("DELETE FROM item_tags WHERE item_id = ?1")
-                .bind(id)
-                .execute(&mut *w.tx)
-                .await?;
-            write_tags(&mut w.tx, *id, &t.tags).await?;
-        }
-        if changed > 0 {
-            bump_content_version(&mut w.tx).await?;
-        }
-        w.tx.commit().await?;
-        Ok(changed)
-    }
-
-    pub(super) async fn story_ids_stored_between(
-        &self,
-        from: i64,
-        until: i64,
-    ) -> Result<Vec<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM stories WHERE created_at >= ?1 AND created_at < ?2")
-                .bind(from)
-                .bind(until)
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
-    pub(super) async fn digest_periods(&self, limit: i64) -> Result<Vec<DigestPeriod>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods
-             ORDER BY cutoff_at DESC LIMIT ?1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(period_row).collect()
-    }
-
-    pub(super) async fn open_digest_periods(&self) -> Result<Vec<DigestPeriod>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods
-             WHERE status = 'open' ORDER BY cutoff_at",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(period_row).collect()
-    }
-
-    pub(super) async fn create_digest_period(
-        &self,
-        start: i64,
-        cutoff: i64,
-        stories: i64,
-        recipients: &[(String, String)],
-        now: i64,
-    ) -> Result<(DigestPeriod, bool), StoreError> {
-        let mut w = self.begin_write().await?;
-        let tx = &mut w.tx;
-        if let Some(r) = sqlx::query(
-            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods WHERE cutoff_at = ?1",
-        )
-        .bind(cutoff)
-        .fetch_optional(&mut **tx)
-        .await?
-        {
-            return Ok((period_row(&r)?, false));
-        }
-        let status = if recipients.is_empty() {
-            PeriodStatus::Skipped
-        } else {
-            PeriodStatus::Open
-        };
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO digest_periods (start_at, cutoff_at, stories, status, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
-        )
-        .bind(start)
-        .bind(cutoff)
-        .bind(stories)
-        .bind(status.as_str())
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await?;
-        for (pos, (recipient, message_id)) in recipients.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO digest_deliveries (period_id, recipient, position, state, message_id, updated_at)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
-            )
-            .bind(id)
-            .bind(recipient)
-            .bind(pos as i64)
-            .bind(message_id)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        }
-        w.tx.commit().await?;
-        let period = DigestPeriod {
-            id,
-            start: ts(Some(start)).unwrap_or_default(),
-            cutoff: ts(Some(cutoff)).unwrap_or_default(),
-            stories,
-            status,
-        };
-        Ok((period, true))
-    }
-
-    pub(super) async fn deliveries(&self, period_id: i64) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT period_id, recipient, state, message_id, attempts, permanent, reply, updated_at
-             FROM digest_deliveries WHERE period_id = ?1 ORDER BY position",
-        )
-        .bind(period_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let state: String = r.try_get("state")?;
-                Ok(Delivery {
-                    period_id: r.try_get("period_id")?,
-                    recipient: r.try_get("recipient")?,
-                    state: DeliveryState::parse(&state).unwrap_or(DeliveryState::Pending),
-                    message_id: r.try_get("message_id")?,
-                    attempts: r.try_get("attempts")?,
-                    permanent: r.try_get::<i64, _>("permanent")? != 0,
-                    reply: r.try_get("reply")?,
-                    updated_at: ts(Some(r.try_get("updated_at")?)).unwrap_or_default(),
-                })
-            })
-            .collect()
-    }
-
-    pub(super) async fn claim_delivery(
-        &self,
-        seen: &Delivery,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let mut w = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE digest_deliveries SET state = 'pending', attempts = attempts + 1, updated_at = ?3
-             WHERE period_id = ?1 AND recipient = ?2 AND state = ?4 AND attempts = ?5",
-        )
-        .bind(seen.period_id)
-        .bind(&seen.recipient)
-        .bind(now)
-        .bind(seen.state.as_str())
-        .bind(seen.attempts)
-        .execute(&mut *w.tx)
-        .await?;
-        w.tx.commit().await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub(super) async fn finish_delivery(
-        &self,
-        period_id: i64,
-        recipient: &str,
-        state: DeliveryState,
-        reply: Option<&str>,
-        permanent: bool,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let mut w = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE digest_deliveries SET state = ?3, reply = ?4, permanent = ?5, updated_at = ?6
-             WHERE period_id = ?1 AND recipient = ?2",
-        )
-        .bind(period_id)
-        .bind(recipient)
-        .bind(state.as_str())
-        .bind(reply)
-        .bind(permanent as i64)
-        .bind(now)
-        .execute(&mut *w.tx)
-        .await?;
-        w.tx.commit().await?;
-        Ok(())
-    }
-
-    pub(super) async fn close_digest_period(&self, period_id: i64) -> Result<(), StoreError> {
-        let mut w = self.begin_write().await?;
-        sqlx::query("UPDATE digest_periods SET status = 'done' WHERE id = ?1 AND status = 'open'")
-            .bind(period_id)
-            .execute(&mut *w.tx)
-            .await?;
-        w.tx.commit().await?;
-        Ok(())
-    }
-
-    pub(super) async fn list_stories(&self, q: &ItemQuery) -> Result<Vec<Story>, StoreError> {
-        // A tag's stories come from its own date-ordered index (story_tags).
-        let mut sql = String::from(if q.tag.is_some() {
-            "SELECT s.story_id AS id FROM story_tags s WHERE s.tag = ?1"
-        } else {
-            "SELECT s.id FROM stories s WHERE 1 = 1"
-        });
-        let id = if q.tag.is_some() {
-            "s.story_id"
-        } else {
-            "s.id"
-        };
-        if !q.include_excluded {
-            sql.push_str(&format!(
-                " AND NOT EXISTS (SELECT 1 FROM items x WHERE x.story_id = {id} AND x.excluded = 1)"
-            ));
-        }
-        if q.since.is_some() {
-            sql.push_str(" AND s.sort_date >= ?2");
-        }
-        sql.push_str(&format!(" ORDER BY s.sort_date DESC, {id} DESC LIMIT ?3"));
-        let ids: Vec<i64> = sqlx::query_scalar(&sql)
-            .bind(&q.tag)
-            .bind(q.since.map(|d| d.timestamp()))
-            .bind(q.limit.map_or(-1, |l| l as i64))
-            .fetch_all(&self.pool)
-            .await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(
-            "SELECT i.*, f.name AS feed_name, s.sort_date AS story_date,
-               s.created_at AS story_created, s.updated_at AS story_updated,
-               (SELECT group_concat(tag, char(31)) FROM
-                  (SELECT tag FROM item_tags t WHERE t.item_id = i.id ORDER BY tag)) AS tag_list
-             FROM items i JOIN feeds f ON f.id = i.feed_id JOIN stories s ON s.id = i.story_id
-             WHERE i.story_id IN (SELECT value FROM json_each(?1))
-             ORDER BY i.story_id, f.priority DESC, i.sort_date ASC, i.id ASC",
-        )
-        .bind(json(&ids))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut by_story: HashMap<i64, Story> = HashMap::with_capacity(ids.len());
-        let mut links: HashMap<i64, Vec<Option<String>>> = HashMap::new();
-        for r in &rows {
-            let story_id: i64 = r.try_get("story_id")?;
-            links
-                .entry(story_id)
-                .or_default()
-                .push(r.try_get("canonical_link")?);
-            let source = Source {
-                feed: r.try_get("feed_name")?,
-                link: r.try_get("link")?,
-                published: ts(Some(r.try_get("sort_date")?)).unwrap_or_default(),
-                reason: r
-                    .try_get::<Option<String>, _>("merge_reason")?
-                    .unwrap_or_else(|| "first".into()),
-                score: r.try_get("merge_score")?,
-            };
-            let tags = tag_list(r)?;
-            match by_story.get_mut(&story_id) {
-                Some(story) => {
-                    story.sources.push(source);
-                    story.tags.extend(tags);
-                }
-                None => {
-                    let mut story = story_of(r, story_id)?;
-                    story.sources.push(source);
-                    story.tags = tags;
-                    by_story.insert(story_id, story);
-                }
-            }
-        }
-        Ok(ids
-            .iter()
-            .filter_map(|id| by_story.remove(id))
-            .map(|mut s| {
-                s.tags.sort();
-                s.tags.dedup();
-                // The first source is the primary. The item that started the
-                // story may not be: say how it relates to the others.
-                let links = links.remove(&s.id).unwrap_or_default();
-                // When the primary joined the story as a near duplicate, its
-                // score is its similarity to the item that started the story.
-                let primary_score = s.sources.first().and_then(|p| p.score);
-                for (i, src) in s.sources.iter_mut().enumerate() {
-                    if i == 0 {
-                        src.reason = "primary".into();
-                        src.score = None;
-                    } else if src.reason == "first" {
-                        let shared = links[i].is_some()
-                            && links
-                                .iter()
-                                .enumerate()
-                                .any(|(j, l)| j != i && *l == links[i]);
-                        src.reason = if shared {
-                            "same link"
-                        } else {
-                            src.score = primary_score;
-                            "near duplicate"
-                        }
-                        .into();
-                    }
-                }
-                s
-            })
-            .collect())
-    }
 }
 
-/// A write transaction and the process-wide write lock it holds.
-struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
-}
-
-/// One document's items waiting for the next group commit.
-#[derive(Debug)]
-struct SaveJob {
-    feed_id: i64,
-    items: Vec<Prepared>,
-    document_keys: Vec<String>,
-    now: i64,
-    policy: Policy,
-    reply: tokio::sync::oneshot::Sender<Result<SaveCounts, StoreError>>,
-}
-
-impl SaveJob {
-    /// The earliest date a near duplicate of one of its items may have.
-    fn horizon(&self) -> i64 {
-        self.items
-            .iter()
-            .map(|p| item_date(&p.item, self.now))
-            .min()
-            .unwrap_or(self.now)
-            - self.policy.window_secs
+/// The near-duplicate index, brought up to date within the write
+/// transaction `tx`: a new one starts empty (its slabs are read when items
+/// need them), a held one is given the stories another process stored
+/// since it last looked.
+async fn catch_up(
+    held: Option<NearIndex>,
+    tx: &mut Transaction<'static, Sqlite>,
+) -> Result<NearIndex, sqlx::Error> {
+    let Some(mut index) = held else {
+        let mut index = NearIndex::default();
+        index.seen_up_to = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM stories")
+            .fetch_one(&mut **tx)
+            .await?;
+        return Ok(index);
+    };
+    // Usually none.
+    let rows: Vec<(i64, i64, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT id, sort_date, signature FROM stories WHERE id > ?1")
+            .bind(index.seen_up_to)
+            .fetch_all(&mut **tx)
+            .await?;
+    for (id, sort_date, sig) in rows {
+        if let Some(sig) = sig {
+            index.insert(
+                id,
+                sort_date,
+                &dedup::bands(&dedup::signature_from_bytes(&sig)),
+            );
+        }
+        index.seen_up_to = index.seen_up_to.max(id);
     }
-}
-
-/// An item's date for filing: published, else updated, else first seen.
-fn item_date(item: &Item, now: i64) -> i64 {
-    item.published
-        .or(item.updated)
-        .map_or(now, |d| d.timestamp())
+    Ok(index)
 }
 
 /// Saves one document under a savepoint: released when it succeeds, rolled
@@ -972,10 +929,10 @@ fn item_date(item: &Item, now: i64) -> i64 {
 /// not be rolled back: the whole transaction is lost.
 async fn save_in_savepoint(
     tx: &mut Transaction<'static, Sqlite>,
-    job: &SaveJob,
+    doc: &Document,
     near: &mut NearIndex,
 ) -> Result<Result<SaveCounts, StoreError>, sqlx::Error> {
-    match save_document(tx, job, near).await {
+    match save_document(tx, doc, near).await {
         Ok(counts) => Ok(Ok(counts)),
         Err(e) => {
             sqlx::query("ROLLBACK TO doc; RELEASE doc")
@@ -986,29 +943,137 @@ async fn save_in_savepoint(
     }
 }
 
-/// What the store holds that bears on one incoming document, read in one
-/// statement.
-struct Known {
-    /// Keys of the document this feed stores, or stored before the retention
-    /// pruned them (they are not stored again).
-    existing: std::collections::HashSet<String>,
-    /// Stored items by canonical link, for every link of the document.
-    links: HashMap<String, Vec<LinkRow>>,
-    /// The stored near-duplicate candidates (from the band index) that have
-    /// no item of this feed yet, by story id.
-    candidates: HashMap<i64, Candidate>,
-    next_story: i64,
-    next_item: i64,
+/// Gathers what filing needs for one document, files it
+/// ([`filing::file`]) and applies the decisions, within the savepoint
+/// `doc` (opened by [`read_known`], released by [`insert_new`]).
+async fn save_document(
+    tx: &mut Transaction<'_, Sqlite>,
+    doc: &Document,
+    near: &mut NearIndex,
+) -> Result<SaveCounts, StoreError> {
+    let (feed_id, items, window) = (doc.feed_id, &doc.items, doc.policy.window_secs);
+    let dates: Vec<i64> = items
+        .iter()
+        .map(|p| filing::item_date(p.item.published, p.item.updated, doc.now).timestamp())
+        .collect();
+    let bands: Vec<Vec<i64>> = items
+        .iter()
+        .map(|p| {
+            p.item
+                .signature
+                .as_deref()
+                .map(dedup::bands)
+                .unwrap_or_default()
+        })
+        .collect();
+    // The time slabs the items need that the index does not hold yet.
+    let needed = dates
+        .iter()
+        .zip(&bands)
+        .filter(|(_, b)| !b.is_empty())
+        .map(|(d, _)| *d);
+    for (from, to) in near.missing(needed, window) {
+        let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, sort_date, signature FROM stories
+             WHERE sort_date >= ?1 AND sort_date < ?2 AND signature IS NOT NULL",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut **tx)
+        .await?;
+        near.fill(
+            from,
+            to,
+            rows.iter().map(|(id, d, s)| (*id, *d, s.as_slice())),
+        );
+    }
+    let mut suggested: Vec<Vec<i64>> = Vec::with_capacity(items.len());
+    let mut buf = Vec::new();
+    for (date, b) in dates.iter().zip(&bands) {
+        if b.is_empty() {
+            suggested.push(Vec::new());
+        } else {
+            near.candidates(*date, window, b, &mut buf);
+            suggested.push(buf.clone());
+        }
+    }
+    let mut all: Vec<i64> = suggested.iter().flatten().copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    let (known, next) = read_known(tx, feed_id, items, &all).await?;
+    let incoming: Vec<Incoming> = items
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Incoming {
+            key: &p.item.key,
+            title: &p.item.title,
+            canonical_link: p.item.canonical_link.as_deref(),
+            signature: p.item.signature.as_deref(),
+            date: at(dates[i]),
+            near: &suggested[i],
+        })
+        .collect();
+    let listed: HashSet<&str> = doc
+        .listed
+        .iter()
+        .map(String::as_str)
+        .chain(items.iter().map(|p| p.item.key.as_str()))
+        .collect();
+    let filings = filing::file(feed_id, &incoming, &listed, &known, &doc.policy);
+    let now = secs(doc.now);
+    let mut counts = SaveCounts::default();
+    let mut fresh: Vec<Fresh> = Vec::new();
+    for (i, f) in filings.into_iter().enumerate() {
+        match f {
+            Filing::Repeated | Filing::Tombstoned => {}
+            Filing::Update => {
+                if update_item(tx, feed_id, &items[i], now).await? {
+                    counts.updated += 1;
+                }
+            }
+            Filing::Rename { item_id } => {
+                sqlx::query("UPDATE items SET item_key = ?2 WHERE id = ?1")
+                    .bind(item_id)
+                    .bind(&items[i].item.key)
+                    .execute(&mut **tx)
+                    .await?;
+                if update_item(tx, feed_id, &items[i], now).await? {
+                    counts.updated += 1;
+                }
+            }
+            Filing::Join { story_id, reason } => fresh.push(Fresh {
+                at: i,
+                story: Some((story_id, reason)),
+            }),
+            Filing::New => fresh.push(Fresh { at: i, story: None }),
+        }
+    }
+    counts.new = fresh.len();
+    let doc_items = DocItems {
+        feed_id,
+        items,
+        dates: &dates,
+        bands: &bands,
+    };
+    insert_new(tx, &doc_items, &fresh, &known, next, now, near).await?;
+    Ok(counts)
 }
 
-/// Opens the document's savepoint and reads what it needs to know: one
+/// The next story and item ids.
+#[derive(Debug, Clone, Copy)]
+struct NextIds {
+    story: i64,
+    item: i64,
+}
+
+/// Opens the document's savepoint and reads what filing needs to know: one
 /// statement, however many items.
 async fn read_known(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
     items: &[Prepared],
     candidates: &[i64],
-) -> Result<Known, StoreError> {
+) -> Result<(Known, NextIds), StoreError> {
     let keys = json(
         &items
             .iter()
@@ -1019,22 +1084,23 @@ async fn read_known(
         .iter()
         .filter_map(|p| p.item.canonical_link.as_deref())
         .collect();
-    let row: (String, String, String, i64, i64) = sqlx::query_as(
+    let row: (String, String, String, String, i64, i64) = sqlx::query_as(
         "SAVEPOINT doc;
          SELECT
-           (SELECT json_group_array(item_key) FROM (
-              SELECT item_key FROM items WHERE feed_id = ?1
-                AND item_key IN (SELECT value FROM json_each(?2))
-              UNION ALL
-              SELECT item_key FROM pruned_items WHERE feed_id = ?1
-                AND item_key IN (SELECT value FROM json_each(?2)))),
-           (SELECT json_group_array(json_array(id, canonical_link, feed_id, story_id)) FROM items
-              WHERE canonical_link IN (SELECT value FROM json_each(?3))),
-           (SELECT json_group_array(json_array(s.id, hex(s.signature), s.sort_date))
+           (SELECT json_group_array(item_key) FROM items WHERE feed_id = ?1
+              AND item_key IN (SELECT value FROM json_each(?2))),
+           (SELECT json_group_array(item_key) FROM pruned_items WHERE feed_id = ?1
+              AND item_key IN (SELECT value FROM json_each(?2))),
+           (SELECT json_group_array(json_array(i.id, i.feed_id, i.item_key, i.canonical_link,
+                 i.story_id, iif(i.feed_id = ?1, i.title, ''),
+                 iif(i.feed_id = ?1, hex(s.signature), '')))
+              FROM items i LEFT JOIN stories s ON s.id = i.story_id
+              WHERE i.canonical_link IN (SELECT value FROM json_each(?3))
+                AND i.story_id IS NOT NULL),
+           (SELECT json_group_array(json_array(s.id, hex(s.signature), s.sort_date,
+                 (SELECT json_group_array(DISTINCT feed_id) FROM items WHERE story_id = s.id)))
               FROM stories s
-              WHERE s.id IN (SELECT value FROM json_each(?4))
-                AND s.signature IS NOT NULL
-                AND NOT EXISTS (SELECT 1 FROM items i WHERE i.story_id = s.id AND i.feed_id = ?1)),
+              WHERE s.id IN (SELECT value FROM json_each(?4)) AND s.signature IS NOT NULL),
            COALESCE((SELECT max(id) FROM stories), 0) + 1,
            COALESCE((SELECT max(id) FROM items), 0) + 1",
     )
@@ -1044,44 +1110,53 @@ async fn read_known(
     .bind(json(&candidates))
     .fetch_one(&mut **tx)
     .await?;
-    let (existing, links, candidates, next_story, next_item) = row;
+    let (stored, pruned, linked, stories, next_story, next_item) = row;
     let bad = |what: &str, e: serde_json::Error| {
         StoreError::Query(sqlx::Error::Protocol(format!("reading {what}: {e}")))
     };
-    let existing = serde_json::from_str(&existing).map_err(|e| bad("stored keys", e))?;
-    let mut link_rows: Vec<(i64, String, i64, Option<i64>)> =
-        serde_json::from_str(&links).map_err(|e| bad("stored links", e))?;
+    type LinkRow = (i64, i64, String, String, i64, String, String);
+    let mut link_rows: Vec<LinkRow> =
+        serde_json::from_str(&linked).map_err(|e| bad("stored links", e))?;
     // Oldest first: the first story a link was filed under wins.
     link_rows.sort_unstable_by_key(|r| r.0);
-    let mut links: HashMap<String, Vec<LinkRow>> = HashMap::new();
-    for (_, link, feed_id, story_id) in link_rows {
-        links
-            .entry(link)
-            .or_default()
-            .push(LinkRow { feed_id, story_id });
-    }
-    let candidate_rows: Vec<(i64, String, i64)> =
-        serde_json::from_str(&candidates).map_err(|e| bad("near-duplicate candidates", e))?;
-    let candidates = candidate_rows
-        .into_iter()
-        .map(|(id, sig, sort_date)| {
-            let signature = dedup::signature_from_bytes(&unhex(&sig));
-            (
-                id,
-                Candidate {
-                    signature,
-                    sort_date,
+    let story_rows: Vec<(i64, String, i64, Vec<i64>)> =
+        serde_json::from_str(&stories).map_err(|e| bad("near-duplicate candidates", e))?;
+    let known = Known {
+        stored_keys: serde_json::from_str(&stored).map_err(|e| bad("stored keys", e))?,
+        tombstones: serde_json::from_str(&pruned).map_err(|e| bad("pruned keys", e))?,
+        linked: link_rows
+            .into_iter()
+            .map(
+                |(item_id, feed_id, key, canonical_link, story_id, title, sig)| LinkedItem {
+                    item_id,
+                    feed_id,
+                    key,
+                    canonical_link,
+                    story_id,
+                    title,
+                    signature: (!sig.is_empty()).then(|| dedup::signature_from_bytes(&unhex(&sig))),
                 },
             )
-        })
-        .collect();
-    Ok(Known {
-        existing,
-        links,
-        candidates,
-        next_story,
-        next_item,
-    })
+            .collect(),
+        stories: story_rows
+            .into_iter()
+            .map(|(id, sig, date, feeds)| {
+                let story = CandidateStory {
+                    signature: dedup::signature_from_bytes(&unhex(&sig)),
+                    date: at(date),
+                    feeds,
+                };
+                (id, story)
+            })
+            .collect(),
+    };
+    Ok((
+        known,
+        NextIds {
+            story: next_story,
+            item: next_item,
+        },
+    ))
 }
 
 /// Bytes of an upper-case hex string (SQLite's `hex()`).
@@ -1092,135 +1167,9 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// Inserts a document's new items and rewrites its changed ones, within the
-/// savepoint `doc` (opened by [`read_known`], released at the end).
-async fn save_document(
-    tx: &mut Transaction<'_, Sqlite>,
-    job: &SaveJob,
-    near: &mut NearIndex,
-) -> Result<SaveCounts, StoreError> {
-    let SaveJob {
-        feed_id,
-        items,
-        document_keys,
-        now,
-        policy,
-        ..
-    } = job;
-    let (feed_id, now) = (*feed_id, *now);
-    let mut counts = SaveCounts::default();
-    let item_bands: Vec<Vec<i64>> = items
-        .iter()
-        .map(|p| {
-            p.item
-                .signature
-                .as_deref()
-                .map(dedup::bands)
-                .unwrap_or_default()
-        })
-        .collect();
-    let item_candidates: Vec<Vec<i64>> = item_bands
-        .iter()
-        .map(|bands| {
-            let mut out = Vec::new();
-            near.bands.candidates(bands, &mut out);
-            out
-        })
-        .collect();
-    let mut all_candidates: Vec<i64> = item_candidates.iter().flatten().copied().collect();
-    all_candidates.sort_unstable();
-    all_candidates.dedup();
-    let mut known = read_known(tx, feed_id, items, &all_candidates).await?;
-    let mut listed: Vec<&str> = document_keys.iter().map(String::as_str).collect();
-    listed.extend(items.iter().map(|p| p.item.key.as_str()));
-    let document_keys = json(&listed);
-    // The last copy of a key within one document wins, as it always did.
-    let mut last_of: HashMap<&str, usize> = HashMap::new();
-    for (i, p) in items.iter().enumerate() {
-        last_of.insert(p.item.key.as_str(), i);
-    }
-    let mut fresh: Vec<Fresh> = Vec::new();
-    for (i, prepared) in items.iter().enumerate() {
-        let item = &prepared.item;
-        if last_of.get(item.key.as_str()) != Some(&i) {
-            continue;
-        }
-        if known.existing.contains(&item.key) {
-            if update_item(tx, feed_id, prepared, now).await? {
-                counts.updated += 1;
-            }
-            continue;
-        }
-        // The feed changed the item's guid (a CMS migration): same item, new key.
-        let maybe_renamed = item.canonical_link.as_ref().is_some_and(|l| {
-            known
-                .links
-                .get(l)
-                .is_some_and(|rows| rows.iter().any(|r| r.feed_id == feed_id))
-        });
-        let renamed = if maybe_renamed {
-            renamed_item(tx, feed_id, item, &document_keys, policy).await?
-        } else {
-            None
-        };
-        if let Some(old) = renamed {
-            sqlx::query("UPDATE items SET item_key = ?2 WHERE id = ?1")
-                .bind(old)
-                .bind(&item.key)
-                .execute(&mut **tx)
-                .await?;
-            if update_item(tx, feed_id, prepared, now).await? {
-                counts.updated += 1;
-            }
-            continue;
-        }
-        fresh.push(Fresh {
-            prepared,
-            bands: &item_bands[i],
-            candidates: &item_candidates[i],
-        });
-    }
-    counts.new = fresh.len();
-    insert_new(tx, feed_id, &fresh, &mut known, now, policy, near).await?;
-    Ok(counts)
-}
-
-/// An item of the same feed with a different key but the same canonical link
-/// and the same (or a near-identical) text: the feed changed the item's guid.
-async fn renamed_item(
-    tx: &mut Transaction<'_, Sqlite>,
-    feed_id: i64,
-    item: &Item,
-    document_keys: &str,
-    policy: &Policy,
-) -> Result<Option<i64>, StoreError> {
-    let Some(link) = &item.canonical_link else {
-        return Ok(None);
-    };
-    // An item whose key the document still carries was not renamed: it is
-    // another item that happens to share the link.
-    let rows: Vec<(i64, String, Option<Vec<u8>>)> = sqlx::query_as(
-        "SELECT i.id, i.title, s.signature FROM items i LEFT JOIN stories s ON s.id = i.story_id
-         WHERE i.feed_id = ?1 AND i.canonical_link = ?2 AND i.item_key <> ?3
-           AND i.item_key NOT IN (SELECT value FROM json_each(?4))",
-    )
-    .bind(feed_id)
-    .bind(link)
-    .bind(&item.key)
-    .bind(document_keys)
-    .fetch_all(&mut **tx)
-    .await?;
-    // Many feeds link every item to one page: only the same text means the same item.
-    Ok(rows.into_iter().find_map(|(id, title, sig)| {
-        let same_text = title == item.title
-            || matches!((&item.signature, sig), (Some(a), Some(b))
-                if dedup::similarity(a, &dedup::signature_from_bytes(&b)) >= policy.threshold);
-        same_text.then_some(id)
-    }))
-}
-
-/// Rewrites the stored item with `item`'s key when its raw hash changed;
-/// whether it did. The first-seen time stays; its story is marked updated.
+/// Rewrites the stored item with `prepared`'s key when its raw hash
+/// changed; whether it did. The first-seen time stays; its story is marked
+/// updated.
 async fn update_item(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
@@ -1248,8 +1197,8 @@ async fn update_item(
     .bind(json(&item.authors))
     .bind(json(&item.categories))
     .bind(json(&item.enclosures))
-    .bind(item.published.map(|d| d.timestamp()))
-    .bind(item.updated.map(|d| d.timestamp()))
+    .bind(item.published.map(secs))
+    .bind(item.updated.map(secs))
     .bind(&item.canonical_link)
     .bind(item.excluded)
     .fetch_optional(&mut **tx)
@@ -1272,89 +1221,46 @@ async fn update_item(
     Ok(true)
 }
 
-/// A stored item sharing a canonical link with an incoming one.
-struct LinkRow {
+/// A document's items with their filing dates and LSH bands.
+struct DocItems<'a> {
     feed_id: i64,
-    story_id: Option<i64>,
+    items: &'a [Prepared],
+    dates: &'a [i64],
+    bands: &'a [Vec<i64>],
 }
 
-/// An item new to the store, with its LSH bands and the stories that share one.
-struct Fresh<'a> {
-    prepared: &'a Prepared,
-    bands: &'a [i64],
-    candidates: &'a [i64],
+/// A new item and the stored story filing put it in (`None`: a new story).
+struct Fresh {
+    at: usize,
+    story: Option<(i64, MergeReason)>,
 }
 
-/// A stored story that may be a near duplicate (it shares an LSH band).
-struct Candidate {
-    signature: dedup::Signature,
-    sort_date: i64,
-}
-
-/// Inserts new items, filing each into a story: the story of an item of
-/// another feed with the same canonical link, else the most similar story
-/// from other feeds within the window (found through the LSH bands), else a
-/// new story. Filing is decided in memory against what `known` says the
-/// store held; the stories, items and tags then go in as one
+/// Inserts the new items as filing decided (new stories, and items joining
+/// stored ones, whose dates move to the earliest item's) as one
 /// multi-statement write, which also releases the savepoint `doc`. Once it
 /// is written, the new stories join the band index.
 async fn insert_new(
     tx: &mut Transaction<'_, Sqlite>,
-    feed_id: i64,
-    items: &[Fresh<'_>],
-    known: &mut Known,
+    doc: &DocItems<'_>,
+    fresh: &[Fresh],
+    known: &Known,
+    next: NextIds,
     now: i64,
-    policy: &Policy,
     near: &mut NearIndex,
 ) -> Result<(), StoreError> {
-    let date_of = |item: &Item| item_date(item, now);
-    let (links, candidates) = (&mut known.links, &mut known.candidates);
-    let mut next_story = known.next_story;
-    let mut next_item = known.next_item;
-
-    struct Filed {
-        story_id: i64,
-        reason: MergeReason,
-    }
-    let mut filed: Vec<Filed> = Vec::with_capacity(items.len());
+    let mut next_story = next.story;
+    let mut next_item = next.item;
+    let mut filed: Vec<(i64, MergeReason)> = Vec::with_capacity(fresh.len());
     let mut new_stories: Vec<(i64, Option<Vec<u8>>, i64)> = Vec::new();
-    let mut new_bands: Vec<(i64, &[i64])> = Vec::new();
+    let mut new_bands: Vec<(i64, i64, &[i64])> = Vec::new();
     let mut merged: HashMap<i64, i64> = HashMap::new();
-    for fresh in items {
-        let item = &fresh.prepared.item;
-        let date = date_of(item);
-        let mut found: Option<(i64, MergeReason)> = item
-            .canonical_link
-            .as_ref()
-            .and_then(|l| links.get(l))
-            .and_then(|rows| {
-                rows.iter()
-                    .find(|r| r.feed_id != feed_id && r.story_id.is_some())
-                    .and_then(|r| r.story_id)
-            })
-            .map(|s| (s, MergeReason::SameLink));
-        if found.is_none() {
-            let sig = item.signature.as_deref().unwrap_or_default();
-            found = fresh
-                .candidates
-                .iter()
-                .filter_map(|id| Some((*id, candidates.get(id)?)))
-                .filter(|(_, c)| {
-                    (date - policy.window_secs..=date + policy.window_secs).contains(&c.sort_date)
-                })
-                .map(|(id, c)| (id, dedup::similarity(sig, &c.signature)))
-                .filter(|(_, score)| *score >= policy.threshold)
-                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
-                .map(|(id, score)| (id, MergeReason::NearDuplicate(score)));
-        }
-        let story_id = match &found {
-            Some((story_id, _)) => {
+    for f in fresh {
+        let (item, date) = (&doc.items[f.at].item, doc.dates[f.at]);
+        match &f.story {
+            Some((story_id, reason)) => {
                 let d = merged.entry(*story_id).or_insert(date);
                 *d = (*d).min(date);
-                // The story now has an item of this feed: no later item of
-                // the same document may join it as a near duplicate.
-                candidates.remove(story_id);
-                *story_id
+                filed.push((*story_id, reason.clone()));
             }
             None => {
                 let story_id = next_story;
@@ -1364,23 +1270,12 @@ async fn insert_new(
                     item.signature.as_deref().map(dedup::signature_to_bytes),
                     date,
                 ));
-                // A story already older than the index's horizon stays out.
-                if date >= near.horizon && !fresh.bands.is_empty() {
-                    new_bands.push((story_id, fresh.bands));
+                if !doc.bands[f.at].is_empty() {
+                    new_bands.push((story_id, date, &doc.bands[f.at]));
                 }
-                story_id
+                filed.push((story_id, MergeReason::First));
             }
-        };
-        if let Some(l) = &item.canonical_link {
-            links.entry(l.clone()).or_default().push(LinkRow {
-                feed_id,
-                story_id: Some(story_id),
-            });
         }
-        filed.push(Filed {
-            story_id,
-            reason: found.map_or(MergeReason::First, |(_, r)| r),
-        });
     }
 
     let mut q = QueryBuilder::<Sqlite>::new("");
@@ -1395,7 +1290,7 @@ async fn insert_new(
         q.push(";\n");
     }
     if !merged.is_empty() {
-        let merged: Vec<(i64, i64)> = merged.into_iter().collect();
+        let merged: Vec<(i64, i64)> = merged.iter().map(|(s, d)| (*s, *d)).collect();
         q.push("UPDATE stories SET sort_date = min(sort_date, j.d), updated_at = ");
         q.push_bind(now);
         q.push(
@@ -1407,22 +1302,20 @@ async fn insert_new(
     }
     let mut tags: Vec<(i64, &str)> = Vec::new();
     // 22 values per item: 1,000 items stay under SQLite's 32,766 variables.
-    for chunk in items.iter().zip(&filed).collect::<Vec<_>>().chunks(1000) {
+    for chunk in fresh.iter().zip(&filed).collect::<Vec<_>>().chunks(1000) {
         q.push(
             "INSERT INTO items (id, feed_id, item_key, raw_hash, guid, link, title, summary_html,
                content_html, excerpt, authors, categories, enclosures, published, updated,
                first_seen, sort_date, canonical_link, excluded, story_id, merge_reason, merge_score) ",
         );
-        q.push_values(chunk, |mut b, (fresh, f)| {
-            let prepared = fresh.prepared;
+        q.push_values(chunk, |mut b, (f, (story_id, reason))| {
+            let prepared = &doc.items[f.at];
             let item = &prepared.item;
             let id = next_item;
             next_item += 1;
             tags.extend(item.tags.iter().map(|t| (id, t.as_str())));
-            let published = item.published.map(|d| d.timestamp());
-            let updated = item.updated.map(|d| d.timestamp());
             b.push_bind(id)
-                .push_bind(feed_id)
+                .push_bind(doc.feed_id)
                 .push_bind(&item.key)
                 .push_bind(item.raw_hash)
                 .push_bind(&item.guid)
@@ -1434,15 +1327,15 @@ async fn insert_new(
                 .push_bind(json(&item.authors))
                 .push_bind(json(&item.categories))
                 .push_bind(json(&item.enclosures))
-                .push_bind(published)
-                .push_bind(updated)
+                .push_bind(item.published.map(secs))
+                .push_bind(item.updated.map(secs))
                 .push_bind(now)
-                .push_bind(published.or(updated).unwrap_or(now))
+                .push_bind(doc.dates[f.at])
                 .push_bind(&item.canonical_link)
                 .push_bind(item.excluded)
-                .push_bind(f.story_id)
-                .push_bind(f.reason.kind())
-                .push_bind(f.reason.score());
+                .push_bind(*story_id)
+                .push_bind(reason.kind())
+                .push_bind(reason.score());
         });
         q.push(";\n");
     }
@@ -1456,8 +1349,16 @@ async fn insert_new(
     q.push("RELEASE doc");
     // The statement's shape changes with every document: not worth caching.
     q.build().persistent(false).execute(&mut **tx).await?;
-    for (story_id, bands) in new_bands {
-        near.bands.insert(story_id, bands);
+    for (story_id, date, bands) in new_bands {
+        near.insert(story_id, date, bands);
+    }
+    // A story that an earlier item moved to another slab is found there too.
+    for (story_id, date) in merged {
+        if let Some(s) = known.stories.get(&story_id)
+            && date < s.date.timestamp()
+        {
+            near.insert(story_id, date, &dedup::bands(&s.signature));
+        }
     }
     near.seen_up_to = near.seen_up_to.max(next_story - 1);
     Ok(())
@@ -1507,11 +1408,8 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-fn ts(v: Option<i64>) -> Option<DateTime<Utc>> {
-    v.and_then(|s| DateTime::from_timestamp(s, 0))
-}
-
 fn feed_row(r: &sqlx::sqlite::SqliteRow) -> Result<FeedRow, StoreError> {
+    let status: String = r.try_get("status")?;
     Ok(FeedRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -1520,15 +1418,18 @@ fn feed_row(r: &sqlx::sqlite::SqliteRow) -> Result<FeedRow, StoreError> {
             etag: r.try_get("etag")?,
             last_modified: r.try_get("last_modified")?,
             permanent_url: r.try_get("permanent_url")?,
-            status: r.try_get("status")?,
+            status: FetchStatus::parse(&status),
             last_error: r.try_get("last_error")?,
             error_count: r.try_get::<i64, _>("error_count")?.max(0) as u32,
-            last_fetch_at: r.try_get("last_fetch_at")?,
-            last_success_at: r.try_get("last_success_at")?,
-            next_fetch_at: r.try_get("next_fetch_at")?,
+            last_fetch_at: opt_at(r.try_get("last_fetch_at")?),
+            last_success_at: opt_at(r.try_get("last_success_at")?),
+            next_fetch_at: opt_at(r.try_get("next_fetch_at")?),
             title: r.try_get("title")?,
             site_link: r.try_get("site_link")?,
-            ttl_seconds: r.try_get("ttl_seconds")?,
+            ttl: r
+                .try_get::<Option<i64>, _>("ttl_seconds")?
+                .filter(|s| *s > 0)
+                .map(|s| Duration::from_secs(s as u64)),
         },
     })
 }
@@ -1540,23 +1441,56 @@ fn tag_list(r: &sqlx::sqlite::SqliteRow) -> Result<Vec<String>, StoreError> {
         .unwrap_or_default())
 }
 
-/// A story from its primary item's row (sources and tags are added by the caller).
-fn story_of(r: &sqlx::sqlite::SqliteRow, story_id: i64) -> Result<Story, StoreError> {
+/// A story from its items' rows: the primary's content (see
+/// [`filing::rank_sources`]), every source, the union of the tags.
+fn story_of(story_id: i64, rows: &[&sqlx::sqlite::SqliteRow]) -> Result<Story, StoreError> {
+    let members = rows
+        .iter()
+        .map(|r| {
+            Ok(filing::Member {
+                item_id: r.try_get("id")?,
+                priority: r.try_get("feed_priority")?,
+                date: at(r.try_get("sort_date")?),
+                canonical_link: r.try_get("canonical_link")?,
+                reason: MergeReason::from_stored(
+                    r.try_get::<Option<String>, _>("merge_reason")?.as_deref(),
+                    r.try_get("merge_score")?,
+                ),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let ranked = filing::rank_sources(&members);
+    let r = rows[ranked[0].0];
     let list = |col: &str| -> Result<Vec<String>, StoreError> {
         let s: String = r.try_get(col)?;
         Ok(serde_json::from_str(&s).unwrap_or_default())
     };
     let enclosures: String = r.try_get("enclosures")?;
+    let mut sources = Vec::with_capacity(rows.len());
+    let mut tags = Vec::new();
+    for (i, relation) in &ranked {
+        let row = rows[*i];
+        sources.push(Source {
+            feed: row.try_get("feed_name")?,
+            link: row.try_get("link")?,
+            published: at(row.try_get("sort_date")?),
+            reason: relation.label().to_string(),
+            score: relation.score(),
+        });
+        tags.extend(tag_list(row)?);
+    }
+    tags.sort();
+    tags.dedup();
     Ok(Story {
         id: story_id,
         title: r.try_get("title")?,
         link: r.try_get("link")?,
-        sources: Vec::new(),
-        tags: Vec::new(),
-        published: ts(Some(r.try_get("story_date")?)).unwrap_or_default(),
-        updated: ts(r.try_get("updated")?),
-        created_at: ts(Some(r.try_get("story_created")?)).unwrap_or_default(),
-        changed_at: ts(r.try_get("story_updated")?),
+        sources,
+        tags,
+        published: at(r.try_get("story_date")?),
+        updated: opt_at(r.try_get("updated")?),
+        created_at: at(r.try_get("story_created")?),
+        changed_at: opt_at(r.try_get("story_updated")?),
         guid: r.try_get("guid")?,
         authors: list("authors")?,
         categories: list("categories")?,
@@ -1571,8 +1505,8 @@ fn period_row(r: &sqlx::sqlite::SqliteRow) -> Result<DigestPeriod, StoreError> {
     let status: String = r.try_get("status")?;
     Ok(DigestPeriod {
         id: r.try_get("id")?,
-        start: ts(Some(r.try_get("start_at")?)).unwrap_or_default(),
-        cutoff: ts(Some(r.try_get("cutoff_at")?)).unwrap_or_default(),
+        start: at(r.try_get("start_at")?),
+        cutoff: at(r.try_get("cutoff_at")?),
         stories: r.try_get("stories")?,
         status: PeriodStatus::parse(&status).unwrap_or(PeriodStatus::Open),
     })

@@ -375,7 +375,7 @@ async fn the_band_index_sees_another_handles_stories_and_old_ones_too() {
     let only = |name: &str, route: &str| ws.write_config(&[(name, server.url(route))], "");
     // The daemon's handle writes once: its index is built.
     let daemon_config = std::sync::Arc::new(only("X", "x"));
-    let daemon = gazette::app::open_store(&daemon_config).await.unwrap();
+    let daemon = crate::open_store(&daemon_config).await.unwrap();
     let poll = |config: std::sync::Arc<gazette::config::Config>, store: gazette::store::Store| async move {
         let ingest = gazette::app::ingest(config, store).unwrap();
         gazette::app::poll(&ingest, gazette::pipeline::Waits::ServerRequested, &|_| {})
@@ -493,9 +493,7 @@ async fn a_pruned_story_left_in_the_band_index_is_not_merged_into() {
         ),
     );
     let ws = Workspace::new();
-    let daemon = gazette::app::open_store(&ws.write_config(&[], ""))
-        .await
-        .unwrap();
+    let daemon = crate::open_store(&ws.write_config(&[], "")).await.unwrap();
     let poll = |name: &str, route: &str| {
         let config = std::sync::Arc::new(ws.write_config(&[(name, server.url(route))], ""));
         let store = daemon.clone();
@@ -507,8 +505,8 @@ async fn a_pruned_story_left_in_the_band_index_is_not_merged_into() {
         }
     };
     poll("A", "a").await;
-    let two_days_ago = chrono::Utc::now().timestamp() - 2 * 86400;
-    let far = chrono::Utc::now().timestamp() + 60;
+    let two_days_ago = chrono::Utc::now() - chrono::TimeDelta::days(2);
+    let far = chrono::Utc::now() + chrono::TimeDelta::seconds(60);
     assert_eq!(daemon.prune_stories(two_days_ago, far).await.unwrap(), 1);
     poll("B", "b").await;
     daemon.close().await;

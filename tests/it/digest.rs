@@ -506,15 +506,16 @@ fn bad_subscriber_line_is_reported_with_file_and_line() {
 async fn a_delivery_is_claimed_by_one_sender_only_and_periods_are_recorded_once() {
     let ws = Workspace::new();
     let config = ws.write_config(&[], "");
-    let store = gazette::app::open_store(&config).await.unwrap();
+    let store = crate::open_store(&config).await.unwrap();
     let rows = vec![(A.to_string(), "<m1@x.org>".to_string())];
+    let t = |s: i64| chrono::DateTime::from_timestamp(s, 0).unwrap();
     let (p, created) = store
-        .create_digest_period(100, 200, 3, &rows, 300)
+        .create_digest_period(t(100), t(200), 3, &rows, t(300))
         .await
         .unwrap();
     assert!(created);
     let (again, created) = store
-        .create_digest_period(150, 200, 9, &rows, 300)
+        .create_digest_period(t(150), t(200), 9, &rows, t(300))
         .await
         .unwrap();
     assert!(!created, "the same cutoff is one period");
@@ -525,8 +526,8 @@ async fn a_delivery_is_claimed_by_one_sender_only_and_periods_are_recorded_once(
     let seen = store.deliveries(p.id).await.unwrap().remove(0);
     assert_eq!(seen.message_id, "<m1@x.org>");
     // Two senders read the same queued row: only one may send it.
-    assert!(store.claim_delivery(&seen, 400).await.unwrap());
-    assert!(!store.claim_delivery(&seen, 400).await.unwrap());
+    assert!(store.claim_delivery(&seen, t(400)).await.unwrap());
+    assert!(!store.claim_delivery(&seen, t(400)).await.unwrap());
     let now = store.deliveries(p.id).await.unwrap().remove(0);
     assert_eq!(
         (now.state, now.attempts),
@@ -552,7 +553,7 @@ async fn a_story_fetched_after_its_period_goes_in_the_next_and_old_archives_stay
     .unwrap();
     let config = ws.write_config(&[("F", "f.xml".to_string())], "");
     ws.poll(&config).await;
-    let store = gazette::app::open_store(&config).await.unwrap();
+    let store = crate::open_store(&config).await.unwrap();
     let now = Utc::now();
     // Published inside this period, but stored only after its cutoff.
     let before = digest::Period {

@@ -152,7 +152,7 @@ async fn hostile_html_is_sanitised_before_it_is_stored() {
         "",
     );
     ws.poll(&config).await;
-    let store = gazette::app::open_store(&config).await.unwrap();
+    let store = crate::open_store(&config).await.unwrap();
     let items = store.list_stories(&Default::default()).await.unwrap();
     let mut checked = 0;
     for item in &items {
@@ -582,14 +582,14 @@ async fn failures_back_off_exponentially_and_are_recorded() {
     let config = ws.write_config(&[("Down", server.url("down"))], "min_interval = \"10m\"\n");
     ws.poll(&config).await;
     ws.poll(&config).await;
-    let store = gazette::app::open_store(&config).await.unwrap();
+    let store = crate::open_store(&config).await.unwrap();
     let row = store.sync_feeds(&config.feeds).await.unwrap().remove(0);
     store.close().await;
     assert_eq!(row.state.error_count, 2);
-    assert_eq!(row.state.status, "http_5xx");
+    assert_eq!(row.state.status.as_str(), "http_5xx");
     assert_eq!(row.state.last_error.as_deref(), Some("HTTP 500"));
     // Second failure: 10 min · 2, with ±20% jitter.
-    let wait = row.state.next_fetch_at.unwrap() - row.state.last_fetch_at.unwrap();
+    let wait = (row.state.next_fetch_at.unwrap() - row.state.last_fetch_at.unwrap()).num_seconds();
     assert!((960..=1440).contains(&wait), "waited {wait}s");
     // A manual poll still tries it (only a server's Retry-After defers a manual poll).
     assert_eq!(server.requests("down").len(), 2);
@@ -647,8 +647,8 @@ async fn items_pruned_by_retention_are_not_stored_again() {
     ws.poll(&config).await;
     assert_eq!(ws.items(&config).await.len(), 4);
     // Prune everything (the newest story stays: its id must not be reused).
-    let store = gazette::app::open_store(&config).await.unwrap();
-    let far = chrono::Utc::now().timestamp() + 86_400;
+    let store = crate::open_store(&config).await.unwrap();
+    let far = chrono::Utc::now() + chrono::TimeDelta::days(1);
     assert_eq!(store.prune_stories(far, far).await.unwrap(), 3);
     store.close().await;
     // The feed still carries them: they do not come back as new stories.
@@ -688,13 +688,13 @@ async fn saves_arriving_together_share_a_commit_and_a_failing_one_fails_alone() 
         .collect();
     let refs: Vec<(&str, String)> = feeds.iter().map(|(n, u)| (n.as_str(), u.clone())).collect();
     let config = ws.write_config(&refs, "");
-    let store = gazette::app::open_store(&config).await.unwrap();
+    let store = crate::open_store(&config).await.unwrap();
     let rows = store.sync_feeds(&config.feeds).await.unwrap();
-    let policy = gazette::dedup::Policy {
+    let policy = gazette::filing::Policy {
         window_secs: 86_400,
         threshold: 0.5,
     };
-    let now = chrono::Utc::now().timestamp();
+    let now = chrono::Utc::now();
     // Twelve feeds' saves at once, and one for a feed the store does not
     // know (a foreign-key failure) among them.
     let mut saves: Vec<_> = rows
@@ -709,13 +709,13 @@ async fn saves_arriving_together_share_a_commit_and_a_failing_one_fails_alone() 
             let id = row.id;
             tokio::spawn(async move {
                 store
-                    .save_items(
-                        id,
-                        vec![gazette::store::Prepared::new(item)],
-                        vec![],
+                    .file_document(gazette::store::Document {
+                        feed_id: id,
+                        items: vec![gazette::store::Prepared::new(item)],
+                        listed: vec![],
                         now,
-                        &policy,
-                    )
+                        policy,
+                    })
                     .await
             })
         })
@@ -725,16 +725,16 @@ async fn saves_arriving_together_share_a_commit_and_a_failing_one_fails_alone() 
         6,
         tokio::spawn(async move {
             bad_store
-                .save_items(
-                    999_999,
-                    vec![gazette::store::Prepared::new(stored_item(
+                .file_document(gazette::store::Document {
+                    feed_id: 999_999,
+                    items: vec![gazette::store::Prepared::new(stored_item(
                         "bad",
                         "Orphan item",
                     ))],
-                    vec![],
+                    listed: vec![],
                     now,
-                    &policy,
-                )
+                    policy,
+                })
                 .await
         }),
     );
@@ -768,7 +768,7 @@ async fn saves_arriving_together_share_a_commit_and_a_failing_one_fails_alone() 
         "{} is not empty",
         wal.display()
     );
-    let reopened = gazette::app::open_store(&config).await.unwrap();
+    let reopened = crate::open_store(&config).await.unwrap();
     let again = reopened
         .list_stories(&gazette::model::ItemQuery::default())
         .await
@@ -818,7 +818,7 @@ async fn a_store_written_before_compression_and_new_bands_still_reads_after_upgr
     .unwrap();
     drop(conn);
 
-    let store = gazette::app::open_store(&config).await.unwrap();
+    let store = crate::open_store(&config).await.unwrap();
     let stories = store
         .list_stories(&gazette::model::ItemQuery::default())
         .await
@@ -842,16 +842,16 @@ async fn a_store_written_before_compression_and_new_bands_still_reads_after_upgr
     ));
     let long = item.content_html.clone();
     store
-        .save_items(
-            rows[0].id,
-            vec![gazette::store::Prepared::new(item)],
-            vec![],
-            chrono::Utc::now().timestamp(),
-            &gazette::dedup::Policy {
+        .file_document(gazette::store::Document {
+            feed_id: rows[0].id,
+            items: vec![gazette::store::Prepared::new(item)],
+            listed: vec![],
+            now: chrono::Utc::now(),
+            policy: gazette::filing::Policy {
                 window_secs: 86_400,
                 threshold: 0.5,
             },
-        )
+        })
         .await
         .unwrap();
     let stories = store

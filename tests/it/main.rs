@@ -15,10 +15,11 @@ mod tags;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gazette::app;
+use gazette::app::Application;
 use gazette::config::Config;
 use gazette::model::{ItemQuery, Story};
 use gazette::pipeline::{FeedReport, Waits};
+use gazette::store::Store;
 
 /// A fixture file from `tests/fixtures`.
 pub fn fixture(name: &str) -> Vec<u8> {
@@ -77,21 +78,23 @@ impl Workspace {
     /// Polls once through the library, as `gazette poll` does.
     pub async fn poll(&self, config: &Config) -> Vec<FeedReport> {
         let config = Arc::new(config.clone());
-        let store = app::open_store(&config).await.unwrap();
-        let ingest = app::ingest(config, store.clone()).unwrap();
-        let reports = app::poll(&ingest, Waits::ServerRequested, &|_| {})
-            .await
-            .unwrap();
-        store.close().await;
+        let app = Application::build(config.as_ref().clone()).await.unwrap();
+        let reports = app.poll(Waits::ServerRequested, &|_| {}).await.unwrap();
+        app.close().await;
         reports
     }
 
     pub async fn items(&self, config: &Config) -> Vec<Story> {
-        let store = app::open_store(config).await.unwrap();
-        let items = app::items(&store, &ItemQuery::default()).await.unwrap();
+        let store = open_store(config).await.unwrap();
+        let items = store.list_stories(&ItemQuery::default()).await.unwrap();
         store.close().await;
         items
     }
+}
+
+/// Opens the configured store, as the application does.
+pub async fn open_store(config: &Config) -> Result<Store, gazette::store::StoreError> {
+    Store::open(&config.database).await
 }
 
 /// Runs the real `gazette` binary on the workspace's configuration.

@@ -62,7 +62,7 @@ async fn rules_tag_map_categories_exclude_and_retag_without_refetching() {
         by_title(&stories, "Pride march banned again").tags,
         vec!["sogie"]
     );
-    let store = gazette::app::open_store(&config).await.unwrap();
+    let store = crate::open_store(&config).await.unwrap();
     let all = store
         .list_stories(&ItemQuery {
             include_excluded: true,
@@ -101,7 +101,7 @@ async fn rules_tag_map_categories_exclude_and_retag_without_refetching() {
 
 /// Titles of the stories listed under `tag`, newest first.
 async fn tagged(config: &Config, tag: &str) -> Vec<String> {
-    let store = gazette::app::open_store(config).await.unwrap();
+    let store = crate::open_store(config).await.unwrap();
     let stories = store
         .list_stories(&ItemQuery {
             tag: Some(tag.into()),
@@ -140,7 +140,7 @@ async fn tag_listings_follow_retagging_exclusion_and_merged_items() {
     gazette::app::retag(
         &gazette::app::ingest(
             std::sync::Arc::new(config.clone()),
-            gazette::app::open_store(&config).await.unwrap(),
+            crate::open_store(&config).await.unwrap(),
         )
         .unwrap(),
     )

@@ -648,3 +648,47 @@ async fn a_changed_digest_schedule_takes_effect_without_a_restart() {
     assert!(sent, "the new schedule never fired:\n{}", d.log());
     assert!(d.log().contains("configuration reloaded"), "{}", d.log());
 }
+
+/// The whole daemon in-process, through the same builder as `gazette run`,
+/// on port 0: it polls the feed, serves the story, and stops when asked.
+#[tokio::test]
+async fn the_application_runs_in_process_on_port_zero_and_stops_when_asked() {
+    let feeds = one_story_server().await;
+    let ws = Workspace::new();
+    let config = ws.write_config(&[("A", feeds.url("a"))], "");
+    let app = gazette::app::Application::build(config.clone())
+        .await
+        .unwrap()
+        .listen(Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let port = app.port().unwrap();
+    assert_ne!(port, 0);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until_stopped(
+        async {
+            let _ = stopped.await;
+        },
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    ));
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut atom = String::new();
+    while Instant::now() < deadline && !atom.contains("Council adopts text on defenders") {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        atom = get(&format!("{base}/feed.atom")).await.1;
+    }
+    assert!(atom.contains("Council adopts text on defenders"), "{atom}");
+    assert_eq!(get(&format!("{base}/healthz")).await.0, 200);
+    stop.send(()).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(15), running)
+        .await
+        .expect("stops within the shutdown timeout");
+    ended.unwrap().unwrap();
+    assert_eq!(
+        get(&format!("{base}/healthz")).await.0,
+        0,
+        "no longer listening"
+    );
+    assert_eq!(ws.items(&config).await.len(), 1);
+}

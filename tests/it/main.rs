@@ -1,6 +1,7 @@
 //! Integration tests: real HTTP on loopback, a real SQLite file, the real binary.
 
 mod cli;
+mod contract;
 mod daemon;
 mod dedup;
 mod digest;

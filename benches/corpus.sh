@@ -16,16 +16,23 @@ start_corpus_server() {
 }
 
 # Prints a feeds.toml with a database in WORK, every feed of CORPUS served at
-# ADDR, EXTRA (TOML lines) before the feeds, and the shipped feeds.toml's tag
-# rules after them (tagging is part of the work of every poll).
+# ADDR (COPIES times, under different URLs: the server ignores the query),
+# EXTRA (TOML lines) before the feeds, and the shipped feeds.toml's tag rules
+# after them (tagging is part of the work of every poll).
 corpus_config() {
-    local work=$1 corpus=$2 addr=$3 extra=${4:-}
+    local work=$1 corpus=$2 addr=$3 extra=${4:-} copies=${5:-1}
     printf 'title = "bench"\nsite_url = "http://127.0.0.1/"\ndatabase = "sqlite://%s/bench.db"\n' "$work"
     printf '%s\n' "$extra"
     printf '[fetch]\nconcurrency = 32\nper_host = 32\ntimeout = "120s"\n'
-    for f in "$corpus"/*.xml; do
-        n=$(basename "$f")
-        printf '[[feeds]]\nname = "%s"\nurl = "http://%s/%s"\n' "$n" "$addr" "$n"
+    for c in $(seq "$copies"); do
+        for f in "$corpus"/*.xml; do
+            n=$(basename "$f")
+            if [ "$copies" = 1 ]; then
+                printf '[[feeds]]\nname = "%s"\nurl = "http://%s/%s"\n' "$n" "$addr" "$n"
+            else
+                printf '[[feeds]]\nname = "%s #%s"\nurl = "http://%s/%s?copy=%s"\n' "$n" "$c" "$addr" "$n" "$c"
+            fi
+        done
     done
     sed -n '/^\[\[tags\]\]/,$p' feeds.toml
 }

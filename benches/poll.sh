@@ -3,11 +3,16 @@
 # when every feed answers 304, and again when feeds answer 200 with
 # unchanged items (no validators).
 #
-# usage: benches/poll.sh [CORPUS_DIR=bench-corpus/c2000]
-# (make the corpus with ../shared/bench/gen_corpus.py)
+# usage: benches/poll.sh [CORPUS_DIR=bench-corpus/c2000] [COPIES=1]
+# (make the corpus with ../shared/bench/gen_corpus.py). COPIES > 1 lists
+# every corpus file that many times under different URLs (10,000 feeds from
+# the 2,000-feed corpus with COPIES=5). GAZETTE=path/to/binary measures
+# another build (an earlier commit's) on the same corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=${1:-bench-corpus/c2000}
+copies=${2:-1}
+gazette=${GAZETTE:-target/release/gazette}
 addr=127.0.0.1:18473
 cargo build --release --quiet --bin gazette --example serve_dir
 work=$(mktemp -d)
@@ -21,13 +26,13 @@ start_server() {
     start_corpus_server "$corpus" "$addr" "$@"
 }
 
-corpus_config "$work" "$corpus" "$addr" > "$work/feeds.toml"
+corpus_config "$work" "$corpus" "$addr" "" "$copies" > "$work/feeds.toml"
 feeds=$(grep -c '^\[\[feeds\]\]' "$work/feeds.toml")
 
 run() {
     local label=$1
     /usr/bin/time -f "%e %U %S %M" -o "$work/time" \
-        target/release/gazette --config "$work/feeds.toml" poll > "$work/out" 2>/dev/null
+        "$gazette" --config "$work/feeds.toml" poll > "$work/out" 2>/dev/null
     read -r wall user sys rss < "$work/time"
     summary=$(tail -n 1 "$work/out")
     printf '| %s | %s | %s | %.2f | %.0f | %s | %s |\n' "$label" "$feeds" "$wall" \

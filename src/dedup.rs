@@ -163,10 +163,12 @@ pub fn bands(sig: &[u32]) -> Vec<i64> {
         .collect()
 }
 
-/// Most stories one band key yields in a lookup: a key that thousands of
-/// stories share (boilerplate text) says little, and walking all of them for
-/// every item of such a document would take quadratic time.
-const MAX_WALK: usize = 512;
+/// A band key listed for more stories than this (within the slabs an item
+/// is compared with) is skipped in lookups: it is boilerplate that many
+/// stories share and says nothing about which one an item is, and counting
+/// it for every item of such a document would take quadratic time. The
+/// rare keys an item shares with its true duplicate still find it.
+const MAX_POSTINGS_PER_KEY: usize = 256;
 
 /// Which stories have which LSH band keys: the near-duplicate candidates of
 /// a signature, held in memory (8 bytes per band of a story, plus the hash
@@ -199,24 +201,28 @@ impl BandIndex {
     /// written to `out` (cleared first).
     pub fn candidates(&self, bands: &[i64], out: &mut Vec<i64>) {
         out.clear();
-        self.collect(bands, out);
+        for &key in bands {
+            let mut budget = usize::MAX;
+            self.collect_key(fold(key), &mut budget, out);
+        }
         out.sort_unstable();
         out.dedup();
     }
 
-    /// Appends the stories listed under each of `bands` (newest first, at
-    /// most [`MAX_WALK`] per band), once per band they share.
-    fn collect(&self, bands: &[i64], out: &mut Vec<i64>) {
-        for &key in bands {
-            let mut next = self.heads.get(&fold(key)).map(|p| p + 1);
-            let mut walked = 0;
-            while let Some(at) = next.filter(|&n| n > 0 && walked < MAX_WALK) {
-                let (story, prev) = self.postings[at as usize - 1];
-                out.push(story as i64);
-                next = Some(prev);
-                walked += 1;
+    /// Appends the stories listed under the folded `key`, newest first, at
+    /// most `budget` of them (which it lowers); `false` when there were more.
+    fn collect_key(&self, key: u32, budget: &mut usize, out: &mut Vec<i64>) -> bool {
+        let mut next = self.heads.get(&key).map_or(0, |p| p + 1);
+        while next > 0 {
+            if *budget == 0 {
+                return false;
             }
+            let (story, prev) = self.postings[next as usize - 1];
+            out.push(story as i64);
+            *budget -= 1;
+            next = prev;
         }
+        true
     }
 
     /// How many (story, band) entries the index holds.
@@ -303,21 +309,18 @@ impl Slab {
         self.frozen = merged;
     }
 
-    /// Appends the stories under each of `bands` (at most [`MAX_WALK`] a
-    /// band from each part).
-    fn collect(&self, bands: &[i64], out: &mut Vec<i64>) {
-        for &key in bands {
-            let k = fold(key);
-            let from = self.frozen.partition_point(|e| e.0 < k);
-            out.extend(
-                self.frozen[from..]
-                    .iter()
-                    .take_while(|e| e.0 == k)
-                    .take(MAX_WALK)
-                    .map(|e| e.1 as i64),
-            );
+    /// Appends the stories listed under the folded `key`, at most
+    /// `budget` of them (which it lowers); `false` when there were more.
+    fn collect_key(&self, key: u32, budget: &mut usize, out: &mut Vec<i64>) -> bool {
+        let from = self.frozen.partition_point(|e| e.0 < key);
+        for e in self.frozen[from..].iter().take_while(|e| e.0 == key) {
+            if *budget == 0 {
+                return false;
+            }
+            out.push(e.1 as i64);
+            *budget -= 1;
         }
-        self.recent.collect(bands, out);
+        self.recent.collect_key(key, budget, out)
     }
 
     fn len(&self) -> usize {
@@ -400,10 +403,21 @@ impl NearIndex {
     pub fn candidates(&mut self, date: i64, window: i64, bands: &[i64], out: &mut Vec<i64>) {
         out.clear();
         self.tick += 1;
-        for slab in slab_of(date.saturating_sub(window))..=slab_of(date.saturating_add(window)) {
-            if let Some(s) = self.slabs.get_mut(&slab) {
+        let slabs: Vec<i64> =
+            (slab_of(date.saturating_sub(window))..=slab_of(date.saturating_add(window))).collect();
+        for slab in &slabs {
+            if let Some(s) = self.slabs.get_mut(slab) {
                 s.used = self.tick;
-                s.collect(bands, out);
+            }
+        }
+        for &key in bands {
+            let (mark, mut budget) = (out.len(), MAX_POSTINGS_PER_KEY);
+            let all = slabs
+                .iter()
+                .filter_map(|n| self.slabs.get(n))
+                .all(|s| s.collect_key(fold(key), &mut budget, out));
+            if !all {
+                out.truncate(mark);
             }
         }
         out.sort_unstable();
@@ -602,6 +616,82 @@ mod tests {
         assert_eq!(out, vec![9]);
         index.candidates(&[], &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn the_near_index_reads_the_slabs_an_item_needs_and_finds_stories_by_date() {
+        let day = 86_400;
+        let t0 = 400 * SLAB_SECS;
+        let sig = |t: &str| signature(t, "").unwrap();
+        let vote = sig("States at the UN General Assembly vote to scrutinise Russia's record");
+        let other = sig("The Third Committee adopted a resolution on the death penalty");
+        let mut index = NearIndex::default();
+        // An item dated t0 with a 7-day window needs the slabs around it.
+        let missing = index.missing([t0], 7 * day);
+        assert_eq!(missing, vec![(t0 - SLAB_SECS, t0 + 2 * SLAB_SECS)]);
+        let stored = signature_to_bytes(&vote);
+        let far = signature_to_bytes(&other);
+        index.fill(
+            missing[0].0,
+            missing[0].1,
+            [
+                (1, t0 - 3 * day, stored.as_slice()),
+                (2, t0 + day, far.as_slice()),
+            ],
+        );
+        assert!(index.missing([t0, t0 + day], 7 * day).is_empty());
+        assert_eq!(index.len(), 2 * BANDS);
+        let mut out = Vec::new();
+        index.candidates(t0, 7 * day, &bands(&vote), &mut out);
+        assert_eq!(out, vec![1]);
+        // A story added later joins its slab, when the slab is held.
+        index.insert(3, t0, &bands(&vote));
+        index.insert(4, t0 + 40 * SLAB_SECS, &bands(&vote));
+        index.candidates(t0, 7 * day, &bands(&vote), &mut out);
+        assert_eq!(out, vec![1, 3]);
+        assert_eq!(index.seen_up_to, 4);
+        // Years later: other slabs, read from the store when needed.
+        let later = t0 + 100 * SLAB_SECS;
+        assert_eq!(index.missing([later], 7 * day).len(), 1);
+        index.candidates(later, 7 * day, &bands(&vote), &mut out);
+        assert!(out.is_empty());
+        // Trimming drops the slabs the last lookup did not use.
+        index.fill(
+            later - SLAB_SECS,
+            later + 2 * SLAB_SECS,
+            [(5, later, stored.as_slice())],
+        );
+        index.candidates(later, 7 * day, &bands(&vote), &mut out);
+        assert_eq!(out, vec![5]);
+        index.trim(0);
+        assert_eq!(index.len(), BANDS, "only the slab in use stays");
+        assert_eq!(index.missing([t0], 7 * day).len(), 1);
+    }
+
+    #[test]
+    fn boilerplate_keys_are_skipped_and_the_rare_ones_rank_first() {
+        let t0 = 10 * SLAB_SECS;
+        let body = "The Human Rights Council adopted a resolution on the situation of human rights defenders urging States to release those detained for their work and to end reprisals";
+        let mut index = NearIndex::default();
+        index.fill(t0 - SLAB_SECS, t0 + 2 * SLAB_SECS, std::iter::empty());
+        let sigs: Vec<Signature> = (0..2000)
+            .map(|i| {
+                signature(
+                    &format!("Report {i} on defenders"),
+                    &format!("{body} item {i}"),
+                )
+                .unwrap()
+            })
+            .collect();
+        for (i, s) in sigs.iter().enumerate() {
+            index.insert(i as i64 + 1, t0, &bands(s));
+        }
+        let mut out = Vec::new();
+        for i in [0usize, 777, 1999] {
+            index.candidates(t0, 86_400, &bands(&sigs[i]), &mut out);
+            assert!(out.len() <= MAX_CANDIDATES);
+            assert_eq!(out.first(), Some(&(i as i64 + 1)), "its own copy first");
+        }
     }
 
     #[test]

@@ -138,7 +138,7 @@ impl SqliteStore {
             // Once restarted, the WAL file shrinks back to 64 MB.
             .pragma("journal_size_limit", "67108864")
             // 64 MB of page cache per connection: the dedup band index stays in memory.
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", "-8192")
             // Savepoints and statement journals in memory, not in a temporary
             // file: they hold the pages one feed's save changed.
             .pragma("temp_store", "memory");
@@ -1278,37 +1278,46 @@ async fn insert_new(
         }
     }
 
-    let mut q = QueryBuilder::<Sqlite>::new("");
-    for chunk in new_stories.chunks(2000) {
-        q.push("INSERT INTO stories (id, signature, sort_date, created_at) ");
-        q.push_values(chunk, |mut b, (id, sig, date)| {
+    // Usually one multi-statement write; a huge document goes in several,
+    // so that SQLite never holds the prepared form of all its rows at once.
+    let mut w = Batch::default();
+    for chunk in new_stories.chunks(ROWS_PER_STATEMENT) {
+        w.q.push("INSERT INTO stories (id, signature, sort_date, created_at) ");
+        w.q.push_values(chunk, |mut b, (id, sig, date)| {
             b.push_bind(*id)
                 .push_bind(sig.clone())
                 .push_bind(*date)
                 .push_bind(now);
         });
-        q.push(";\n");
+        w.q.push(";\n");
+        w.rows += chunk.len();
+        w.flush_if_full(tx).await?;
     }
     if !merged.is_empty() {
         let merged: Vec<(i64, i64)> = merged.iter().map(|(s, d)| (*s, *d)).collect();
-        q.push("UPDATE stories SET sort_date = min(sort_date, j.d), updated_at = ");
-        q.push_bind(now);
-        q.push(
+        w.q.push("UPDATE stories SET sort_date = min(sort_date, j.d), updated_at = ");
+        w.q.push_bind(now);
+        w.q.push(
             " FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS d
                    FROM json_each(",
         );
-        q.push_bind(json(&merged));
-        q.push(")) AS j WHERE stories.id = j.id;\n");
+        w.q.push_bind(json(&merged));
+        w.q.push(")) AS j WHERE stories.id = j.id;\n");
     }
     let mut tags: Vec<(i64, &str)> = Vec::new();
-    // 22 values per item: 1,000 items stay under SQLite's 32,766 variables.
-    for chunk in fresh.iter().zip(&filed).collect::<Vec<_>>().chunks(1000) {
-        q.push(
+    // 22 values per item: well under SQLite's 32,766 variables.
+    for chunk in fresh
+        .iter()
+        .zip(&filed)
+        .collect::<Vec<_>>()
+        .chunks(ROWS_PER_STATEMENT)
+    {
+        w.q.push(
             "INSERT INTO items (id, feed_id, item_key, raw_hash, guid, link, title, summary_html,
                content_html, excerpt, authors, categories, enclosures, published, updated,
                first_seen, sort_date, canonical_link, excluded, story_id, merge_reason, merge_score) ",
         );
-        q.push_values(chunk, |mut b, (f, (story_id, reason))| {
+        w.q.push_values(chunk, |mut b, (f, (story_id, reason))| {
             let prepared = &doc.items[f.at];
             let item = &prepared.item;
             let id = next_item;
@@ -1337,18 +1346,21 @@ async fn insert_new(
                 .push_bind(reason.kind())
                 .push_bind(reason.score());
         });
-        q.push(";\n");
+        w.q.push(";\n");
+        w.rows += chunk.len();
+        w.flush_if_full(tx).await?;
     }
-    for chunk in tags.chunks(10_000) {
-        q.push("INSERT OR IGNORE INTO item_tags (item_id, tag) ");
-        q.push_values(chunk, |mut b, (id, tag)| {
+    for chunk in tags.chunks(4 * ROWS_PER_STATEMENT) {
+        w.q.push("INSERT OR IGNORE INTO item_tags (item_id, tag) ");
+        w.q.push_values(chunk, |mut b, (id, tag)| {
             b.push_bind(*id).push_bind(*tag);
         });
-        q.push(";\n");
+        w.q.push(";\n");
+        w.rows += chunk.len() / 4;
+        w.flush_if_full(tx).await?;
     }
-    q.push("RELEASE doc");
-    // The statement's shape changes with every document: not worth caching.
-    q.build().persistent(false).execute(&mut **tx).await?;
+    w.q.push("RELEASE doc");
+    w.flush(tx).await?;
     for (story_id, date, bands) in new_bands {
         near.insert(story_id, date, bands);
     }
@@ -1362,6 +1374,47 @@ async fn insert_new(
     }
     near.seen_up_to = near.seen_up_to.max(next_story - 1);
     Ok(())
+}
+
+/// Rows a multi-statement write takes before it is sent: a feed's usual
+/// document is one write, a huge one several.
+const ROWS_PER_STATEMENT: usize = 250;
+
+/// Statements queued for one write.
+struct Batch<'q> {
+    q: QueryBuilder<'q, Sqlite>,
+    rows: usize,
+}
+
+impl Default for Batch<'_> {
+    fn default() -> Self {
+        Batch {
+            q: QueryBuilder::new(""),
+            rows: 0,
+        }
+    }
+}
+
+impl<'q> Batch<'q> {
+    /// Sends what is queued once it holds [`ROWS_PER_STATEMENT`] rows.
+    async fn flush_if_full(&mut self, tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+        if self.rows >= ROWS_PER_STATEMENT {
+            self.flush(tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is queued.
+    async fn flush(&mut self, tx: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+        if self.q.sql().is_empty() {
+            return Ok(());
+        }
+        // The statement's shape changes with every document: not worth caching.
+        self.q.build().persistent(false).execute(&mut **tx).await?;
+        self.q.reset();
+        self.rows = 0;
+        Ok(())
+    }
 }
 
 /// Marks a change of what is published (see `content_version`).

@@ -618,6 +618,13 @@ async fn a_digest_due_while_the_daemon_was_down_is_sent_on_start_once() {
         "the missed digest was not sent on start:\n{}",
         d.log()
     );
+    // Killed once the deliveries are recorded (a kill between the server's
+    // reply and the record is the crash window the digest tests cover).
+    assert!(
+        wait_for(|| d.log().contains("digest sent")).await,
+        "{}",
+        d.log()
+    );
     drop(d);
     // Started again: that period is recorded as sent, nothing goes out twice.
     let d = start(&ws, port, 2).await;

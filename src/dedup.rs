@@ -262,6 +262,10 @@ pub struct NearIndex {
     pub seen_up_to: i64,
 }
 
+/// Entries a slab takes in its hash table before they are merged into its
+/// sorted array.
+const RECENT_MAX: usize = 1 << 16;
+
 /// One slab's band entries: most of them in an array sorted by key (8 bytes
 /// an entry), the latest in a [`BandIndex`] until they are merged in.
 #[derive(Debug, Default)]
@@ -276,7 +280,7 @@ struct Slab {
 impl Slab {
     fn insert(&mut self, id: i64, bands: &[i64]) {
         self.recent.insert(id, bands);
-        if self.recent.len() > (self.frozen.len() / 4).max(1 << 16) {
+        if self.recent.len() >= RECENT_MAX {
             self.freeze();
         }
     }
@@ -294,19 +298,20 @@ impl Slab {
             }
         }
         add.sort_unstable();
-        let old = std::mem::take(&mut self.frozen);
-        let mut merged = Vec::with_capacity(old.len() + add.len());
-        let (mut a, mut b) = (old.into_iter().peekable(), add.into_iter().peekable());
-        loop {
-            let take_a = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) => x <= y,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            merged.extend(if take_a { a.next() } else { b.next() });
+        // Merged in place from the back: no second copy of the array.
+        let old_len = self.frozen.len();
+        self.frozen.resize(old_len + add.len(), (0, 0));
+        let (mut i, mut j, mut k) = (old_len, add.len(), self.frozen.len());
+        while j > 0 {
+            k -= 1;
+            if i > 0 && self.frozen[i - 1] > add[j - 1] {
+                i -= 1;
+                self.frozen[k] = self.frozen[i];
+            } else {
+                j -= 1;
+                self.frozen[k] = add[j];
+            }
         }
-        self.frozen = merged;
     }
 
     /// Appends the stories listed under the folded `key`, at most
@@ -325,6 +330,33 @@ impl Slab {
 
     fn len(&self) -> usize {
         self.frozen.len() + self.recent.len()
+    }
+}
+
+/// Gives the slabs just held (see [`NearIndex::filler`]) their stories;
+/// when dropped, merges them into the slabs' sorted arrays.
+pub struct Filler<'a> {
+    index: &'a mut NearIndex,
+    slabs: (i64, i64),
+}
+
+impl Filler<'_> {
+    /// One stored story: id, date and stored signature.
+    pub fn add(&mut self, id: i64, date: i64, signature: &[u8]) {
+        self.index
+            .insert(id, date, &bands(&signature_from_bytes(signature)));
+    }
+}
+
+impl Drop for Filler<'_> {
+    fn drop(&mut self) {
+        for slab in self.slabs.0..self.slabs.1 {
+            if let Some(s) = self.index.slabs.get_mut(&slab)
+                && !s.recent.is_empty()
+            {
+                s.freeze();
+            }
+        }
     }
 }
 
@@ -369,18 +401,21 @@ impl NearIndex {
         to: i64,
         stories: impl IntoIterator<Item = (i64, i64, &'a [u8])>,
     ) {
+        let mut filler = self.filler(from, to);
+        for (id, date, sig) in stories {
+            filler.add(id, date, sig);
+        }
+    }
+
+    /// Holds the slabs of `[from, to)`, to be given their stories one at a
+    /// time through the returned [`Filler`] (a store streaming them).
+    pub fn filler(&mut self, from: i64, to: i64) -> Filler<'_> {
         for slab in slab_of(from)..slab_of(to) {
             self.slabs.entry(slab).or_default().used = self.tick;
         }
-        for (id, date, sig) in stories {
-            self.insert(id, date, &bands(&signature_from_bytes(sig)));
-        }
-        for slab in slab_of(from)..slab_of(to) {
-            if let Some(s) = self.slabs.get_mut(&slab)
-                && !s.recent.is_empty()
-            {
-                s.freeze();
-            }
+        Filler {
+            index: self,
+            slabs: (slab_of(from), slab_of(to)),
         }
     }
 
@@ -691,6 +726,30 @@ mod tests {
             index.candidates(t0, 86_400, &bands(&sigs[i]), &mut out);
             assert!(out.len() <= MAX_CANDIDATES);
             assert_eq!(out.first(), Some(&(i as i64 + 1)), "its own copy first");
+        }
+    }
+
+    #[test]
+    fn slabs_merge_their_recent_entries_into_the_sorted_array_and_still_find_everything() {
+        let t0 = 10 * SLAB_SECS;
+        let mut index = NearIndex::default();
+        index.fill(t0, t0 + SLAB_SECS, std::iter::empty());
+        let sigs: Vec<Signature> = (0..9000)
+            .map(|i| {
+                signature(&format!("story {i} number {} about {}", i * 7, i % 13), "").unwrap()
+            })
+            .collect();
+        for (i, s) in sigs.iter().enumerate() {
+            index.insert(i as i64 + 1, t0 + 60, &bands(s));
+        }
+        let slab = &index.slabs[&slab_of(t0)];
+        assert!(slab.frozen.len() >= RECENT_MAX, "merged at least once");
+        assert!(slab.frozen.windows(2).all(|w| w[0] <= w[1]), "sorted");
+        assert_eq!(index.len(), 9000 * BANDS);
+        let mut out = Vec::new();
+        for i in (0..9000).step_by(97) {
+            index.candidates(t0 + 60, 3600, &bands(&sigs[i]), &mut out);
+            assert_eq!(out.first(), Some(&(i as i64 + 1)));
         }
     }
 

@@ -3,14 +3,18 @@
 //! Data flows one way through modules that each own one step:
 //!
 //! ```text
-//! feeds.toml ─ config ─▶ scheduler ─▶ fetch ─▶ parse (+ sanitize) ─▶ tag ─▶ store
-//!                                       └──────────── pipeline ───────────┘
+//! feeds.toml ─ config ─▶ scheduler ─▶ fetch ─▶ parse (+ sanitize) ─▶ tag ─▶ filing ─▶ store
+//!                                       └──────────────── pipeline ────────────────┘
 //! store ─▶ publish (Atom, RSS, JSON, HTML, OPML) ─▶ serve (HTTP)
-//! store ─▶ digest ─▶ mail
+//! store ─▶ digest ─▶ delivery ─▶ mail
 //! ```
 //!
 //! [`pipeline`] is the only module that sees every ingest step; the others
-//! talk through the plain types in [`model`]. [`app`] wires them for the CLI.
+//! talk through the plain types in [`model`]. Decisions are plain code
+//! ([`filing`]: which story an item joins; [`scheduler`]: when a feed is
+//! due); [`store`] only reads and writes, behind one contract
+//! ([`store::Backend`]). [`app::Application`] builds everything once for
+//! the CLI, the daemon and the tests. `docs/ARCHITECTURE.md` has the map.
 
 pub mod app;
 pub mod config;

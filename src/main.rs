@@ -133,7 +133,21 @@ enum DigestCommand {
     },
 }
 
+/// glibc gives each thread that allocates its own malloc arena (up to 8
+/// per core) and keeps what the parsing and store threads free in them: on
+/// a large poll that is as much memory again as the heap itself. Two
+/// arenas keep the resident size near the heap's (2,000 feeds: 126 -> 96 MB).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     // The daemon reports what it does; one-shot commands only warnings.
     let base = if matches!(cli.command, Command::Run { .. }) {

@@ -16,9 +16,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::{DatabaseUrl, FeedConfig};
-use crate::filing::Policy;
+use crate::dedup;
+use crate::filing::{self, MergeReason, Policy};
 use crate::model::{
-    Delivery, DigestPeriod, FeedRow, FetchState, Item, ItemQuery, Story, TaggingInput,
+    Delivery, DigestPeriod, Enclosure, FeedRow, FetchState, Item, ItemQuery, Source, Story,
+    TaggingInput,
 };
 use crate::tag::Tagging;
 
@@ -116,6 +118,212 @@ fn decode_html(bytes: Vec<u8>) -> Result<String, StoreError> {
     };
     String::from_utf8(bytes)
         .map_err(|e| StoreError::Corrupt(format!("stored HTML is not UTF-8: {e}")))
+}
+
+/// One stored item of a story with its feed and story, as a backend reads
+/// it for a listing ([`story_from_items`] makes the story).
+#[derive(Debug, Clone)]
+struct StoredItem {
+    id: i64,
+    feed_name: String,
+    feed_priority: i64,
+    title: String,
+    link: Option<String>,
+    guid: Option<String>,
+    summary_html: Option<Vec<u8>>,
+    content_html: Option<Vec<u8>>,
+    excerpt: String,
+    authors: String,
+    categories: String,
+    enclosures: String,
+    updated: Option<i64>,
+    sort_date: i64,
+    canonical_link: Option<String>,
+    merge_reason: Option<String>,
+    merge_score: Option<f64>,
+    tags: Option<String>,
+    story_date: i64,
+    story_created: i64,
+    story_updated: Option<i64>,
+}
+
+/// The columns a backend selects for [`StoredItem`] (items `i`, feeds `f`,
+/// stories `s`; `tag_list` is the item's tags joined by U+001F).
+const STORED_ITEM_COLUMNS: &str = "i.id, f.name AS feed_name, f.priority AS feed_priority,
+    i.title, i.link, i.guid, i.summary_html, i.content_html, i.excerpt, i.authors, i.categories,
+    i.enclosures, i.updated, i.sort_date, i.canonical_link, i.merge_reason, i.merge_score,
+    s.sort_date AS story_date, s.created_at AS story_created, s.updated_at AS story_updated";
+
+impl StoredItem {
+    /// Reads the columns of [`STORED_ITEM_COLUMNS`] plus `tag_list` from a row of either backend.
+    fn from_row<'r, R>(r: &'r R) -> Result<StoredItem, sqlx::Error>
+    where
+        R: sqlx::Row,
+        &'r str: sqlx::ColumnIndex<R>,
+        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(StoredItem {
+            id: r.try_get("id")?,
+            feed_name: r.try_get("feed_name")?,
+            feed_priority: r.try_get("feed_priority")?,
+            title: r.try_get("title")?,
+            link: r.try_get("link")?,
+            guid: r.try_get("guid")?,
+            // Rows of early SQLite stores hold TEXT here.
+            summary_html: r.try_get_unchecked("summary_html")?,
+            content_html: r.try_get_unchecked("content_html")?,
+            excerpt: r.try_get("excerpt")?,
+            authors: r.try_get("authors")?,
+            categories: r.try_get("categories")?,
+            enclosures: r.try_get("enclosures")?,
+            updated: r.try_get("updated")?,
+            sort_date: r.try_get("sort_date")?,
+            canonical_link: r.try_get("canonical_link")?,
+            merge_reason: r.try_get("merge_reason")?,
+            merge_score: r.try_get("merge_score")?,
+            tags: r.try_get("tag_list")?,
+            story_date: r.try_get("story_date")?,
+            story_created: r.try_get("story_created")?,
+            story_updated: r.try_get("story_updated")?,
+        })
+    }
+}
+
+/// A story from its items: the primary's content (see
+/// [`filing::rank_sources`]), every source, the union of the tags.
+fn story_from_items(story_id: i64, items: Vec<StoredItem>) -> Result<Story, StoreError> {
+    let members: Vec<filing::Member> = items
+        .iter()
+        .map(|r| filing::Member {
+            item_id: r.id,
+            priority: r.feed_priority,
+            date: at(r.sort_date),
+            canonical_link: r.canonical_link.clone(),
+            reason: MergeReason::from_stored(r.merge_reason.as_deref(), r.merge_score),
+        })
+        .collect();
+    let ranked = filing::rank_sources(&members);
+    let mut sources = Vec::with_capacity(items.len());
+    let mut tags: Vec<String> = Vec::new();
+    for (i, relation) in &ranked {
+        let r = &items[*i];
+        sources.push(Source {
+            feed: r.feed_name.clone(),
+            link: r.link.clone(),
+            published: at(r.sort_date),
+            reason: relation.label().to_string(),
+            score: relation.score(),
+        });
+        if let Some(t) = &r.tags {
+            tags.extend(t.split('\u{1f}').map(str::to_string));
+        }
+    }
+    tags.sort();
+    tags.dedup();
+    let primary = items
+        .into_iter()
+        .nth(ranked[0].0)
+        .ok_or_else(|| StoreError::Corrupt(format!("story {story_id} has no items")))?;
+    let list = |s: &str| serde_json::from_str::<Vec<String>>(s).unwrap_or_default();
+    Ok(Story {
+        id: story_id,
+        authors: list(&primary.authors),
+        categories: list(&primary.categories),
+        enclosures: serde_json::from_str::<Vec<Enclosure>>(&primary.enclosures).unwrap_or_default(),
+        summary_html: primary.summary_html.map(decode_html).transpose()?,
+        content_html: primary.content_html.map(decode_html).transpose()?,
+        title: primary.title,
+        link: primary.link,
+        sources,
+        tags,
+        published: at(primary.story_date),
+        updated: primary.updated.and_then(|s| DateTime::from_timestamp(s, 0)),
+        created_at: at(primary.story_created),
+        changed_at: primary
+            .story_updated
+            .and_then(|s| DateTime::from_timestamp(s, 0)),
+        guid: primary.guid,
+        excerpt: primary.excerpt,
+    })
+}
+
+/// What bears on one document, as a backend reads it in one statement:
+/// JSON arrays of the feed's stored keys, its tombstones, the linked items
+/// `[id, feed_id, key, canonical_link, story_id, title, hex signature]` and
+/// the candidate stories `[id, hex signature, sort_date, [feed ids]]`.
+fn known_from_json(
+    stored: &str,
+    pruned: &str,
+    linked: &str,
+    stories: &str,
+) -> Result<filing::Known, StoreError> {
+    let bad = |what: &str, e: serde_json::Error| {
+        StoreError::Query(sqlx::Error::Protocol(format!("reading {what}: {e}")))
+    };
+    type LinkRow = (
+        i64,
+        i64,
+        String,
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+    );
+    let mut link_rows: Vec<LinkRow> =
+        serde_json::from_str(linked).map_err(|e| bad("stored links", e))?;
+    // Oldest first: the first story a link was filed under wins.
+    link_rows.sort_unstable_by_key(|r| r.0);
+    let story_rows: Vec<(i64, String, i64, Vec<i64>)> =
+        serde_json::from_str(stories).map_err(|e| bad("near-duplicate candidates", e))?;
+    Ok(filing::Known {
+        stored_keys: serde_json::from_str(stored).map_err(|e| bad("stored keys", e))?,
+        tombstones: serde_json::from_str(pruned).map_err(|e| bad("pruned keys", e))?,
+        linked: link_rows
+            .into_iter()
+            .map(
+                |(item_id, feed_id, key, canonical_link, story_id, title, sig)| {
+                    filing::LinkedItem {
+                        item_id,
+                        feed_id,
+                        key,
+                        canonical_link,
+                        story_id,
+                        title: title.unwrap_or_default(),
+                        signature: sig
+                            .filter(|s| !s.is_empty())
+                            .map(|s| dedup::signature_from_bytes(&unhex(&s))),
+                    }
+                },
+            )
+            .collect(),
+        stories: story_rows
+            .into_iter()
+            .map(|(id, sig, date, feeds)| {
+                let story = filing::CandidateStory {
+                    signature: dedup::signature_from_bytes(&unhex(&sig)),
+                    date: at(date),
+                    feeds,
+                };
+                (id, story)
+            })
+            .collect(),
+    })
+}
+
+/// Bytes of a hex string (either case).
+fn unhex(s: &str) -> Vec<u8> {
+    s.as_bytes()
+        .chunks_exact(2)
+        .filter_map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+        .collect()
+}
+
+/// A stored unix time back.
+fn at(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(v, 0).unwrap_or_default()
 }
 
 /// Counts of what a save changed.

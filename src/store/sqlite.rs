@@ -17,15 +17,15 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::{
-    Backend, DeliveryOutcome, Document, HttpValidator, Prepared, SaveCounts, SenderLock,
-    StoreError, decode_html,
+    Backend, DeliveryOutcome, Document, HttpValidator, Prepared, STORED_ITEM_COLUMNS, SaveCounts,
+    SenderLock, StoreError, StoredItem, at, decode_html, known_from_json, story_from_items,
 };
 use crate::config::FeedConfig;
 use crate::dedup::{self, NearIndex};
-use crate::filing::{self, CandidateStory, Filing, Incoming, Known, LinkedItem, MergeReason};
+use crate::filing::{self, Filing, Incoming, Known, MergeReason};
 use crate::model::{
-    Delivery, DeliveryState, DigestPeriod, Enclosure, FeedRow, FetchState, FetchStatus, ItemQuery,
-    PeriodStatus, Source, Story, TaggingInput,
+    Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, FetchStatus, ItemQuery,
+    PeriodStatus, Story, TaggingInput,
 };
 use crate::tag::Tagging;
 
@@ -43,7 +43,10 @@ const MIGRATIONS: &[&str] = &[
 /// A store in an SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
+    /// Connections that read.
     pool: SqlitePool,
+    /// The one connection that writes.
+    writer: SqlitePool,
     /// The database file (the digest sender's lock lives beside it).
     path: PathBuf,
     /// SQLite has one writer at a time. Writers of this process queue here
@@ -139,18 +142,24 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", "0")
             // Once restarted, the WAL file shrinks back to 64 MB.
             .pragma("journal_size_limit", "67108864")
-            // 64 MB of page cache per connection: the dedup band index stays in memory.
-            .pragma("cache_size", "-8192")
             // Savepoints and statement journals in memory, not in a temporary
             // file: they hold the pages one feed's save changed.
             .pragma("temp_store", "memory");
+        // SQLite has one writer: its connection keeps the index pages every
+        // write touches (32 MB of page cache); the readers 8 MB each.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone().pragma("cache_size", "-32768"))
+            .await
+            .map_err(open_err)?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
+            .max_connections(3)
+            .connect_with(opts.pragma("cache_size", "-8192"))
             .await
             .map_err(open_err)?;
         let store = SqliteStore {
             pool,
+            writer,
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             pending: Arc::default(),
             wal_written: Arc::default(),
@@ -167,7 +176,7 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         let version: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&mut *conn)
             .await?;
@@ -193,7 +202,7 @@ impl SqliteStore {
             // wait for it briefly, not the usual busy timeout. Its own
             // checkpointer takes what is left.
             let done: Result<(i64, i64, i64), sqlx::Error> = async {
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.writer.acquire().await?;
                 sqlx::query("PRAGMA busy_timeout = 200")
                     .execute(&mut *conn)
                     .await?;
@@ -210,6 +219,7 @@ impl SqliteStore {
             }
         }
         self.pool.close().await;
+        self.writer.close().await;
         self.wal_written.notify_one();
     }
 
@@ -218,7 +228,7 @@ impl SqliteStore {
     /// makes us wait (busy_timeout) instead of failing on upgrade.
     async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         let guard = self.write_lock.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx { tx, _guard: guard })
     }
 }
@@ -226,11 +236,6 @@ impl SqliteStore {
 /// Unix seconds of a time, as stored.
 fn secs(t: DateTime<Utc>) -> i64 {
     t.timestamp()
-}
-
-/// A stored unix time back.
-fn at(v: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(v, 0).unwrap_or_default()
 }
 
 fn opt_at(v: Option<i64>) -> Option<DateTime<Utc>> {
@@ -449,27 +454,27 @@ impl Backend for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
-            "SELECT i.*, f.name AS feed_name, f.priority AS feed_priority,
-               s.sort_date AS story_date,
-               s.created_at AS story_created, s.updated_at AS story_updated,
+        let rows = sqlx::query(&format!(
+            "SELECT {STORED_ITEM_COLUMNS}, i.story_id,
                (SELECT group_concat(tag, char(31)) FROM
                   (SELECT tag FROM item_tags t WHERE t.item_id = i.id ORDER BY tag)) AS tag_list
              FROM items i JOIN feeds f ON f.id = i.feed_id JOIN stories s ON s.id = i.story_id
              WHERE i.story_id IN (SELECT value FROM json_each(?1))
-             ORDER BY i.story_id, i.id",
-        )
+             ORDER BY i.story_id, i.id"
+        ))
         .bind(json(&ids))
         .fetch_all(&self.pool)
         .await?;
-        let mut by_story: HashMap<i64, Vec<&sqlx::sqlite::SqliteRow>> =
-            HashMap::with_capacity(ids.len());
+        let mut by_story: HashMap<i64, Vec<StoredItem>> = HashMap::with_capacity(ids.len());
         for r in &rows {
-            by_story.entry(r.try_get("story_id")?).or_default().push(r);
+            by_story
+                .entry(r.try_get("story_id")?)
+                .or_default()
+                .push(StoredItem::from_row(r)?);
         }
         ids.iter()
             .filter_map(|id| Some((*id, by_story.remove(id)?)))
-            .map(|(id, rows)| story_of(id, &rows))
+            .map(|(id, items)| story_from_items(id, items))
             .collect()
     }
 
@@ -778,7 +783,7 @@ impl SqliteStore {
         sqlx::query("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -813,7 +818,7 @@ impl SqliteStore {
                 let _ = job.reply.send(Err(StoreError::Shared(e.clone())));
             }
         };
-        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+        let mut tx = match self.writer.begin_with("BEGIN IMMEDIATE").await {
             Ok(tx) => tx,
             Err(e) => return shared(e, jobs),
         };
@@ -1093,8 +1098,8 @@ async fn read_known(
            (SELECT json_group_array(item_key) FROM pruned_items WHERE feed_id = ?1
               AND item_key IN (SELECT value FROM json_each(?2))),
            (SELECT json_group_array(json_array(i.id, i.feed_id, i.item_key, i.canonical_link,
-                 i.story_id, iif(i.feed_id = ?1, i.title, ''),
-                 iif(i.feed_id = ?1, hex(s.signature), '')))
+                 i.story_id, iif(i.feed_id = ?1, i.title, NULL),
+                 iif(i.feed_id = ?1, hex(s.signature), NULL)))
               FROM items i LEFT JOIN stories s ON s.id = i.story_id
               WHERE i.canonical_link IN (SELECT value FROM json_each(?3))
                 AND i.story_id IS NOT NULL),
@@ -1112,45 +1117,7 @@ async fn read_known(
     .fetch_one(&mut **tx)
     .await?;
     let (stored, pruned, linked, stories, next_story, next_item) = row;
-    let bad = |what: &str, e: serde_json::Error| {
-        StoreError::Query(sqlx::Error::Protocol(format!("reading {what}: {e}")))
-    };
-    type LinkRow = (i64, i64, String, String, i64, String, String);
-    let mut link_rows: Vec<LinkRow> =
-        serde_json::from_str(&linked).map_err(|e| bad("stored links", e))?;
-    // Oldest first: the first story a link was filed under wins.
-    link_rows.sort_unstable_by_key(|r| r.0);
-    let story_rows: Vec<(i64, String, i64, Vec<i64>)> =
-        serde_json::from_str(&stories).map_err(|e| bad("near-duplicate candidates", e))?;
-    let known = Known {
-        stored_keys: serde_json::from_str(&stored).map_err(|e| bad("stored keys", e))?,
-        tombstones: serde_json::from_str(&pruned).map_err(|e| bad("pruned keys", e))?,
-        linked: link_rows
-            .into_iter()
-            .map(
-                |(item_id, feed_id, key, canonical_link, story_id, title, sig)| LinkedItem {
-                    item_id,
-                    feed_id,
-                    key,
-                    canonical_link,
-                    story_id,
-                    title,
-                    signature: (!sig.is_empty()).then(|| dedup::signature_from_bytes(&unhex(&sig))),
-                },
-            )
-            .collect(),
-        stories: story_rows
-            .into_iter()
-            .map(|(id, sig, date, feeds)| {
-                let story = CandidateStory {
-                    signature: dedup::signature_from_bytes(&unhex(&sig)),
-                    date: at(date),
-                    feeds,
-                };
-                (id, story)
-            })
-            .collect(),
-    };
+    let known = known_from_json(&stored, &pruned, &linked, &stories)?;
     Ok((
         known,
         NextIds {
@@ -1158,14 +1125,6 @@ async fn read_known(
             item: next_item,
         },
     ))
-}
-
-/// Bytes of an upper-case hex string (SQLite's `hex()`).
-fn unhex(s: &str) -> Vec<u8> {
-    s.as_bytes()
-        .chunks_exact(2)
-        .filter_map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
-        .collect()
 }
 
 /// Rewrites the stored item with `prepared`'s key when its raw hash
@@ -1485,73 +1444,6 @@ fn feed_row(r: &sqlx::sqlite::SqliteRow) -> Result<FeedRow, StoreError> {
                 .filter(|s| *s > 0)
                 .map(|s| Duration::from_secs(s as u64)),
         },
-    })
-}
-
-fn tag_list(r: &sqlx::sqlite::SqliteRow) -> Result<Vec<String>, StoreError> {
-    let tags: Option<String> = r.try_get("tag_list")?;
-    Ok(tags
-        .map(|t| t.split('\u{1f}').map(str::to_string).collect())
-        .unwrap_or_default())
-}
-
-/// A story from its items' rows: the primary's content (see
-/// [`filing::rank_sources`]), every source, the union of the tags.
-fn story_of(story_id: i64, rows: &[&sqlx::sqlite::SqliteRow]) -> Result<Story, StoreError> {
-    let members = rows
-        .iter()
-        .map(|r| {
-            Ok(filing::Member {
-                item_id: r.try_get("id")?,
-                priority: r.try_get("feed_priority")?,
-                date: at(r.try_get("sort_date")?),
-                canonical_link: r.try_get("canonical_link")?,
-                reason: MergeReason::from_stored(
-                    r.try_get::<Option<String>, _>("merge_reason")?.as_deref(),
-                    r.try_get("merge_score")?,
-                ),
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let ranked = filing::rank_sources(&members);
-    let r = rows[ranked[0].0];
-    let list = |col: &str| -> Result<Vec<String>, StoreError> {
-        let s: String = r.try_get(col)?;
-        Ok(serde_json::from_str(&s).unwrap_or_default())
-    };
-    let enclosures: String = r.try_get("enclosures")?;
-    let mut sources = Vec::with_capacity(rows.len());
-    let mut tags = Vec::new();
-    for (i, relation) in &ranked {
-        let row = rows[*i];
-        sources.push(Source {
-            feed: row.try_get("feed_name")?,
-            link: row.try_get("link")?,
-            published: at(row.try_get("sort_date")?),
-            reason: relation.label().to_string(),
-            score: relation.score(),
-        });
-        tags.extend(tag_list(row)?);
-    }
-    tags.sort();
-    tags.dedup();
-    Ok(Story {
-        id: story_id,
-        title: r.try_get("title")?,
-        link: r.try_get("link")?,
-        sources,
-        tags,
-        published: at(r.try_get("story_date")?),
-        updated: opt_at(r.try_get("updated")?),
-        created_at: at(r.try_get("story_created")?),
-        changed_at: opt_at(r.try_get("story_updated")?),
-        guid: r.try_get("guid")?,
-        authors: list("authors")?,
-        categories: list("categories")?,
-        enclosures: serde_json::from_str::<Vec<Enclosure>>(&enclosures).unwrap_or_default(),
-        excerpt: r.try_get("excerpt")?,
-        summary_html: html_column(r, "summary_html")?,
-        content_html: html_column(r, "content_html")?,
     })
 }
 

@@ -7,6 +7,7 @@
 //! decided by [`crate::filing`] from the candidates a backend gathers, and
 //! the backend applies those decisions in the same transaction.
 
+mod gather;
 mod sqlite;
 
 use std::collections::HashMap;

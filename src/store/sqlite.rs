@@ -2,7 +2,7 @@
 //! `migrations/sqlite/`. Gathers the candidates filing needs and applies
 //! its decisions ([`crate::filing`]); decides nothing itself.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,13 +16,14 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
+use super::gather::{Gathering, Rows};
 use super::{
     Backend, DeliveryOutcome, Document, HttpValidator, Prepared, STORED_ITEM_COLUMNS, SaveCounts,
     SenderLock, StoreError, StoredItem, at, decode_html, known_from_json, story_from_items,
 };
 use crate::config::FeedConfig;
 use crate::dedup::{self, NearIndex};
-use crate::filing::{self, Filing, Incoming, Known, MergeReason};
+use crate::filing::Known;
 use crate::model::{
     Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, FetchStatus, ItemQuery,
     PeriodStatus, Story, TaggingInput,
@@ -951,35 +952,16 @@ async fn save_in_savepoint(
 }
 
 /// Gathers what filing needs for one document, files it
-/// ([`filing::file`]) and applies the decisions, within the savepoint
-/// `doc` (opened by [`read_known`], released by [`insert_new`]).
+/// ([`filing::file`], through [`Gathering`]) and applies the decisions,
+/// within the savepoint `doc` (opened by [`read_known`], released at the
+/// end of the write).
 async fn save_document(
     tx: &mut Transaction<'_, Sqlite>,
     doc: &Document,
     near: &mut NearIndex,
 ) -> Result<SaveCounts, StoreError> {
-    let (feed_id, items, window) = (doc.feed_id, &doc.items, doc.policy.window_secs);
-    let dates: Vec<i64> = items
-        .iter()
-        .map(|p| filing::item_date(p.item.published, p.item.updated, doc.now).timestamp())
-        .collect();
-    let bands: Vec<Vec<i64>> = items
-        .iter()
-        .map(|p| {
-            p.item
-                .signature
-                .as_deref()
-                .map(dedup::bands)
-                .unwrap_or_default()
-        })
-        .collect();
-    // The time slabs the items need that the index does not hold yet.
-    let needed = dates
-        .iter()
-        .zip(&bands)
-        .filter(|(_, b)| !b.is_empty())
-        .map(|(d, _)| *d);
-    for (from, to) in near.missing(needed, window) {
+    let mut g = Gathering::new(doc);
+    for (from, to) in g.missing_slabs(near) {
         // Streamed: a slab of a large store holds many stories.
         let mut rows = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(
             "SELECT id, sort_date, signature FROM stories
@@ -993,75 +975,32 @@ async fn save_document(
             filler.add(id, date, &sig);
         }
     }
-    let mut suggested: Vec<Vec<i64>> = Vec::with_capacity(items.len());
-    let mut buf = Vec::new();
-    for (date, b) in dates.iter().zip(&bands) {
-        if b.is_empty() {
-            suggested.push(Vec::new());
-        } else {
-            near.candidates(*date, window, b, &mut buf);
-            suggested.push(buf.clone());
-        }
-    }
-    let mut all: Vec<i64> = suggested.iter().flatten().copied().collect();
-    all.sort_unstable();
-    all.dedup();
-    let (known, next) = read_known(tx, feed_id, items, &all).await?;
-    let incoming: Vec<Incoming> = items
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Incoming {
-            key: &p.item.key,
-            title: &p.item.title,
-            canonical_link: p.item.canonical_link.as_deref(),
-            signature: p.item.signature.as_deref(),
-            date: at(dates[i]),
-            near: &suggested[i],
-        })
-        .collect();
-    let listed: HashSet<&str> = doc
-        .listed
-        .iter()
-        .map(String::as_str)
-        .chain(items.iter().map(|p| p.item.key.as_str()))
-        .collect();
-    let filings = filing::file(feed_id, &incoming, &listed, &known, &doc.policy);
+    let candidates = g.suggest(near);
+    let (known, next) = read_known(tx, doc.feed_id, &doc.items, &candidates).await?;
+    let plan = g.file(&known);
     let now = secs(doc.now);
-    let mut counts = SaveCounts::default();
-    let mut fresh: Vec<Fresh> = Vec::new();
-    for (i, f) in filings.into_iter().enumerate() {
-        match f {
-            Filing::Repeated | Filing::Tombstoned => {}
-            Filing::Update => {
-                if update_item(tx, feed_id, &items[i], now).await? {
-                    counts.updated += 1;
-                }
-            }
-            Filing::Rename { item_id } => {
-                sqlx::query("UPDATE items SET item_key = ?2 WHERE id = ?1")
-                    .bind(item_id)
-                    .bind(&items[i].item.key)
-                    .execute(&mut **tx)
-                    .await?;
-                if update_item(tx, feed_id, &items[i], now).await? {
-                    counts.updated += 1;
-                }
-            }
-            Filing::Join { story_id, reason } => fresh.push(Fresh {
-                at: i,
-                story: Some((story_id, reason)),
-            }),
-            Filing::New => fresh.push(Fresh { at: i, story: None }),
+    let mut counts = SaveCounts {
+        new: plan.fresh.len(),
+        updated: 0,
+    };
+    for &i in &plan.updates {
+        if update_item(tx, doc.feed_id, &doc.items[i], now).await? {
+            counts.updated += 1;
         }
     }
-    counts.new = fresh.len();
-    let doc_items = DocItems {
-        feed_id,
-        items,
-        dates: &dates,
-        bands: &bands,
-    };
-    insert_new(tx, &doc_items, &fresh, &known, next, now, near).await?;
+    for &(i, item_id) in &plan.renames {
+        sqlx::query("UPDATE items SET item_key = ?2 WHERE id = ?1")
+            .bind(item_id)
+            .bind(&doc.items[i].item.key)
+            .execute(&mut **tx)
+            .await?;
+        if update_item(tx, doc.feed_id, &doc.items[i], now).await? {
+            counts.updated += 1;
+        }
+    }
+    let rows = g.rows(&plan, next.story, next.item);
+    insert_rows(tx, doc, &g, &rows).await?;
+    g.index_written(near, &rows, &known);
     Ok(counts)
 }
 
@@ -1181,69 +1120,21 @@ async fn update_item(
     Ok(true)
 }
 
-/// A document's items with their filing dates and LSH bands.
-struct DocItems<'a> {
-    feed_id: i64,
-    items: &'a [Prepared],
-    dates: &'a [i64],
-    bands: &'a [Vec<i64>],
-}
-
-/// A new item and the stored story filing put it in (`None`: a new story).
-struct Fresh {
-    at: usize,
-    story: Option<(i64, MergeReason)>,
-}
-
-/// Inserts the new items as filing decided (new stories, and items joining
-/// stored ones, whose dates move to the earliest item's) as one
-/// multi-statement write, which also releases the savepoint `doc`. Once it
-/// is written, the new stories join the band index.
-async fn insert_new(
+/// Writes the rows filing added (new stories, the dates of joined ones,
+/// new items and their tags): usually one multi-statement write, a huge
+/// document several, so that SQLite never holds the prepared form of all
+/// its rows at once. The last statement releases the savepoint `doc`.
+async fn insert_rows(
     tx: &mut Transaction<'_, Sqlite>,
-    doc: &DocItems<'_>,
-    fresh: &[Fresh],
-    known: &Known,
-    next: NextIds,
-    now: i64,
-    near: &mut NearIndex,
+    doc: &Document,
+    g: &Gathering<'_>,
+    rows: &Rows,
 ) -> Result<(), StoreError> {
-    let mut next_story = next.story;
-    let mut next_item = next.item;
-    let mut filed: Vec<(i64, MergeReason)> = Vec::with_capacity(fresh.len());
-    let mut new_stories: Vec<(i64, Option<Vec<u8>>, i64)> = Vec::new();
-    let mut new_bands: Vec<(i64, i64, &[i64])> = Vec::new();
-    let mut merged: HashMap<i64, i64> = HashMap::new();
-    for f in fresh {
-        let (item, date) = (&doc.items[f.at].item, doc.dates[f.at]);
-        match &f.story {
-            Some((story_id, reason)) => {
-                let d = merged.entry(*story_id).or_insert(date);
-                *d = (*d).min(date);
-                filed.push((*story_id, reason.clone()));
-            }
-            None => {
-                let story_id = next_story;
-                next_story += 1;
-                new_stories.push((
-                    story_id,
-                    item.signature.as_deref().map(dedup::signature_to_bytes),
-                    date,
-                ));
-                if !doc.bands[f.at].is_empty() {
-                    new_bands.push((story_id, date, &doc.bands[f.at]));
-                }
-                filed.push((story_id, MergeReason::First));
-            }
-        }
-    }
-
-    // Usually one multi-statement write; a huge document goes in several,
-    // so that SQLite never holds the prepared form of all its rows at once.
+    let now = secs(doc.now);
     let mut w = Batch::default();
-    for chunk in new_stories.chunks(ROWS_PER_STATEMENT) {
+    for chunk in rows.stories.chunks(ROWS_PER_STATEMENT) {
         w.q.push("INSERT INTO stories (id, signature, sort_date, created_at) ");
-        w.q.push_values(chunk, |mut b, (id, sig, date)| {
+        w.q.push_values(chunk, |mut b, (id, sig, date, _)| {
             b.push_bind(*id)
                 .push_bind(sig.clone())
                 .push_bind(*date)
@@ -1253,37 +1144,27 @@ async fn insert_new(
         w.rows += chunk.len();
         w.flush_if_full(tx).await?;
     }
-    if !merged.is_empty() {
-        let merged: Vec<(i64, i64)> = merged.iter().map(|(s, d)| (*s, *d)).collect();
+    if !rows.merged.is_empty() {
         w.q.push("UPDATE stories SET sort_date = min(sort_date, j.d), updated_at = ");
         w.q.push_bind(now);
         w.q.push(
             " FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS d
                    FROM json_each(",
         );
-        w.q.push_bind(json(&merged));
+        w.q.push_bind(json(&rows.merged));
         w.q.push(")) AS j WHERE stories.id = j.id;\n");
     }
-    let mut tags: Vec<(i64, &str)> = Vec::new();
     // 22 values per item: well under SQLite's 32,766 variables.
-    for chunk in fresh
-        .iter()
-        .zip(&filed)
-        .collect::<Vec<_>>()
-        .chunks(ROWS_PER_STATEMENT)
-    {
+    for chunk in rows.items.chunks(ROWS_PER_STATEMENT) {
         w.q.push(
             "INSERT INTO items (id, feed_id, item_key, raw_hash, guid, link, title, summary_html,
                content_html, excerpt, authors, categories, enclosures, published, updated,
                first_seen, sort_date, canonical_link, excluded, story_id, merge_reason, merge_score) ",
         );
-        w.q.push_values(chunk, |mut b, (f, (story_id, reason))| {
-            let prepared = &doc.items[f.at];
+        w.q.push_values(chunk, |mut b, (at, id, story_id, reason)| {
+            let prepared = &doc.items[*at];
             let item = &prepared.item;
-            let id = next_item;
-            next_item += 1;
-            tags.extend(item.tags.iter().map(|t| (id, t.as_str())));
-            b.push_bind(id)
+            b.push_bind(*id)
                 .push_bind(doc.feed_id)
                 .push_bind(&item.key)
                 .push_bind(item.raw_hash)
@@ -1299,7 +1180,7 @@ async fn insert_new(
                 .push_bind(item.published.map(secs))
                 .push_bind(item.updated.map(secs))
                 .push_bind(now)
-                .push_bind(doc.dates[f.at])
+                .push_bind(g.dates[*at])
                 .push_bind(&item.canonical_link)
                 .push_bind(item.excluded)
                 .push_bind(*story_id)
@@ -1310,30 +1191,17 @@ async fn insert_new(
         w.rows += chunk.len();
         w.flush_if_full(tx).await?;
     }
-    for chunk in tags.chunks(4 * ROWS_PER_STATEMENT) {
+    for chunk in rows.tags.chunks(4 * ROWS_PER_STATEMENT) {
         w.q.push("INSERT OR IGNORE INTO item_tags (item_id, tag) ");
         w.q.push_values(chunk, |mut b, (id, tag)| {
-            b.push_bind(*id).push_bind(*tag);
+            b.push_bind(*id).push_bind(tag);
         });
         w.q.push(";\n");
         w.rows += chunk.len() / 4;
         w.flush_if_full(tx).await?;
     }
     w.q.push("RELEASE doc");
-    w.flush(tx).await?;
-    for (story_id, date, bands) in new_bands {
-        near.insert(story_id, date, bands);
-    }
-    // A story that an earlier item moved to another slab is found there too.
-    for (story_id, date) in merged {
-        if let Some(s) = known.stories.get(&story_id)
-            && date < s.date.timestamp()
-        {
-            near.insert(story_id, date, &dedup::bands(&s.signature));
-        }
-    }
-    near.seen_up_to = near.seen_up_to.max(next_story - 1);
-    Ok(())
+    w.flush(tx).await
 }
 
 /// Rows a multi-statement write takes before it is sent: a feed's usual

@@ -251,11 +251,25 @@ pub async fn poll(
         .ready_chunks(256);
     let mut reports: Vec<(usize, FeedReport)> = Vec::with_capacity(rows.len());
     while let Some(batch) = done.next().await {
+        // When each is next due, for a daemon running on the same store.
+        let now = chrono::Utc::now();
         let states: Vec<(i64, FetchState)> = batch
             .iter()
-            .filter_map(|(_, id, (_, st))| Some((*id, st.clone()?)))
+            .filter_map(|(i, id, (_, st))| {
+                let mut st = st.clone()?;
+                let wait = crate::scheduler::due_in(
+                    config.feeds[*i].interval,
+                    config.min_interval,
+                    &st,
+                    now,
+                    false,
+                    &mut rand::rng(),
+                );
+                st.due_at = Some(now + wait);
+                Some((*id, st))
+            })
             .collect();
-        let saved = ingest.store.save_fetch_states(&states).await;
+        let saved = ingest.store.save_fetch_states(&states, None).await;
         for (i, _, (mut r, _)) in batch {
             if let Err(e) = &saved {
                 r.message = Some(format!("recording its fetch state failed: {e}"));

@@ -39,6 +39,12 @@ const PUBLISH_EVERY: Duration = Duration::from_secs(2);
 const DIGEST_RETRY: Duration = Duration::from_secs(600);
 /// How often stories past the retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// A feed lease lasts this long; the holder renews its leases every
+/// [`LEASE_RENEW_EVERY`] while it works, so a dead instance's feeds are
+/// free again within this long.
+const LEASE_FOR: Duration = Duration::from_secs(10);
+/// How often an instance renews the leases it holds.
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(3);
 
 /// A configured feed and the store's row for it.
 struct Planned {
@@ -85,6 +91,23 @@ pub(crate) struct Daemon {
     digest_task: Option<tokio::task::JoinHandle<anyhow::Result<delivery::SendReport>>>,
     next_prune: Instant,
     watched: Watched,
+    /// This instance's name in feed leases.
+    owner: String,
+    /// When its leases were last renewed.
+    renewed: Instant,
+}
+
+/// A name for this process in feed leases: host, process id and a random
+/// part (a restarted process is another owner).
+fn owner_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "gazette".into());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
 }
 
 impl Daemon {
@@ -119,6 +142,8 @@ impl Daemon {
             dirty: true,
             last_publish: None,
             next_prune: Instant::now(),
+            owner: owner_name(),
+            renewed: Instant::now(),
         };
         d.plan_feeds(true).await?;
         if let Some(n) = app::retag_if_rules_changed(&d.ingest).await? {
@@ -247,7 +272,8 @@ impl Daemon {
             self.reload(false).await;
         }
         self.flush_states().await;
-        self.start_due_feeds();
+        self.renew_leases().await;
+        self.start_due_feeds().await;
         if self.dirty && self.last_publish.is_none_or(|t| now - t >= PUBLISH_EVERY) {
             self.publish().await;
         }
@@ -258,13 +284,56 @@ impl Daemon {
         }
     }
 
-    fn start_due_feeds(&mut self) {
+    /// Leases the feeds the schedule says are due and refreshes them; those
+    /// another instance holds or fetched meanwhile are planned again from
+    /// the state it left.
+    async fn start_due_feeds(&mut self) {
         let room = (self.config.fetch.concurrency + 2).saturating_sub(self.tasks.len());
-        for name in self.schedule.take_due(room) {
-            let Some(p) = self.feeds.get(&name) else {
+        let due = self.schedule.take_due(room);
+        if due.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = due
+            .iter()
+            .filter_map(|n| self.feeds.get(n).map(|p| p.row.id))
+            .collect();
+        let now = Utc::now();
+        let until = now + LEASE_FOR;
+        let leases = match self.store.lease_feeds(&ids, &self.owner, now, until).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "leasing due feeds failed; will retry");
+                for name in &due {
+                    self.schedule.finished(name, Duration::from_secs(1));
+                }
+                return;
+            }
+        };
+        self.metrics.took_over(leases.taken_over);
+        for (row, lease_until) in leases.elsewhere {
+            let Some(p) = self.feeds.values_mut().find(|p| p.row.id == row.id) else {
                 continue;
             };
+            p.row = row;
+            // Due again when the other instance's lease ends or its next
+            // poll comes, whichever is later; a moment later when neither
+            // says (another instance is taking it right now).
+            let at = [lease_until, p.row.state.due_at]
+                .into_iter()
+                .flatten()
+                .max();
+            let wait = at.and_then(|t| (t - now).to_std().ok()).unwrap_or_default()
+                + Duration::from_millis(rand::random_range(500..2500));
+            let name = p.feed.name.clone();
+            self.schedule.finished(&name, wait);
+        }
+        for row in leases.leased {
+            let Some(p) = self.feeds.values_mut().find(|p| p.row.id == row.id) else {
+                continue;
+            };
+            p.row = row;
             let (ingest, feed, row) = (self.ingest.clone(), p.feed.clone(), p.row.clone());
+            let name = feed.name.clone();
             self.tasks.spawn(async move {
                 let started = Instant::now();
                 let (row_id, url) = (row.id, row.url.clone());
@@ -282,6 +351,22 @@ impl Daemon {
                     state,
                 }
             });
+        }
+        self.metrics.leased(self.tasks.len());
+    }
+
+    /// Keeps this instance's leases while it works on them.
+    async fn renew_leases(&mut self) {
+        if self.tasks.is_empty() || self.renewed.elapsed() < LEASE_RENEW_EVERY {
+            return;
+        }
+        self.renewed = Instant::now();
+        if let Err(e) = self
+            .store
+            .renew_leases(&self.owner, Utc::now() + LEASE_FOR)
+            .await
+        {
+            tracing::warn!(error = %e, "renewing feed leases failed; will retry");
         }
     }
 
@@ -314,24 +399,26 @@ impl Daemon {
         // follows the new row's state.
         let current = p.row.id == d.row_id && p.row.url == d.url;
         let failed_unrecorded = current && d.state.is_none() && d.report.is_error();
-        if current && let Some(st) = &d.state {
-            self.states.push((d.row_id, st.clone()));
-        }
-        let Some(p) = self.feeds.get_mut(&d.name) else {
-            return;
-        };
-        if current && let Some(st) = d.state {
-            p.row.state = st;
-        }
+        let (feed, mut st) = (
+            p.feed.clone(),
+            d.state.unwrap_or_else(|| p.row.state.clone()),
+        );
         let wait = if failed_unrecorded {
             // The store failed or the task crashed: no state to go by, so
             // wait the floor instead of retrying at once.
             self.config.min_interval
         } else {
-            let (feed, st) = (p.feed.clone(), p.row.state.clone());
             self.wait_for(&feed, &st, false)
         };
+        st.due_at = Some(now + wait);
+        if current {
+            self.states.push((d.row_id, st.clone()));
+            if let Some(p) = self.feeds.get_mut(&d.name) {
+                p.row.state = st;
+            }
+        }
         self.schedule.finished(&d.name, wait);
+        self.metrics.leased(self.tasks.len());
     }
 
     async fn flush_states(&mut self) {
@@ -339,7 +426,11 @@ impl Daemon {
             return;
         }
         let states = std::mem::take(&mut self.states);
-        if let Err(e) = self.store.save_fetch_states(&states).await {
+        if let Err(e) = self
+            .store
+            .save_fetch_states(&states, Some(&self.owner))
+            .await
+        {
             tracing::error!(error = %e, feeds = states.len(), "recording fetch states failed; will retry");
             self.states = states;
         }

@@ -24,6 +24,8 @@ pub struct Metrics {
     deliveries: Mutex<BTreeMap<String, u64>>,
     last_digest: AtomicI64,
     heartbeat: AtomicI64,
+    leased: AtomicU64,
+    takeovers: AtomicU64,
 }
 
 impl Metrics {
@@ -79,6 +81,17 @@ impl Metrics {
             .or_default() += n as u64;
     }
 
+    /// How many feeds this instance holds leases on (is refreshing) now.
+    pub fn leased(&self, n: usize) {
+        self.leased.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Records feeds taken over from a lease that expired (another
+    /// instance died or stalled with them).
+    pub fn took_over(&self, n: usize) {
+        self.takeovers.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     /// Records the time a digest was last sent (unix seconds).
     pub fn digest_sent(&self, at: i64) {
         self.last_digest.store(at, Ordering::Relaxed);
@@ -115,6 +128,29 @@ impl Metrics {
                 label(outcome)
             );
         }
+
+        head(
+            &mut out,
+            "gazette_feeds_leased",
+            "gauge",
+            "Feeds this instance holds leases on (refreshing now).",
+        );
+        let _ = writeln!(
+            out,
+            "gazette_feeds_leased {}",
+            self.leased.load(Ordering::Relaxed)
+        );
+        head(
+            &mut out,
+            "gazette_lease_takeovers_total",
+            "counter",
+            "Feeds this instance took over from another instance's expired lease.",
+        );
+        let _ = writeln!(
+            out,
+            "gazette_lease_takeovers_total {}",
+            self.takeovers.load(Ordering::Relaxed)
+        );
 
         head(
             &mut out,

@@ -186,6 +186,9 @@ pub struct FetchState {
     pub last_success_at: Option<DateTime<Utc>>,
     /// Not to be fetched before this time: backoff or Retry-After.
     pub next_fetch_at: Option<DateTime<Utc>>,
+    /// When the daemon that fetched it last plans to fetch it again
+    /// (`scheduler::due_in`); another instance does not fetch it sooner.
+    pub due_at: Option<DateTime<Utc>>,
     /// The feed's own title.
     pub title: Option<String>,
     /// The feed's web site.

@@ -353,6 +353,19 @@ pub struct Document {
     pub policy: Policy,
 }
 
+/// What [`Backend::lease_feeds`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Leases {
+    /// The feeds now leased to the caller.
+    pub leased: Vec<FeedRow>,
+    /// How many of them were held by a lease that expired (another
+    /// process died or stalled with them): taken over.
+    pub taken_over: usize,
+    /// The feeds not leased (due later, or leased elsewhere), with their
+    /// current rows and the lease's end when another process holds them.
+    pub elsewhere: Vec<(FeedRow, Option<DateTime<Utc>>)>,
+}
+
 /// When the bytes of a published document were first served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpValidator {
@@ -414,8 +427,32 @@ pub trait Backend: Send + Sync {
     /// Every feed the store knows (also those no longer configured), by id.
     async fn feeds(&self) -> Result<Vec<FeedRow>, StoreError>;
 
-    /// Records feeds' fetch states, in one transaction.
-    async fn save_fetch_states(&self, states: &[(i64, FetchState)]) -> Result<(), StoreError>;
+    /// Records feeds' fetch states (and when each is next due), in one
+    /// transaction. With an `owner`, only the feeds it still leases are
+    /// written, and their leases are released; without one (a manual
+    /// poll) every state is written and leases stay.
+    async fn save_fetch_states(
+        &self,
+        states: &[(i64, FetchState)],
+        owner: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Leases to `owner` until `until` the feeds among `ids` that are due
+    /// at `now` (their `due_at` passed) and free (no lease, or an expired
+    /// one): no other process fetches them meanwhile. Returns them, and the
+    /// current rows of the others so the caller plans them from the state
+    /// another process left.
+    async fn lease_feeds(
+        &self,
+        ids: &[i64],
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Leases, StoreError>;
+
+    /// Extends every lease `owner` holds to `until` (the owner is alive and
+    /// still working); how many.
+    async fn renew_leases(&self, owner: &str, until: DateTime<Utc>) -> Result<u64, StoreError>;
 
     // ---- ingest ----
 

@@ -18,8 +18,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::gather::{Gathering, Rows};
 use super::{
-    Backend, DeliveryOutcome, Document, HttpValidator, Prepared, STORED_ITEM_COLUMNS, SaveCounts,
-    SenderLock, StoreError, StoredItem, at, decode_html, known_from_json, story_from_items,
+    Backend, DeliveryOutcome, Document, HttpValidator, Leases, Prepared, STORED_ITEM_COLUMNS,
+    SaveCounts, SenderLock, StoreError, StoredItem, at, decode_html, known_from_json,
+    story_from_items,
 };
 use crate::config::FeedConfig;
 use crate::dedup::{self, NearIndex};
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_publish.sql"),
     include_str!("../../migrations/sqlite/0006_signatures_v2.sql"),
     include_str!("../../migrations/sqlite/0007_bands_in_memory.sql"),
+    include_str!("../../migrations/sqlite/0008_leases.sql"),
 ];
 
 /// A store in an SQLite file.
@@ -260,6 +262,7 @@ impl Backend for SqliteStore {
                    error_count = iif(feeds.url = excluded.url, feeds.error_count, 0),
                    next_fetch_at = iif(feeds.url = excluded.url, feeds.next_fetch_at, NULL),
                    last_fetch_at = iif(feeds.url = excluded.url, feeds.last_fetch_at, NULL),
+                   due_at = iif(feeds.url = excluded.url, feeds.due_at, NULL),
                    status = iif(feeds.url = excluded.url, feeds.status, 'new')
                  WHERE feeds.url <> excluded.url OR feeds.priority <> excluded.priority",
             )
@@ -291,7 +294,11 @@ impl Backend for SqliteStore {
             .collect()
     }
 
-    async fn save_fetch_states(&self, states: &[(i64, FetchState)]) -> Result<(), StoreError> {
+    async fn save_fetch_states(
+        &self,
+        states: &[(i64, FetchState)],
+        owner: Option<&str>,
+    ) -> Result<(), StoreError> {
         if states.is_empty() {
             return Ok(());
         }
@@ -300,8 +307,11 @@ impl Backend for SqliteStore {
             sqlx::query(
                 "UPDATE feeds SET etag = ?2, last_modified = ?3, permanent_url = ?4, status = ?5,
                    last_error = ?6, error_count = ?7, last_fetch_at = ?8, last_success_at = ?9,
-                   next_fetch_at = ?10, title = ?11, site_link = ?12, ttl_seconds = ?13
-                 WHERE id = ?1",
+                   next_fetch_at = ?10, title = ?11, site_link = ?12, ttl_seconds = ?13,
+                   due_at = ?14,
+                   lease_owner = iif(?15 IS NULL, lease_owner, NULL),
+                   lease_until = iif(?15 IS NULL, lease_until, NULL)
+                 WHERE id = ?1 AND (?15 IS NULL OR lease_owner IS NULL OR lease_owner = ?15)",
             )
             .bind(feed_id)
             .bind(&st.etag)
@@ -316,11 +326,78 @@ impl Backend for SqliteStore {
             .bind(&st.title)
             .bind(&st.site_link)
             .bind(st.ttl.map(|d| d.as_secs() as i64))
+            .bind(st.due_at.map(secs))
+            .bind(owner)
             .execute(&mut *w.tx)
             .await?;
         }
         w.tx.commit().await?;
         Ok(())
+    }
+
+    async fn lease_feeds(
+        &self,
+        ids: &[i64],
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Leases, StoreError> {
+        if ids.is_empty() {
+            return Ok(Leases::default());
+        }
+        let mut w = self.begin_write().await?;
+        let free: Vec<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, lease_owner FROM feeds WHERE id IN (SELECT value FROM json_each(?1))
+               AND (lease_until IS NULL OR lease_until < ?2) AND (due_at IS NULL OR due_at <= ?2)",
+        )
+        .bind(json(&ids))
+        .bind(secs(now))
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let leased: Vec<i64> = free.iter().map(|(id, _)| *id).collect();
+        sqlx::query(
+            "UPDATE feeds SET lease_owner = ?2, lease_until = ?3
+             WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json(&leased))
+        .bind(owner)
+        .bind(secs(until))
+        .execute(&mut *w.tx)
+        .await?;
+        let rows = sqlx::query("SELECT * FROM feeds WHERE id IN (SELECT value FROM json_each(?1))")
+            .bind(json(&ids))
+            .fetch_all(&mut *w.tx)
+            .await?;
+        w.tx.commit().await?;
+        let mut out = Leases {
+            taken_over: free
+                .iter()
+                .filter(|(_, prev)| prev.as_deref().is_some_and(|p| p != owner))
+                .count(),
+            ..Leases::default()
+        };
+        for r in &rows {
+            let row = feed_row(r)?;
+            if leased.contains(&row.id) {
+                out.leased.push(row);
+            } else {
+                let until: Option<i64> = r.try_get("lease_until")?;
+                out.elsewhere.push((row, opt_at(until)));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn renew_leases(&self, owner: &str, until: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut w = self.begin_write().await?;
+        let n = sqlx::query("UPDATE feeds SET lease_until = ?2 WHERE lease_owner = ?1")
+            .bind(owner)
+            .bind(secs(until))
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        w.tx.commit().await?;
+        Ok(n)
     }
 
     async fn known_hashes(&self, feed_id: i64) -> Result<HashMap<String, i64>, StoreError> {
@@ -1305,6 +1382,7 @@ fn feed_row(r: &sqlx::sqlite::SqliteRow) -> Result<FeedRow, StoreError> {
             last_fetch_at: opt_at(r.try_get("last_fetch_at")?),
             last_success_at: opt_at(r.try_get("last_success_at")?),
             next_fetch_at: opt_at(r.try_get("next_fetch_at")?),
+            due_at: opt_at(r.try_get("due_at")?),
             title: r.try_get("title")?,
             site_link: r.try_get("site_link")?,
             ttl: r

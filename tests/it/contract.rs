@@ -70,6 +70,7 @@ macro_rules! contract_suite {
             case!(http_validators_store_key_and_content_version);
             case!(digest_ledger_moves_queued_pending_sent_failed_with_compare_and_set);
             case!(one_digest_sender_at_a_time);
+            case!(a_due_feed_is_leased_by_one_owner_and_taken_over_when_its_lease_expires);
             case!(two_handles_writing_alternately_see_each_others_stories);
         }
     };
@@ -554,12 +555,13 @@ async fn fetch_state_round_trips_and_a_new_url_starts_afresh(db: &impl TestDb) {
         last_fetch_at: Some(days_ago(1)),
         last_success_at: Some(days_ago(2)),
         next_fetch_at: Some(now()),
+        due_at: Some(now() + TimeDelta::hours(1)),
         title: Some("A".into()),
         site_link: Some("https://a.example/".into()),
         ttl: Some(Duration::from_secs(7200)),
     };
     store
-        .save_fetch_states(&[(rows[0].id, st.clone())])
+        .save_fetch_states(&[(rows[0].id, st.clone())], None)
         .await
         .unwrap();
     let again = store.sync_feeds(&[feed("a")]).await.unwrap();
@@ -571,7 +573,7 @@ async fn fetch_state_round_trips_and_a_new_url_starts_afresh(db: &impl TestDb) {
         ..st.clone()
     };
     store
-        .save_fetch_states(&[(rows[0].id, failed.clone())])
+        .save_fetch_states(&[(rows[0].id, failed.clone())], None)
         .await
         .unwrap();
     assert_eq!(store.feeds().await.unwrap()[0].state.status, failed.status);
@@ -583,6 +585,7 @@ async fn fetch_state_round_trips_and_a_new_url_starts_afresh(db: &impl TestDb) {
     assert_eq!(row.state.etag, None);
     assert_eq!(row.state.status, FetchStatus::New);
     assert_eq!(row.state.next_fetch_at, None);
+    assert_eq!(row.state.due_at, None, "due at once");
     // Removed from the configuration: the row stays.
     store.sync_feeds(&[]).await.unwrap();
     assert_eq!(store.feeds().await.unwrap().len(), 1);
@@ -792,6 +795,72 @@ async fn two_handles_writing_alternately_see_each_others_stories(db: &impl TestD
         "{all:?}"
     );
     assert_eq!(all.len(), 3);
+    a.close().await;
+    b.close().await;
+}
+
+async fn a_due_feed_is_leased_by_one_owner_and_taken_over_when_its_lease_expires(db: &impl TestDb) {
+    let a = db.open().await;
+    let b = db.open().await;
+    let f = feeds(&a, &["one", "two"]).await;
+    let ids = vec![f["one"], f["two"]];
+    let t = |s: i64| now() + TimeDelta::seconds(s);
+    // Never fetched: due now. A takes both; B gets neither, told until when.
+    let got = a.lease_feeds(&ids, "A", t(0), t(45)).await.unwrap();
+    assert_eq!(got.leased.len(), 2);
+    assert_eq!(got.taken_over, 0);
+    let other = b.lease_feeds(&ids, "B", t(1), t(46)).await.unwrap();
+    assert!(other.leased.is_empty());
+    assert_eq!(other.elsewhere.len(), 2);
+    assert!(
+        other
+            .elsewhere
+            .iter()
+            .all(|(_, until)| *until == Some(t(45)))
+    );
+    // A finishes `one`: its state and next due time go in, its lease goes.
+    let done = FetchState {
+        status: FetchStatus::Ok,
+        last_fetch_at: Some(t(2)),
+        due_at: Some(t(3600)),
+        ..FetchState::default()
+    };
+    a.save_fetch_states(&[(f["one"], done.clone())], Some("A"))
+        .await
+        .unwrap();
+    let later = b
+        .lease_feeds(&[f["one"]], "B", t(60), t(105))
+        .await
+        .unwrap();
+    assert!(later.leased.is_empty(), "fetched by A: due in an hour");
+    assert_eq!(later.elsewhere[0].0.state.due_at, Some(t(3600)));
+    assert_eq!(later.elsewhere[0].1, None, "no lease held");
+    // A died holding `two`: once its lease ends, B takes it over.
+    let took = b.lease_feeds(&[f["two"]], "B", t(50), t(95)).await.unwrap();
+    assert_eq!((took.leased.len(), took.taken_over), (1, 1));
+    // A's late state for `two` is dropped: B holds it now.
+    let stale = FetchState {
+        etag: Some("\"stale\"".into()),
+        ..done.clone()
+    };
+    a.save_fetch_states(&[(f["two"], stale)], Some("A"))
+        .await
+        .unwrap();
+    let two = a
+        .feeds()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == f["two"])
+        .unwrap();
+    assert_eq!(two.state.etag, None);
+    // Due an hour later, B leases `one` again.
+    let again = b
+        .lease_feeds(&[f["one"]], "B", t(3601), t(3646))
+        .await
+        .unwrap();
+    assert_eq!((again.leased.len(), again.taken_over), (1, 0));
+    assert_eq!(again.leased[0].state, done);
     a.close().await;
     b.close().await;
 }

@@ -8,6 +8,7 @@
 //! the backend applies those decisions in the same transaction.
 
 mod gather;
+mod postgres;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -20,12 +21,19 @@ use crate::config::{DatabaseUrl, FeedConfig};
 use crate::dedup;
 use crate::filing::{self, MergeReason, Policy};
 use crate::model::{
-    Delivery, DigestPeriod, Enclosure, FeedRow, FetchState, Item, ItemQuery, Source, Story,
-    TaggingInput,
+    Delivery, DeliveryState, DigestPeriod, Enclosure, FeedRow, FetchState, Item, ItemQuery,
+    PeriodStatus, Source, Story, TaggingInput,
 };
 use crate::tag::Tagging;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+/// Band entries a process's near-duplicate index keeps between writes (8
+/// bytes each): 64 MB, the stories of about two months of 10,000 busy
+/// feeds. Past it, the least recently used slabs are dropped (and read again
+/// from the store when an item needs them).
+const NEAR_MAX_POSTINGS: usize = 8_000_000;
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +199,80 @@ impl StoredItem {
             story_updated: r.try_get("story_updated")?,
         })
     }
+}
+
+/// A `feeds` row (`SELECT *`).
+fn feed_row<'r, R: sqlx::Row>(r: &'r R) -> Result<FeedRow, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let status: String = r.try_get("status")?;
+    let time = |col: &'r str| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        Ok(r.try_get::<Option<i64>, _>(col)?
+            .and_then(|s| DateTime::from_timestamp(s, 0)))
+    };
+    Ok(FeedRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        url: r.try_get("url")?,
+        state: FetchState {
+            etag: r.try_get("etag")?,
+            last_modified: r.try_get("last_modified")?,
+            permanent_url: r.try_get("permanent_url")?,
+            status: crate::model::FetchStatus::parse(&status),
+            last_error: r.try_get("last_error")?,
+            error_count: r.try_get::<i64, _>("error_count")?.max(0) as u32,
+            last_fetch_at: time("last_fetch_at")?,
+            last_success_at: time("last_success_at")?,
+            next_fetch_at: time("next_fetch_at")?,
+            due_at: time("due_at")?,
+            title: r.try_get("title")?,
+            site_link: r.try_get("site_link")?,
+            ttl: r
+                .try_get::<Option<i64>, _>("ttl_seconds")?
+                .filter(|s| *s > 0)
+                .map(|s| std::time::Duration::from_secs(s as u64)),
+        },
+    })
+}
+
+/// A `digest_periods` row.
+fn period_row<'r, R: sqlx::Row>(r: &'r R) -> Result<DigestPeriod, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let status: String = r.try_get("status")?;
+    Ok(DigestPeriod {
+        id: r.try_get("id")?,
+        start: at(r.try_get("start_at")?),
+        cutoff: at(r.try_get("cutoff_at")?),
+        stories: r.try_get("stories")?,
+        status: PeriodStatus::parse(&status).unwrap_or(PeriodStatus::Open),
+    })
+}
+
+/// A `digest_deliveries` row.
+fn delivery_row<'r, R: sqlx::Row>(r: &'r R) -> Result<Delivery, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let state: String = r.try_get("state")?;
+    Ok(Delivery {
+        period_id: r.try_get("period_id")?,
+        recipient: r.try_get("recipient")?,
+        state: DeliveryState::parse(&state).unwrap_or(DeliveryState::Pending),
+        message_id: r.try_get("message_id")?,
+        attempts: r.try_get("attempts")?,
+        permanent: r.try_get::<i64, _>("permanent")? != 0,
+        reply: r.try_get("reply")?,
+        updated_at: at(r.try_get("updated_at")?),
+    })
 }
 
 /// A story from its items: the primary's content (see
@@ -588,9 +670,7 @@ impl Store {
     pub async fn open(db: &DatabaseUrl) -> Result<Store, StoreError> {
         match db {
             DatabaseUrl::Sqlite(path) => Ok(Store(Arc::new(SqliteStore::open(path).await?))),
-            DatabaseUrl::Postgres(_) => Err(StoreError::Unsupported(
-                "PostgreSQL is not supported yet: use database = \"sqlite://gazette.db\"".into(),
-            )),
+            DatabaseUrl::Postgres(url) => Ok(Store(Arc::new(PgStore::open(url).await?))),
         }
     }
 }

@@ -18,7 +18,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::gather::{Gathering, Rows};
 use super::{
-    Backend, DeliveryOutcome, Document, HttpValidator, Leases, Prepared, STORED_ITEM_COLUMNS,
+    Backend, DeliveryOutcome, Document, HttpValidator, Leases, NEAR_MAX_POSTINGS, delivery_row, feed_row, period_row, Prepared, STORED_ITEM_COLUMNS,
     SaveCounts, SenderLock, StoreError, StoredItem, at, decode_html, known_from_json,
     story_from_items,
 };
@@ -26,7 +26,7 @@ use crate::config::FeedConfig;
 use crate::dedup::{self, NearIndex};
 use crate::filing::Known;
 use crate::model::{
-    Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, FetchStatus, ItemQuery,
+    Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, ItemQuery,
     PeriodStatus, Story, TaggingInput,
 };
 use crate::tag::Tagging;
@@ -70,11 +70,6 @@ pub struct SqliteStore {
     near: Arc<std::sync::Mutex<Option<NearIndex>>>,
 }
 
-/// Band entries the near-duplicate index keeps across group commits (8
-/// bytes each): 64 MB, the stories of about two months of 10,000 busy
-/// feeds. Past it, the least recently used slabs are dropped (and read again
-/// from the file when an item needs them).
-const NEAR_MAX_POSTINGS: usize = 8_000_000;
 
 /// How long a group commit goes on taking the saves that queue while it
 /// writes, before it commits them.
@@ -760,21 +755,7 @@ impl Backend for SqliteStore {
         .bind(period_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let state: String = r.try_get("state")?;
-                Ok(Delivery {
-                    period_id: r.try_get("period_id")?,
-                    recipient: r.try_get("recipient")?,
-                    state: DeliveryState::parse(&state).unwrap_or(DeliveryState::Pending),
-                    message_id: r.try_get("message_id")?,
-                    attempts: r.try_get("attempts")?,
-                    permanent: r.try_get::<i64, _>("permanent")? != 0,
-                    reply: r.try_get("reply")?,
-                    updated_at: at(r.try_get("updated_at")?),
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(delivery_row).collect::<Result<_, _>>()?)
     }
 
     async fn claim_delivery(
@@ -1366,40 +1347,3 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-fn feed_row(r: &sqlx::sqlite::SqliteRow) -> Result<FeedRow, StoreError> {
-    let status: String = r.try_get("status")?;
-    Ok(FeedRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        url: r.try_get("url")?,
-        state: FetchState {
-            etag: r.try_get("etag")?,
-            last_modified: r.try_get("last_modified")?,
-            permanent_url: r.try_get("permanent_url")?,
-            status: FetchStatus::parse(&status),
-            last_error: r.try_get("last_error")?,
-            error_count: r.try_get::<i64, _>("error_count")?.max(0) as u32,
-            last_fetch_at: opt_at(r.try_get("last_fetch_at")?),
-            last_success_at: opt_at(r.try_get("last_success_at")?),
-            next_fetch_at: opt_at(r.try_get("next_fetch_at")?),
-            due_at: opt_at(r.try_get("due_at")?),
-            title: r.try_get("title")?,
-            site_link: r.try_get("site_link")?,
-            ttl: r
-                .try_get::<Option<i64>, _>("ttl_seconds")?
-                .filter(|s| *s > 0)
-                .map(|s| Duration::from_secs(s as u64)),
-        },
-    })
-}
-
-fn period_row(r: &sqlx::sqlite::SqliteRow) -> Result<DigestPeriod, StoreError> {
-    let status: String = r.try_get("status")?;
-    Ok(DigestPeriod {
-        id: r.try_get("id")?,
-        start: at(r.try_get("start_at")?),
-        cutoff: at(r.try_get("cutoff_at")?),
-        stories: r.try_get("stories")?,
-        status: PeriodStatus::parse(&status).unwrap_or(PeriodStatus::Open),
-    })
-}

@@ -77,6 +77,78 @@ macro_rules! contract_suite {
 }
 
 contract_suite!(sqlite, SqliteDb);
+contract_suite!(postgres, PgDb);
+
+/// A database of its own on the PostgreSQL server that
+/// `GAZETTE_TEST_POSTGRES_URL` names, dropped afterwards. Without that
+/// variable the PostgreSQL cases do nothing (`.ci/run` sets it).
+pub struct PgDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    /// A new, empty database, or `None` when no server is configured.
+    pub async fn new() -> Option<PgDb> {
+        use sqlx::Connection;
+        let admin = std::env::var("GAZETTE_TEST_POSTGRES_URL").ok()?;
+        let name = format!("gazette_test_{:016x}", rand::random::<u64>());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("GAZETTE_TEST_POSTGRES_URL names a reachable server");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let _ = conn.close().await;
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&format!("/{name}"));
+        Some(PgDb {
+            admin,
+            name,
+            url: url.to_string(),
+        })
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Dropped from a thread of its own: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+impl TestDb for PgDb {
+    async fn create() -> Option<Self> {
+        PgDb::new().await
+    }
+
+    async fn open(&self) -> Store {
+        let url = gazette::config::DatabaseUrl::Postgres(self.url.clone());
+        Store::open(&url).await.unwrap()
+    }
+}
 
 // ---- fixtures ----
 

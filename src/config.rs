@@ -602,10 +602,7 @@ impl Ctx<'_> {
         };
         Ok(Config {
             path: self.path.to_path_buf(),
-            database: match &raw.database {
-                Some(d) => self.database(d)?,
-                None => DatabaseUrl::Sqlite(self.resolve(DEFAULT_DATABASE)),
-            },
+            database: self.database_setting(raw.database.as_ref())?,
             fetch: self.fetch(raw.fetch)?,
             http: self.http(raw.http)?,
             publish: self.publish(raw.publish)?,
@@ -917,23 +914,25 @@ impl Ctx<'_> {
         Ok(m)
     }
 
-    fn database(&self, d: &Spanned<String>) -> Result<DatabaseUrl, ConfigError> {
-        let s = d.get_ref().trim();
-        if let Some(rest) = s.strip_prefix("sqlite:") {
-            let rest = rest.trim_start_matches("//");
-            if rest.is_empty() {
-                return Err(self.err(d.span(), "database: sqlite:// needs a file path"));
-            }
-            let rest = rest.split('?').next().unwrap_or(rest);
-            return Ok(DatabaseUrl::Sqlite(self.resolve(rest)));
+    /// `database`, or the [`DATABASE_ENV`] variable that overrides it (so
+    /// passwords stay out of the file); the SQLite file beside the
+    /// configuration by default.
+    fn database_setting(&self, d: Option<&Spanned<String>>) -> Result<DatabaseUrl, ConfigError> {
+        if let Ok(url) = std::env::var(DATABASE_ENV)
+            && !url.trim().is_empty()
+        {
+            return database_url(&url, |p| self.resolve(p)).map_err(|m| ConfigError {
+                path: self.path.to_path_buf(),
+                line: 0,
+                col: 0,
+                message: format!("{DATABASE_ENV}: {m}"),
+            });
         }
-        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            return Ok(DatabaseUrl::Postgres(s.to_string()));
+        match d {
+            Some(d) => database_url(d.get_ref(), |p| self.resolve(p))
+                .map_err(|m| self.err(d.span(), format!("database: {m}"))),
+            None => Ok(DatabaseUrl::Sqlite(self.resolve(DEFAULT_DATABASE))),
         }
-        Err(self.err(
-            d.span(),
-            format!("database must be sqlite://PATH or postgres://USER@HOST/DB, not {s:?}"),
-        ))
     }
 
     fn feed_source(&self, u: &Spanned<String>) -> Result<FeedSource, ConfigError> {
@@ -1136,6 +1135,36 @@ impl Ctx<'_> {
     }
 }
 
+/// The environment variable that overrides `database`.
+pub const DATABASE_ENV: &str = "GAZETTE_DATABASE_URL";
+
+/// `sqlite://PATH` (relative paths resolved by `resolve`) or
+/// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`.
+fn database_url(s: &str, resolve: impl Fn(&str) -> PathBuf) -> Result<DatabaseUrl, String> {
+    let s = s.trim();
+    if let Some(rest) = s.strip_prefix("sqlite:") {
+        let rest = rest.trim_start_matches("//");
+        if rest.is_empty() {
+            return Err("sqlite:// needs a file path".into());
+        }
+        let rest = rest.split('?').next().unwrap_or(rest);
+        return Ok(DatabaseUrl::Sqlite(resolve(rest)));
+    }
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        let u = Url::parse(s).map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
+        if u.host_str().is_none_or(str::is_empty) && !u.query_pairs().any(|(k, _)| k == "host") {
+            return Err("the PostgreSQL URL has no host (postgres://USER@HOST/DB)".into());
+        }
+        if u.path().trim_start_matches('/').is_empty() {
+            return Err("the PostgreSQL URL names no database (postgres://USER@HOST/DB)".into());
+        }
+        return Ok(DatabaseUrl::Postgres(s.to_string()));
+    }
+    Err(format!(
+        "must be sqlite://PATH or postgres://USER@HOST/DB, not {s:?}"
+    ))
+}
+
 /// `title <digest.SITE-HOST>`, the default List-Id.
 fn default_list_id(title: &str, site_url: &Url) -> String {
     let host = site_url.host_str().unwrap_or("localhost");
@@ -1332,11 +1361,18 @@ interval = "30m"
     }
 
     #[test]
-    fn postgres_url_is_accepted_as_a_kind() {
+    fn postgres_urls_are_checked() {
         let c = parse("database = \"postgres://u@127.0.0.1/test\"\n").unwrap();
         assert!(matches!(c.database, DatabaseUrl::Postgres(_)));
         let e = parse("database = \"mysql://x\"\n").unwrap_err();
         assert_eq!(e.line, 1);
+        let e = parse("\ndatabase = \"postgres://u@127.0.0.1\"\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("names no database"), "{e}");
+        let e = parse("database = \"postgres:///test\"\n").unwrap_err();
+        assert!(e.message.contains("no host"), "{e}");
+        let c = parse("database = \"postgresql://u:secret@db.example:5433/news\"\n").unwrap();
+        assert!(matches!(c.database, DatabaseUrl::Postgres(_)));
     }
 
     #[test]

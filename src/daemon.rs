@@ -37,6 +37,9 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 const PUBLISH_EVERY: Duration = Duration::from_secs(2);
 /// While a digest period has deliveries left to retry, it is retried this often.
 const DIGEST_RETRY: Duration = Duration::from_secs(600);
+/// While another instance holds the digest sender's lock, this one looks
+/// again this often (to finish the period if that instance dies).
+const SENDER_BUSY_RETRY: Duration = Duration::from_secs(30);
 /// How often stories past the retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// A feed lease lasts this long; the holder renews its leases every
@@ -486,8 +489,21 @@ impl Daemon {
                 return;
             }
             let task = self.digest_task.take().expect("checked above");
+            let mut retry_in = DIGEST_RETRY;
             let retry = match task.await {
                 Ok(Ok(report)) => self.digest_done(&report),
+                Ok(Err(e))
+                    if matches!(
+                        e.downcast_ref::<crate::store::StoreError>(),
+                        Some(crate::store::StoreError::SenderBusy)
+                    ) =>
+                {
+                    // Another instance is sending it: look again soon, in
+                    // case it dies before it is done.
+                    tracing::debug!("another instance is sending the digest");
+                    retry_in = SENDER_BUSY_RETRY;
+                    true
+                }
                 Ok(Err(e)) => {
                     tracing::error!(error = %format!("{e:#}"), "sending the digest failed");
                     true
@@ -499,8 +515,8 @@ impl Daemon {
             };
             let next = self.cron.as_ref().and_then(next_fire);
             self.next_digest = match (retry, next) {
-                (true, Some(n)) => Some(n.min(Instant::now() + DIGEST_RETRY)),
-                (true, None) => Some(Instant::now() + DIGEST_RETRY),
+                (true, Some(n)) => Some(n.min(Instant::now() + retry_in)),
+                (true, None) => Some(Instant::now() + retry_in),
                 (false, n) => n,
             };
             return;

@@ -46,9 +46,6 @@ pub enum StoreError {
         /// The driver's error.
         source: sqlx::Error,
     },
-    /// The configured backend is not available in this build.
-    #[error("{0}")]
-    Unsupported(String),
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),

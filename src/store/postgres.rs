@@ -30,9 +30,8 @@ use sqlx::{Connection, PgConnection, Postgres, QueryBuilder, Row, Transaction};
 use super::gather::{Gathering, Rows};
 use super::{
     Backend, DeliveryOutcome, Document, HttpValidator, Leases, NEAR_MAX_POSTINGS, Prepared,
-    STORED_ITEM_COLUMNS,
-    SaveCounts, SenderLock, StoreError, StoredItem, delivery_row, feed_row, known_from_json,
-    period_row, story_from_items,
+    STORED_ITEM_COLUMNS, SaveCounts, SenderLock, StoreError, StoredItem, delivery_row, feed_row,
+    known_from_json, period_row, story_from_items,
 };
 use crate::config::FeedConfig;
 use crate::dedup::{self, NearIndex};
@@ -124,15 +123,17 @@ impl PgStore {
             target: target.clone(),
             source,
         };
+        // One attempt first: a server that is not there is an error at once,
+        // not after the pool's retries.
+        let first = PgConnection::connect_with(&options)
+            .await
+            .map_err(open_err)?;
+        let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
-            .await
-            .map_err(open_err)?;
-        let migrator = Migrator::new(Embedded)
-            .await
-            .map_err(StoreError::Migrate)?;
+            .connect_lazy_with(options.clone());
+        let migrator = Migrator::new(Embedded).await.map_err(StoreError::Migrate)?;
         migrator.run(&pool).await?;
         Ok(PgStore {
             pool,
@@ -433,7 +434,10 @@ impl Backend for PgStore {
     async fn list_stories(&self, q: &ItemQuery) -> Result<Vec<Story>, StoreError> {
         // A tag's stories come from its own date-ordered index (story_tags).
         let (from, id) = if q.tag.is_some() {
-            ("SELECT s.story_id AS id FROM story_tags s WHERE s.tag = $1", "s.story_id")
+            (
+                "SELECT s.story_id AS id FROM story_tags s WHERE s.tag = $1",
+                "s.story_id",
+            )
         } else {
             ("SELECT s.id FROM stories s WHERE $1::text IS NULL", "s.id")
         };
@@ -807,7 +811,8 @@ async fn save_document(
         }
     }
     let candidates = g.suggest(near);
-    let (known, next_story, next_item) = read_known(tx, doc.feed_id, &doc.items, &candidates).await?;
+    let (known, next_story, next_item) =
+        read_known(tx, doc.feed_id, &doc.items, &candidates).await?;
     let plan = g.file(&known);
     let now = secs(doc.now);
     let mut counts = SaveCounts {
@@ -944,8 +949,9 @@ async fn insert_rows(
 ) -> Result<(), StoreError> {
     let now = secs(doc.now);
     for chunk in rows.stories.chunks(ROWS_PER_STATEMENT) {
-        let mut q =
-            QueryBuilder::<Postgres>::new("INSERT INTO stories (id, signature, sort_date, created_at) ");
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO stories (id, signature, sort_date, created_at) ",
+        );
         q.push_values(chunk, |mut b, (id, sig, date, _)| {
             b.push_bind(*id)
                 .push_bind(sig.as_deref())
@@ -1017,11 +1023,9 @@ async fn insert_rows(
 
 /// Marks a change of what is published.
 async fn bump_content_version(tx: &mut Transaction<'static, Postgres>) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'content_version'",
-    )
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'content_version'")
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

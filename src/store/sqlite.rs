@@ -18,16 +18,16 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::gather::{Gathering, Rows};
 use super::{
-    Backend, DeliveryOutcome, Document, HttpValidator, Leases, NEAR_MAX_POSTINGS, delivery_row, feed_row, period_row, Prepared, STORED_ITEM_COLUMNS,
-    SaveCounts, SenderLock, StoreError, StoredItem, at, decode_html, known_from_json,
-    story_from_items,
+    Backend, DeliveryOutcome, Document, HttpValidator, Leases, NEAR_MAX_POSTINGS, Prepared,
+    STORED_ITEM_COLUMNS, SaveCounts, SenderLock, StoreError, StoredItem, at, decode_html,
+    delivery_row, feed_row, known_from_json, period_row, story_from_items,
 };
 use crate::config::FeedConfig;
 use crate::dedup::{self, NearIndex};
 use crate::filing::Known;
 use crate::model::{
-    Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, ItemQuery,
-    PeriodStatus, Story, TaggingInput,
+    Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, ItemQuery, PeriodStatus, Story,
+    TaggingInput,
 };
 use crate::tag::Tagging;
 
@@ -69,7 +69,6 @@ pub struct SqliteStore {
     /// and filing only uses candidates the file confirms.
     near: Arc<std::sync::Mutex<Option<NearIndex>>>,
 }
-
 
 /// How long a group commit goes on taking the saves that queue while it
 /// writes, before it commits them.
@@ -1346,4 +1345,3 @@ fn html_column<I: sqlx::ColumnIndex<sqlx::sqlite::SqliteRow>>(
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
-

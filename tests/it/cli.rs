@@ -102,15 +102,26 @@ async fn poll_exits_zero_with_a_summary_when_a_feed_fails_and_items_lists_json()
 #[test]
 fn unusable_database_is_a_clear_failure() {
     let ws = Workspace::new();
+    // A PostgreSQL server that is not there: one error naming where.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     std::fs::write(
         ws.config_path(),
-        "database = \"postgres://u@127.0.0.1/test\"\n",
+        format!("database = \"postgres://u@127.0.0.1:{closed}/newsdb\"\n"),
     )
     .unwrap();
     let out = gazette(&ws, &["poll"]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("PostgreSQL is not supported yet"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "PostgreSQL at 127.0.0.1:{closed}, database newsdb"
+        )),
+        "{err}"
+    );
     std::fs::create_dir(ws.dir.path().join("gazette.db")).unwrap();
     std::fs::write(ws.config_path(), "database = \"sqlite://gazette.db\"\n").unwrap();
     let out = gazette(&ws, &["poll"]);

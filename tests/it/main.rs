@@ -7,6 +7,7 @@ mod dedup;
 mod digest;
 mod fastparse;
 mod ingest;
+mod postgres;
 mod publish;
 mod serve;
 mod server;

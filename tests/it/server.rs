@@ -69,6 +69,8 @@ impl Route {
 pub struct Seen {
     pub path: String,
     pub headers: HeaderMap,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -133,6 +135,7 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
         inner.log.push(Seen {
             path: path.clone(),
             headers: headers.clone(),
+            at: std::time::Instant::now(),
         });
         inner.routes.get(&path).cloned()
     };

@@ -1,6 +1,7 @@
 //! Growth of one document's CPU-bound work on hostile text: the shapes of
 //! issue 15 (an item whose CDATA description is N bare `&`; a title of
-//! `&amp;` × N followed by a tag), at N = 40k, 80k, 160k and 320k.
+//! `&amp;` × N followed by a tag), at N = 40k, 80k, 160k and 320k; each also
+//! followed by a tag the sanitiser's fast path leaves to ammonia.
 //!
 //! usage: cargo bench --bench hostile -- [REPS=3]
 //!
@@ -31,16 +32,34 @@ fn main() {
         .expect("the shipped feeds.toml loads");
     let tagger = Tagger::new(&config.tags, &config.exclude);
     let base = Url::parse("https://hostile.example/feed.xml").unwrap();
-    let shapes: [(&str, fn(usize) -> String); 3] = [
+    let shapes: [(&str, fn(usize) -> String); 5] = [
         ("description: CDATA of N bare `&`", |n| {
             item(
                 "<title>t</title>",
                 &format!("<description><![CDATA[{}]]></description>", "&".repeat(n)),
             )
         }),
+        (
+            "description: CDATA of N bare `&` then an unknown tag",
+            |n| {
+                item(
+                    "<title>t</title>",
+                    &format!(
+                        "<description><![CDATA[{}<x>y</x>]]></description>",
+                        "&".repeat(n)
+                    ),
+                )
+            },
+        ),
         ("title: `&amp;` × N then a tag (CDATA)", |n| {
             item(
                 &format!("<title><![CDATA[{}<b>x</b>]]></title>", "&amp;".repeat(n)),
+                "<description>d</description>",
+            )
+        }),
+        ("title: `&amp;` × N then an unknown tag (CDATA)", |n| {
+            item(
+                &format!("<title><![CDATA[{}<x>y</x>]]></title>", "&amp;".repeat(n)),
                 "<description>d</description>",
             )
         }),

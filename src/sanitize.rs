@@ -176,8 +176,123 @@ impl Sanitizer {
 
     /// Sanitised by ammonia alone (the reference for the fast path).
     pub fn ammonia(&self, html: &str) -> String {
-        self.builder.clean(html).to_string()
+        self.builder.clean(&split_long_text(html)).to_string()
     }
+}
+
+/// Plain text longer than this gets an empty comment before ammonia reads it.
+const TEXT_NODE_BYTES: usize = 1024;
+
+/// Elements whose content is not markup (raw text, escapable raw text);
+/// `plaintext` runs to the end.
+const RAW_TEXT_TAGS: &[&str] = &[
+    "script",
+    "style",
+    "xmp",
+    "iframe",
+    "noembed",
+    "noframes",
+    "noscript",
+    "textarea",
+    "title",
+    "plaintext",
+];
+
+/// `html` with an empty comment before an `&` or a byte `0xC2` (which
+/// starts `U+0080`–`U+00BF`, NBSP among them) once every
+/// [`TEXT_NODE_BYTES`] of plain text.
+///
+/// html5ever 0.40's serializer (which ammonia uses) scans from each
+/// character it escapes to the next `<` or `>` of the same text node:
+/// quadratic on a long run of `&` (320,000 of them took 2.5 s, 640,000 four
+/// times that). The comments, which ammonia strips, cut such a run into
+/// text nodes serialised one after the other into the same bytes.
+/// Comments go only in plain text: tags (quoted values included), comments
+/// and the content of raw-text elements are skipped whole, so where this
+/// scan and a browser's could disagree (broken markup) this one sees less
+/// plain text. A misplaced comment could only change text, never what
+/// ammonia lets through.
+fn split_long_text(html: &str) -> Cow<'_, str> {
+    let b = html.as_bytes();
+    if b.len() <= TEXT_NODE_BYTES {
+        return Cow::Borrowed(html);
+    }
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut run = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'<' => {
+                run = 0;
+                i = skip_markup(b, i);
+            }
+            b'&' | 0xC2 if run >= TEXT_NODE_BYTES => {
+                out.push_str(&html[copied..i]);
+                out.push_str("<!---->");
+                copied = i;
+                run = 0;
+                i += 1;
+            }
+            _ => {
+                run += 1;
+                i += 1;
+            }
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(html);
+    }
+    out.push_str(&html[copied..]);
+    Cow::Owned(out)
+}
+
+/// Where the markup starting at `b[i]` (a `<`) ends: past a comment, a
+/// CDATA section, a tag, and a raw-text element's content; `i + 1` for a
+/// `<` that starts none.
+fn skip_markup(b: &[u8], i: usize) -> usize {
+    let rest = &b[i..];
+    let find = |from: usize, what: &[u8]| {
+        memchr::memmem::find(&b[from.min(b.len())..], what)
+            .map_or(b.len(), |p| from + p + what.len())
+    };
+    if rest.starts_with(b"<!--") {
+        return find(i + 4, b"-->");
+    }
+    if rest.starts_with(b"<![CDATA[") {
+        return find(i + 9, b"]]>");
+    }
+    match rest.get(1) {
+        Some(c) if c.is_ascii_alphabetic() => {}
+        Some(b'/' | b'!' | b'?') => return skip_tag(b, i),
+        _ => return i + 1,
+    }
+    let end = skip_tag(b, i);
+    let name_end = rest[1..]
+        .iter()
+        .position(|c| !c.is_ascii_alphanumeric())
+        .map_or(rest.len(), |p| p + 1);
+    let name = &rest[1..name_end];
+    let Some(raw) = RAW_TEXT_TAGS
+        .iter()
+        .find(|t| t.as_bytes().eq_ignore_ascii_case(name))
+    else {
+        return end;
+    };
+    if *raw == "plaintext" {
+        return b.len();
+    }
+    // The content runs to the element's end tag, in any case.
+    let mut j = end;
+    while let Some(p) = b.get(j..).and_then(|r| memchr::memmem::find(r, b"</")) {
+        let at = j + p;
+        let tag = &b[at + 2..];
+        if tag.len() >= raw.len() && tag[..raw.len()].eq_ignore_ascii_case(raw.as_bytes()) {
+            return at;
+        }
+        j = at + 2;
+    }
+    b.len()
 }
 
 /// Whether the attribute named `attr` (lower case) holds a URL.
@@ -647,7 +762,7 @@ pub fn html_to_text(html: &str) -> String {
         None => {
             let clean = Builder::empty()
                 .clean_content_tags(CLEAN_CONTENT_TAGS.iter().copied().collect())
-                .clean(html)
+                .clean(&split_long_text(html))
                 .to_string();
             clean_html_to_text(&clean, usize::MAX)
         }
@@ -950,6 +1065,33 @@ mod tests {
             s.clean("<q cite=\"java\u{3000}script:x\">x</q>"),
             "<q>x</q>"
         );
+    }
+
+    #[test]
+    fn long_text_is_cut_into_nodes_without_changing_the_output() {
+        let base = Url::parse("https://ishr.example/").unwrap();
+        let s = Sanitizer::new(Some(&base));
+        let amps = "&amp;&&copy;\u{a0}©".repeat(700);
+        for html in [
+            format!("<p>{amps}</p><x>{amps}</x>"),
+            format!(
+                "<textarea>{amps}</textarea><title>{amps}</TITLE>{amps}<script>{amps}</script >"
+            ),
+            format!(
+                "<!-- {amps} -->{amps}<a title='{amps}' href=\"/a?b&amp;c\">{amps}</a><plaintext>{amps}"
+            ),
+            format!("<svg><![CDATA[{amps}]]></svg>{amps}<q cite=\"x\"{amps}>{amps}"),
+        ] {
+            let split = split_long_text(&html);
+            assert!(matches!(split, Cow::Owned(_)), "{html}");
+            assert_eq!(
+                s.builder.clean(&split).to_string(),
+                s.builder.clean(&html).to_string()
+            );
+        }
+        // Inside tags, comments and raw text, nothing is added.
+        let quiet = format!("<!--{amps}--><textarea>{amps}</textarea><a title=\"{amps}\">x</a>");
+        assert!(matches!(split_long_text(&quiet), Cow::Borrowed(_)));
     }
 
     #[test]

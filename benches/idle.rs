@@ -3,7 +3,8 @@
 //!
 //! usage: cargo bench --bench idle -- [N,N,...=0,1000,2000,5000,10000]
 //! (`GAZETTE_BIN=path` measures another build of gazette, e.g. one from
-//! before the `[http]` limits, for comparison.)
+//! before the `[http]` limits, for comparison; `SERVER_NOFILE=n` runs the
+//! server under `prlimit --nofile=n`, as a service with a low limit.)
 //!
 //! For each N: starts `gazette serve` with the default `[http]` settings on
 //! an empty store, opens N TCP connections that send nothing, then times 20
@@ -39,9 +40,17 @@ fn main() {
             format!("database = \"sqlite://gazette.db\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n"),
         )
         .unwrap();
+        let nofile = std::env::var("SERVER_NOFILE").ok();
+        let mut cmd = match &nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
         let mut server = Server(
-            Command::new(&bin)
-                .arg("--config")
+            cmd.arg("--config")
                 .arg(&config)
                 .arg("serve")
                 .stdout(Stdio::null())

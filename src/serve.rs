@@ -265,7 +265,10 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let (id, close) = tracker.admit().await;
+        let (id, close) = tokio::select! {
+            admitted = tracker.admit() => admitted,
+            () = &mut shutdown => break,
+        };
         let service = {
             let (router, tracker) = (router.clone(), tracker.clone());
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {

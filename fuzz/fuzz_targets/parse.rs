@@ -18,14 +18,26 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let s = Sanitizer::new(Some(&base));
-    let items: Vec<_> = fast.entries.iter().map(|e| e.normalise(&s)).collect();
+    // Dates in the future are clamped to the clock at normalising: the two
+    // normalisations differ there by the time between them.
+    let normalise = |e: &parse::RawEntry| {
+        let mut item = e.normalise(&s);
+        let recent = chrono::Utc::now() - chrono::Duration::minutes(1);
+        for d in [&mut item.published, &mut item.updated] {
+            if d.is_some_and(|d| d > recent) {
+                *d = None;
+            }
+        }
+        item
+    };
+    let items: Vec<_> = fast.entries.iter().map(normalise).collect();
     if fast.fast_path {
         let reference = parse::parse_with_feed_rs(data, ctx).expect("feed-rs reads what the fast path reads");
         assert_eq!(
             (&fast.title, &fast.site_link, fast.ttl_seconds),
             (&reference.title, &reference.site_link, reference.ttl_seconds)
         );
-        let want: Vec<_> = reference.entries.iter().map(|e| e.normalise(&s)).collect();
+        let want: Vec<_> = reference.entries.iter().map(normalise).collect();
         assert_eq!(items, want);
     }
 });

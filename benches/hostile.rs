@@ -32,7 +32,7 @@ fn main() {
         .expect("the shipped feeds.toml loads");
     let tagger = Tagger::new(&config.tags, &config.exclude);
     let base = Url::parse("https://hostile.example/feed.xml").unwrap();
-    let shapes: [(&str, fn(usize) -> String); 5] = [
+    let shapes: [Shape; 5] = [
         ("description: CDATA of N bare `&`", |n| {
             item(
                 "<title>t</title>",
@@ -116,6 +116,9 @@ fn main() {
         }
     }
 }
+
+/// A shape's name, and the document it gives for an N.
+type Shape = (&'static str, fn(usize) -> String);
 
 /// An RSS 2.0 document with one item made of `title` and `body`.
 fn item(title: &str, body: &str) -> String {

@@ -165,7 +165,7 @@ pub enum Mailer {
     /// An SMTP server.
     Smtp {
         /// The lettre transport (one connection per message).
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
         /// Further attempts after a temporary failure.
         retries: u32,
         /// Wait before the first retry, doubled for each further one.
@@ -216,7 +216,7 @@ impl Mailer {
                     b = b.credentials(Credentials::new(user.clone(), password));
                 }
                 Ok(Mailer::Smtp {
-                    transport: b.build(),
+                    transport: Box::new(b.build()),
                     retries: smtp.retries,
                     retry_delay: smtp.retry_delay,
                     server: format!("{}:{}", smtp.host, smtp.port),

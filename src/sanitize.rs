@@ -1115,16 +1115,19 @@ mod tests {
         assert_eq!(kept_urls, ["href", "src", "cite", "cite"]);
     }
 
+    /// Start tags: the name and the attributes (name, value).
+    type StartTags = Vec<(String, Vec<(String, String)>)>;
+
     /// Start tags of `html` as a browser's tokenizer reads them: the name
     /// and the attributes, values decoded.
-    fn start_tags(html: &str) -> Vec<(String, Vec<(String, String)>)> {
+    fn start_tags(html: &str) -> StartTags {
         use html5ever::tendril::StrTendril;
         use html5ever::tokenizer::{
             BufferQueue, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
         };
         use std::cell::RefCell;
         #[derive(Default)]
-        struct Tags(RefCell<Vec<(String, Vec<(String, String)>)>>);
+        struct Tags(RefCell<StartTags>);
         impl TokenSink for Tags {
             type Handle = ();
             fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {

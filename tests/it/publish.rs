@@ -369,7 +369,7 @@ async fn publish_writes_every_output_and_they_carry_the_same_stories_under_the_s
         .descendants()
         .filter(|n| n.has_tag_name("outline"))
         .collect();
-    assert_eq!(outlines.len(), 5);
+    assert_eq!(outlines.len(), 6);
     assert!(outlines.iter().all(|o| {
         o.attribute("xmlUrl")
             .is_some_and(|u| u.starts_with("http://127.0.0.1"))

@@ -188,6 +188,9 @@ pub struct FetchConfig {
     pub max_backoff: Duration,
     /// Overrides the default `gazette/VERSION (+site_url)` User-Agent.
     pub user_agent: Option<String>,
+    /// CPU time one document may take to parse and normalise before it is
+    /// abandoned (its feed fails with an error; the poll goes on).
+    pub parse_timeout: Duration,
 }
 
 impl Default for FetchConfig {
@@ -200,6 +203,7 @@ impl Default for FetchConfig {
             per_host: 4,
             max_backoff: Duration::from_secs(24 * 3600),
             user_agent: None,
+            parse_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -209,6 +213,11 @@ impl Default for FetchConfig {
 pub struct HttpConfig {
     /// Address to listen on; loopback by default.
     pub listen: SocketAddr,
+    /// How long a client may take to send a request's headers (and a
+    /// kept-alive connection may wait for its next request).
+    pub header_read_timeout: Duration,
+    /// Connections open at once; at the cap the longest-idle one is closed.
+    pub max_connections: usize,
 }
 
 /// `[publish]`: the written feeds and page.
@@ -263,6 +272,8 @@ pub struct SmtpConfig {
     pub retries: u32,
     /// Wait before the first retry; doubled for each further one.
     pub retry_delay: Duration,
+    /// A PEM file of CA certificates to trust besides the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Default subject template of the digest.
@@ -286,6 +297,10 @@ const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_RETENTION: Duration = Duration::from_secs(86_400);
 /// `[http] listen`: loopback.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `[http] header_read_timeout`.
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `[http] max_connections`.
+const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// `[publish] dir`, beside the configuration.
 const DEFAULT_PUBLISH_DIR: &str = "public";
 /// `[publish] entries`.
@@ -422,6 +437,7 @@ struct RawFetch {
     per_host: Option<Spanned<i64>>,
     max_backoff: Option<Spanned<String>>,
     user_agent: Option<String>,
+    parse_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -437,6 +453,8 @@ struct RawDedup {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Option<Spanned<String>>,
+    header_read_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -479,6 +497,7 @@ struct RawSmtp {
     timeout: Option<Spanned<String>>,
     retries: Option<Spanned<i64>>,
     retry_delay: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -519,13 +538,20 @@ struct RawExclude {
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError {
             path: path.to_path_buf(),
             line: 0,
             col: 0,
             message: format!("cannot read the configuration: {e}"),
         })?;
-        Config::parse(path, &text)
+        Config::parse_bytes(path, &bytes)
+    }
+
+    /// Validates the bytes of a file read from `path`: invalid UTF-8 is an
+    /// error at its first bad byte.
+    pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(path, bytes, e))?;
+        Config::parse(path, text)
     }
 
     /// Validates `text` as if read from `path` (relative paths resolve beside it).
@@ -700,17 +726,34 @@ impl Ctx<'_> {
         if let Some(v) = &f.max_backoff {
             fetch.max_backoff = self.duration(v)?;
         }
+        if let Some(v) = &f.parse_timeout {
+            fetch.parse_timeout = self.duration(v)?;
+        }
         fetch.user_agent = f.user_agent;
         Ok(fetch)
     }
 
     /// `[http]`; loopback by default.
     fn http(&self, h: Option<RawHttp>) -> Result<HttpConfig, ConfigError> {
-        let listen = match h.and_then(|h| h.listen) {
-            Some(l) => parse_listen(l.get_ref()).map_err(|m| self.err(l.span(), m))?,
-            None => DEFAULT_LISTEN.parse().expect("static addr"),
-        };
-        Ok(HttpConfig { listen })
+        let h = h.unwrap_or(RawHttp {
+            listen: None,
+            header_read_timeout: None,
+            max_connections: None,
+        });
+        Ok(HttpConfig {
+            listen: match &h.listen {
+                Some(l) => parse_listen(l.get_ref()).map_err(|m| self.err(l.span(), m))?,
+                None => DEFAULT_LISTEN.parse().expect("static addr"),
+            },
+            header_read_timeout: match &h.header_read_timeout {
+                Some(v) => self.duration(v)?,
+                None => DEFAULT_HEADER_READ_TIMEOUT,
+            },
+            max_connections: match &h.max_connections {
+                Some(v) => self.positive(v, "max_connections")?,
+                None => DEFAULT_MAX_CONNECTIONS,
+            },
+        })
     }
 
     /// `[publish]`.
@@ -1131,6 +1174,19 @@ impl Ctx<'_> {
             timeout: or(&s.timeout, DEFAULT_SMTP_TIMEOUT)?,
             retries,
             retry_delay: or(&s.retry_delay, DEFAULT_SMTP_RETRY_DELAY)?,
+            ca_file: match &s.ca_file {
+                Some(f) => {
+                    let path = self.resolve(f.get_ref());
+                    if !path.is_file() {
+                        return Err(self.err(
+                            f.span(),
+                            format!("ca_file {} is not a readable file", path.display()),
+                        ));
+                    }
+                    Some(path)
+                }
+                None => None,
+            },
         })
     }
 }
@@ -1194,6 +1250,23 @@ fn looks_like_mailbox(s: &str) -> bool {
             !local.is_empty() && domain.contains('.') && !addr.contains(char::is_whitespace)
         }
         None => false,
+    }
+}
+
+/// The error for a file that is not UTF-8, located at its first bad byte
+/// (the column counts the characters before it on its line, plus one).
+fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> ConfigError {
+    let at = e.valid_up_to();
+    let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let (line, col) = line_col(valid, at);
+    ConfigError {
+        path: path.to_path_buf(),
+        line,
+        col,
+        message: format!(
+            "invalid UTF-8 (byte 0x{:02X}): save the file as UTF-8",
+            bytes[at]
+        ),
     }
 }
 
@@ -1299,6 +1372,33 @@ interval = "30m"
         assert_eq!(
             c.database,
             DatabaseUrl::Sqlite(PathBuf::from("./gazette.db"))
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_located_at_the_first_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("feeds.toml");
+        // Line 3, after the 13 characters `title = "Genè`: column 14.
+        let mut text = b"# Gen\xc3\xa8ve\nsite_url = \"https://news.example.org/\"\ntitle = \"Gen\xc3\xa8\xe8ve\"\n".to_vec();
+        std::fs::write(&path, &text).unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert_eq!((e.line, e.col), (3, 14), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}:3:14: invalid UTF-8 (byte 0xE8): save the file as UTF-8",
+                path.display()
+            )
+        );
+        // A truncated sequence at the very end, on the first line.
+        text = b"title = \"x\xc3".to_vec();
+        std::fs::write(&path, &text).unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert_eq!(
+            (e.line, e.col, e.message.contains("0xC3")),
+            (1, 11, true),
+            "{e}"
         );
     }
 

@@ -205,7 +205,7 @@ async fn deliver_period(
             Err(e) => {
                 tracing::warn!(recipient = %d.recipient, error = %e.reply, "digest delivery failed");
                 // A temporary failure is tried again by later sends, up to a point.
-                let give_up = !e.permanent && d.attempts + 1 >= MAX_DELIVERY_RUNS;
+                let give_up = !e.permanent && !e.stops_run && d.attempts + 1 >= MAX_DELIVERY_RUNS;
                 let reply = if give_up {
                     format!("gave up after {MAX_DELIVERY_RUNS} sends: {}", e.reply)
                 } else {
@@ -225,6 +225,10 @@ async fn deliver_period(
                     .await
                     .context("recording a failed delivery")?;
                 report.failed.push((d.recipient.clone(), reply, permanent));
+                if e.stops_run {
+                    // A TLS failure: every other recipient would fail alike.
+                    break;
+                }
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use lettre::message::MultiPart;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 /// An email address, and one with a display name: parsed once, in the configuration.
 pub use lettre::{Address, message::Mailbox};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -34,6 +34,14 @@ pub enum MailError {
         /// lettre's error.
         source: lettre::transport::smtp::Error,
     },
+    /// `[digest.smtp] ca_file` could not be read or holds no certificate.
+    #[error("cannot use the CA file {path} ([digest.smtp] ca_file): {reason}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The outbox folder could not be created.
     #[error("cannot create the outbox {path}: {source}")]
     Outbox {
@@ -52,6 +60,10 @@ pub struct SendError {
     pub reply: String,
     /// A 5xx reply: retrying will not help.
     pub permanent: bool,
+    /// The TLS handshake failed (an untrusted or invalid certificate, no
+    /// common protocol): every other message of this run would fail the
+    /// same way, so the run stops; the next run tries again.
+    pub stops_run: bool,
 }
 
 /// Everything one recipient's copy of the digest is made of.
@@ -155,11 +167,13 @@ pub enum Mailer {
     /// An SMTP server.
     Smtp {
         /// The lettre transport (one connection per message).
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
         /// Further attempts after a temporary failure.
         retries: u32,
         /// Wait before the first retry, doubled for each further one.
         retry_delay: Duration,
+        /// The server's host and port, for messages.
+        server: String,
     },
 }
 
@@ -179,14 +193,17 @@ impl Mailer {
                     host: smtp.host.clone(),
                     source,
                 };
+                let parameters = || -> Result<TlsParameters, MailError> {
+                    let mut b = TlsParameters::builder(smtp.host.clone());
+                    if let Some(path) = &smtp.ca_file {
+                        b = b.add_root_certificate(ca_certificate(path)?);
+                    }
+                    b.build().map_err(setup)
+                };
                 let tls = match smtp.security {
                     SmtpSecurity::None => Tls::None,
-                    SmtpSecurity::Starttls => {
-                        Tls::Required(TlsParameters::new(smtp.host.clone()).map_err(setup)?)
-                    }
-                    SmtpSecurity::Tls => {
-                        Tls::Wrapper(TlsParameters::new(smtp.host.clone()).map_err(setup)?)
-                    }
+                    SmtpSecurity::Starttls => Tls::Required(parameters()?),
+                    SmtpSecurity::Tls => Tls::Wrapper(parameters()?),
                 };
                 let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
                     .port(smtp.port)
@@ -201,9 +218,10 @@ impl Mailer {
                     b = b.credentials(Credentials::new(user.clone(), password));
                 }
                 Ok(Mailer::Smtp {
-                    transport: b.build(),
+                    transport: Box::new(b.build()),
                     retries: smtp.retries,
                     retry_delay: smtp.retry_delay,
+                    server: format!("{}:{}", smtp.host, smtp.port),
                 })
             }
         }
@@ -221,42 +239,91 @@ impl Mailer {
                 .map_err(|e| SendError {
                     reply: format!("cannot write to the outbox: {e}"),
                     permanent: false,
+                    stops_run: false,
                 }),
             Mailer::Smtp {
                 transport,
                 retries,
                 retry_delay,
+                server,
             } => {
                 let mut attempt = 0u32;
                 loop {
-                    match transport.send(message.clone()).await {
+                    let e = match transport.send(message.clone()).await {
                         Ok(r) => {
                             let text: Vec<&str> = r.message().collect();
                             return Ok(format!("{} {}", r.code(), text.join(" ")));
                         }
-                        Err(e) if e.is_permanent() => {
-                            return Err(SendError {
-                                reply: e.to_string(),
-                                permanent: true,
-                            });
-                        }
-                        Err(e) if attempt >= *retries => {
-                            return Err(SendError {
-                                reply: e.to_string(),
-                                permanent: false,
-                            });
-                        }
-                        Err(e) => {
-                            let wait = retry_delay.saturating_mul(1 << attempt.min(16));
-                            tracing::info!(error = %e, ?wait, "temporary SMTP failure; retrying");
-                            tokio::time::sleep(wait).await;
-                            attempt += 1;
-                        }
+                        Err(e) => e,
+                    };
+                    if let Some(cause) = tls_failure(&e) {
+                        return Err(SendError {
+                            reply: format!("TLS with {server} failed: {cause}"),
+                            permanent: false,
+                            stops_run: true,
+                        });
                     }
+                    if e.is_permanent() || attempt >= *retries {
+                        return Err(SendError {
+                            reply: e.to_string(),
+                            permanent: e.is_permanent(),
+                            stops_run: false,
+                        });
+                    }
+                    let wait = retry_delay.saturating_mul(1 << attempt.min(16));
+                    attempt += 1;
+                    tracing::warn!(
+                        "temporary SMTP failure from {server}: {e}; retry {attempt} of {retries} in {}",
+                        humantime::format_duration(wait)
+                    );
+                    tokio::time::sleep(wait).await;
                 }
             }
         }
     }
+}
+
+/// The certificates of a PEM file, to trust besides the system's.
+fn ca_certificate(path: &std::path::Path) -> Result<Certificate, MailError> {
+    let err = |reason: String| MailError::CaFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    // lettre reads PEM blocks and skips everything else: an empty list
+    // would pass silently.
+    if memchr::memmem::find(&pem, b"-----BEGIN CERTIFICATE-----").is_none() {
+        return Err(err(
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into(),
+        ));
+    }
+    Certificate::from_pem(&pem).map_err(|e| err(e.to_string()))
+}
+
+/// What went wrong in the TLS handshake, when that is why `e` happened:
+/// rustls's own error (an untrusted certificate, a name mismatch, no common
+/// protocol…), with a hint for the common case of a private CA.
+fn tls_failure(e: &lettre::transport::smtp::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        // rustls errors reach lettre inside the `io::Error` of the TLS stream.
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+            .or_else(|| err.downcast_ref::<rustls::Error>());
+        if let Some(tls) = inner {
+            let hint = match tls {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+                    " (the certificate is signed by a CA this machine does not trust: set [digest.smtp] ca_file to that CA's PEM file)"
+                }
+                _ => "",
+            };
+            return Some(format!("{tls}{hint}"));
+        }
+        source = err.source();
+    }
+    e.is_tls().then(|| e.to_string())
 }
 
 #[cfg(test)]

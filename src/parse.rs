@@ -15,6 +15,7 @@ mod fast;
 
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
@@ -37,6 +38,45 @@ pub enum ParseError {
     /// The parsing crate panicked on this document; contained here.
     #[error("the feed parser crashed on this document ({0}); the feed is skipped")]
     Panicked(String),
+    /// Reading the document took longer than its CPU limit: abandoned.
+    #[error(
+        "abandoned after {} of parsing: the document costs too much to read (limit: [fetch] parse_timeout)",
+        humantime::format_duration(*.0)
+    )]
+    TooCostly(Duration),
+}
+
+/// When the CPU-bound work on one document must stop. The work runs on a
+/// blocking thread, which nothing can stop from outside: it looks at its
+/// deadline between entries and every few thousand steps of long loops.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    /// A deadline `limit` from now.
+    pub fn after(limit: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + limit,
+            limit,
+        }
+    }
+
+    /// Whether the deadline has passed.
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// [`ParseError::TooCostly`] once the deadline has passed.
+    pub fn check(&self) -> Result<(), ParseError> {
+        if self.passed() {
+            Err(ParseError::TooCostly(self.limit))
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// What the parser needs to know besides the bytes.
@@ -79,13 +119,22 @@ pub struct RawEntry {
 /// Decodes, parses and keys a feed document. Never panics: a panic inside
 /// the parsing crate becomes [`ParseError::Panicked`].
 pub fn parse(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseError> {
-    contain_panics(|| parse_inner(bytes, ctx, true))
+    contain_panics(|| parse_inner(bytes, ctx, true, None))
+}
+
+/// As [`parse`], giving up with [`ParseError::TooCostly`] once `deadline` passes.
+pub fn parse_within(
+    bytes: &[u8],
+    ctx: ParseContext<'_>,
+    deadline: Deadline,
+) -> Result<ParsedFeed, ParseError> {
+    contain_panics(|| parse_inner(bytes, ctx, true, Some(deadline)))
 }
 
 /// As [`parse`], but always through feed-rs: the reference the fast path is
 /// checked against.
 pub fn parse_with_feed_rs(bytes: &[u8], ctx: ParseContext<'_>) -> Result<ParsedFeed, ParseError> {
-    contain_panics(|| parse_inner(bytes, ctx, false))
+    contain_panics(|| parse_inner(bytes, ctx, false, None))
 }
 
 /// The feed fields gazette uses, as either parser gives them.
@@ -262,7 +311,9 @@ fn parse_inner(
     bytes: &[u8],
     ctx: ParseContext<'_>,
     allow_fast: bool,
+    deadline: Option<Deadline>,
 ) -> Result<ParsedFeed, ParseError> {
+    let check = || deadline.as_ref().map_or(Ok(()), Deadline::check);
     let text = decode(bytes, ctx.content_type);
     let text = strip_xml_declaration(&text);
     let text = atom03_as_atom10(text);
@@ -270,7 +321,7 @@ fn parse_inner(
         .base_url
         .filter(|u| matches!(u.scheme(), "http" | "https"));
     let fast = if allow_fast {
-        fast::parse(&text, base).ok()
+        fast::parse(&text, base, deadline).ok()
     } else {
         None
     };
@@ -278,6 +329,7 @@ fn parse_inner(
     let feed = match fast {
         Some(feed) => feed,
         None => {
+            check()?;
             let parser = feed_rs::parser::Builder::new()
                 .base_uri(base.map(Url::as_str))
                 .id_generator(|_, _, _| String::new())
@@ -307,25 +359,25 @@ fn parse_inner(
         .then(|| orig_links(&text))
         .flatten()
         .filter(|o| o.len() == feed.entries.len());
-    let entries = feed
-        .entries
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut entry)| {
-            if let Some(link) = orig.as_ref().and_then(|o| o[i].clone()) {
-                entry.links.insert(
-                    0,
-                    LinkData {
-                        href: link,
-                        rel: None,
-                        media_type: None,
-                        length: None,
-                    },
-                );
-            }
-            RawEntry::new(entry, base.clone(), title_is_html)
-        })
-        .collect();
+    check()?;
+    let mut entries = Vec::with_capacity(feed.entries.len());
+    for (i, mut entry) in feed.entries.into_iter().enumerate() {
+        if i % 256 == 0 {
+            check()?;
+        }
+        if let Some(link) = orig.as_ref().and_then(|o| o[i].clone()) {
+            entry.links.insert(
+                0,
+                LinkData {
+                    href: link,
+                    rel: None,
+                    media_type: None,
+                    length: None,
+                },
+            );
+        }
+        entries.push(RawEntry::new(entry, base.clone(), title_is_html));
+    }
     Ok(ParsedFeed {
         title: feed.title.map(|t| text_to_plain(&t, title_is_html)),
         site_link,

@@ -14,7 +14,7 @@ use crate::dedup;
 use crate::fetch::{Conditional, FetchError, Fetched, Fetcher};
 use crate::filing;
 use crate::model::{FailureKind, FeedRow, FetchState, FetchStatus};
-use crate::parse::{self, ParseContext, ParseError};
+use crate::parse::{self, Deadline, ParseContext, ParseError};
 use crate::sanitize::Sanitizer;
 use crate::scheduler;
 use crate::store::{Document, Prepared, Store, StoreError};
@@ -205,6 +205,8 @@ impl Ingest {
                 let feed_tags = feed.tags.clone();
                 let config = self.config.clone();
                 let parsed = tokio::task::spawn_blocking(move || {
+                    // From here the document has a core: its CPU limit runs.
+                    let deadline = Deadline::after(config.fetch.parse_timeout);
                     parse_and_normalise(
                         &body,
                         content_type.as_deref(),
@@ -213,6 +215,7 @@ impl Ingest {
                         &tagger,
                         &feed_tags,
                         &config.dedup.strip_params,
+                        deadline,
                     )
                 })
                 .await
@@ -348,7 +351,9 @@ struct Normalised {
 
 /// CPU-bound part of a refresh: runs on a blocking thread. Entries already
 /// stored with the same raw hash are counted and skipped before the costly
-/// sanitising.
+/// sanitising. Gives up with [`ParseError::TooCostly`] once `deadline`
+/// passes (looked at in the parser's loops and before each entry).
+#[allow(clippy::too_many_arguments)]
 fn parse_and_normalise(
     body: &[u8],
     content_type: Option<&str>,
@@ -357,13 +362,15 @@ fn parse_and_normalise(
     tagger: &Tagger,
     feed_tags: &[String],
     strip_params: &[String],
+    deadline: Deadline,
 ) -> Result<Normalised, ParseError> {
-    let parsed = parse::parse(
+    let parsed = parse::parse_within(
         body,
         ParseContext {
             base_url: base,
             content_type,
         },
+        deadline,
     )?;
     let sanitizer = Sanitizer::new(base.or(parsed_site(&parsed.site_link).as_ref()));
     let mut seen = HashSet::new();
@@ -377,6 +384,7 @@ fn parse_and_normalise(
             unchanged += 1;
             continue;
         }
+        deadline.check()?;
         let mut item = entry.normalise(&sanitizer);
         let tagging = tagger.apply_html(
             feed_tags,

@@ -232,15 +232,207 @@ pub fn router(site: Arc<Site>) -> Router {
         .with_state(site)
 }
 
-/// Serves `site` on `listener` until `shutdown` resolves.
+/// Serves `site` on `listener` until `shutdown` resolves, within the
+/// configuration's `[http]` limits: a client must send a request's headers
+/// within `header_read_timeout` (also the longest a keep-alive connection
+/// waits for its next request), and at most `max_connections` are open at
+/// once. At the cap, the connection idle for longest (no request in
+/// progress: a client that sent nothing, a slow or a kept-alive one) is
+/// closed to make room, so idle sockets can neither exhaust file
+/// descriptors nor keep anyone out; when every connection is busy, new ones
+/// wait in the listen queue. On shutdown, connections finish the request
+/// they are serving, then close.
 pub async fn serve(
     site: Arc<Site>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(site))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = site.config().http.clone();
+    let router = router(site);
+    let tracker = Arc::new(Tracker::new(limits.max_connections));
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let sock = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((sock, _)) => sock,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let (id, close) = tokio::select! {
+            admitted = tracker.admit() => admitted,
+            () = &mut shutdown => break,
+        };
+        let service = {
+            let (router, tracker) = (router.clone(), tracker.clone());
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let busy = tracker.busy(id);
+                let call = tower_call(router.clone(), req);
+                async move {
+                    let response = call.await;
+                    drop(busy);
+                    response
+                }
+            })
+        };
+        let conn = http1.serve_connection(hyper_util::rt::TokioIo::new(sock), service);
+        let (tracker, mut stopped) = (tracker.clone(), stopped.clone());
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                // Evicted: dropping the connection closes the socket.
+                _ = close => {}
+                // The only change is to `true`: shutting down.
+                _ = stopped.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            tracker.remove(id);
+        });
+    }
+    let _ = stop.send(true);
+    Ok(())
+}
+
+/// The router's response to one request.
+async fn tower_call(
+    router: Router,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<Response, std::convert::Infallible> {
+    use tower_service::Service;
+    let mut router = router;
+    router.call(req.map(Body::new)).await
+}
+
+/// An accept error: connection-level ones (the client gave up) are
+/// ignored; others (out of file descriptors) are logged and waited out.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::warn!(error = %e, "accepting an HTTP connection failed; waiting 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// The open connections, and whether each is serving a request.
+struct Tracker {
+    max: usize,
+    inner: Mutex<TrackerInner>,
+    /// A connection closed or went idle: room may be made.
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct TrackerInner {
+    next_id: u64,
+    conns: HashMap<u64, Slot>,
+}
+
+struct Slot {
+    /// Requests in progress.
+    busy: usize,
+    /// Since when it has had none.
+    idle_since: Instant,
+    /// Closes the connection when sent (or dropped).
+    close: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Tracker {
+    fn new(max: usize) -> Tracker {
+        Tracker {
+            max: max.max(1),
+            inner: Mutex::default(),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Room for one more connection: its id, and what closes it. At the
+    /// cap, closes the connection idle longest, or waits for one to be.
+    async fn admit(&self) -> (u64, tokio::sync::oneshot::Receiver<()>) {
+        loop {
+            let changed = self.changed.notified();
+            {
+                let mut inner = self.inner.lock().expect("tracker lock");
+                if inner.conns.len() >= self.max {
+                    let oldest = inner
+                        .conns
+                        .iter()
+                        .filter(|(_, s)| s.busy == 0)
+                        .min_by_key(|(_, s)| s.idle_since)
+                        .map(|(id, _)| *id);
+                    if let Some(id) = oldest
+                        && let Some(mut slot) = inner.conns.remove(&id)
+                    {
+                        slot.close.take().map(|c| c.send(()));
+                    }
+                }
+                if inner.conns.len() < self.max {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let id = inner.next_id;
+                    inner.next_id += 1;
+                    inner.conns.insert(
+                        id,
+                        Slot {
+                            busy: 0,
+                            idle_since: Instant::now(),
+                            close: Some(tx),
+                        },
+                    );
+                    return (id, rx);
+                }
+            }
+            changed.await;
+        }
+    }
+
+    /// Marks a request in progress on connection `id`.
+    fn busy(self: &Arc<Self>, id: u64) -> BusyGuard {
+        if let Some(s) = self.inner.lock().expect("tracker lock").conns.get_mut(&id) {
+            s.busy += 1;
+        }
+        BusyGuard {
+            tracker: self.clone(),
+            id,
+        }
+    }
+
+    /// Forgets connection `id` (closed).
+    fn remove(&self, id: u64) {
+        self.inner.lock().expect("tracker lock").conns.remove(&id);
+        self.changed.notify_one();
+    }
+}
+
+/// A request in progress on a connection; it is idle again when dropped.
+struct BusyGuard {
+    tracker: Arc<Tracker>,
+    id: u64,
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        let mut inner = self.tracker.inner.lock().expect("tracker lock");
+        if let Some(s) = inner.conns.get_mut(&self.id) {
+            s.busy = s.busy.saturating_sub(1);
+            s.idle_since = Instant::now();
+        }
+        drop(inner);
+        self.tracker.changed.notify_one();
+    }
 }
 
 /// Binds the configured address.

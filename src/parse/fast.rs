@@ -20,7 +20,9 @@ use quick_xml::escape::{minimal_escape, resolve_predefined_entity, unescape};
 use quick_xml::events::{BytesStart, Event};
 use url::Url;
 
-use super::{CategoryData, EntryData, FeedData, LinkData, MediaData, PersonData, TextData};
+use super::{
+    CategoryData, Deadline, EntryData, FeedData, LinkData, MediaData, PersonData, TextData,
+};
 
 /// Why the fast path gave a document to feed-rs.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -85,11 +87,15 @@ struct Doc<'a> {
     default_ns: Ns,
     /// An element named `origLink` was seen (the caller then reads them).
     saw_orig_link: bool,
+    /// When to give up (the caller then sees the deadline has passed).
+    deadline: Option<Deadline>,
+    /// Events read, to look at the clock every so many.
+    events: u32,
 }
 
 /// Parses `text` (already decoded, declaration stripped) when it is a plain
 /// RSS 2.0/0.9x or Atom 1.0 document; `base` is the document URL.
-pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
+pub(super) fn parse(text: &str, base: Option<&Url>, deadline: Option<Deadline>) -> R<FeedData> {
     // feed-rs sniffs the first `<` or `{` in its first 8 KiB buffer.
     match text.bytes().take(8192).position(|b| b == b'<' || b == b'{') {
         Some(p) if text.as_bytes()[p] == b'<' => {}
@@ -109,6 +115,8 @@ pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
         prefixes: Vec::new(),
         default_ns: Ns::Unknown,
         saw_orig_link: false,
+        deadline,
+        events: 0,
     };
     let root = loop {
         match doc.r.read_event().map_err(|_| Unsupported("XML error"))? {
@@ -236,6 +244,7 @@ impl<'a> Doc<'a> {
             self.pending_end = false;
             return Ok(self.end());
         }
+        self.tick()?;
         let ev = self.r.read_event().map_err(|_| Unsupported("XML error"))?;
         Ok(match ev {
             Event::Start(s) => self.start(s, false)?,
@@ -248,6 +257,15 @@ impl<'a> Doc<'a> {
             Event::Decl(_) | Event::DocType(_) => return Err(Unsupported("declaration or DTD")),
             Event::Eof => return Err(Unsupported("unexpected end of document")),
         })
+    }
+
+    /// Counts an event; every 4096, gives up if the deadline has passed.
+    fn tick(&mut self) -> R<()> {
+        self.events = self.events.wrapping_add(1);
+        if self.events.is_multiple_of(4096) && self.deadline.is_some_and(|d| d.passed()) {
+            return Err(Unsupported("deadline passed"));
+        }
+        Ok(())
     }
 
     fn start(&mut self, s: BytesStart<'a>, empty: bool) -> R<Ev<'a>> {
@@ -388,6 +406,7 @@ impl<'a> Doc<'a> {
         let mut div_open: Option<usize> = None;
         let mut div_close: Option<usize> = None;
         loop {
+            self.tick()?;
             let (start, empty) = match self.r.read_event() {
                 Err(_) => return Err(Unsupported("XML error")),
                 Ok(Event::Start(s)) => (Some(s), false),
@@ -1014,14 +1033,14 @@ mod tests {
             "<feed xmlns=\"http://www.w3.org/2005/Atom\"><entry><title type=\"odd\">t</title></entry></feed>",
             "<feed xmlns=\"http://www.w3.org/2005/Atom\"><entry xml:base=\"http://[::1\"><id>1</id></entry></feed>",
         ] {
-            assert!(parse(doc, None).is_err(), "{doc}");
+            assert!(parse(doc, None, None).is_err(), "{doc}");
         }
     }
 
     #[test]
     fn xhtml_loses_its_wrapping_div() {
         let doc = "<feed xmlns=\"http://www.w3.org/2005/Atom\"><entry><content type=\"xhtml\"> <div xmlns=\"http://www.w3.org/1999/xhtml\"><p>a &amp; <img src=\"x.png\"/></p></div> </content></entry></feed>";
-        let f = parse(doc, None).unwrap();
+        let f = parse(doc, None, None).unwrap();
         let c = f.entries[0].content.as_ref().unwrap();
         assert_eq!(c.content, "<p>a &amp; <img src=\"x.png\"></img></p>");
         assert!(c.html);

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use chrono::{DateTime, TimeDelta, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
 
-use crate::smtp::{Fault, SmtpServer, wait_for};
+use crate::smtp::{Fault, SmtpServer, TestCa, TlsMode, wait_for};
 use crate::{Workspace, gazette};
 use gazette::digest;
 
@@ -75,7 +75,23 @@ async fn backdate(ws: &Workspace) {
 
 /// A workspace with `n` stories polled and a digest to A and B over SMTP.
 async fn setup(server: &SmtpServer, n: usize, digest_extra: &str) -> Workspace {
+    let smtp = "host = \"127.0.0.1\"\nsecurity = \"none\"\nretry_delay = \"50ms\"";
+    setup_smtp(server, n, digest_extra, smtp, None).await
+}
+
+/// As [`setup`], with `smtp` lines (host, security, retry_delay…) in
+/// `[digest.smtp]`, and `ca_pem` written to `ca.pem` beside the configuration.
+async fn setup_smtp(
+    server: &SmtpServer,
+    n: usize,
+    digest_extra: &str,
+    smtp: &str,
+    ca_pem: Option<&str>,
+) -> Workspace {
     let ws = Workspace::new();
+    if let Some(pem) = ca_pem {
+        std::fs::write(ws.dir.path().join("ca.pem"), pem).unwrap();
+    }
     let feed = write_feed(&ws, n);
     let extra = format!(
         r#"
@@ -94,14 +110,12 @@ unsubscribe_mailto = "leave@news.example.org"
 {digest_extra}
 
 [digest.smtp]
-host = "127.0.0.1"
 port = {port}
-security = "none"
 username = "digest"
 password_env = "{PASSWORD_VAR}"
 timeout = "10s"
 retries = 3
-retry_delay = "50ms"
+{smtp}
 "#,
         port = server.port()
     );
@@ -278,10 +292,95 @@ async fn temporary_failure_is_retried_and_delivered_once() {
     server.inject(Fault::TempFailOnce(A.into()));
     let out = run(&ws, &["digest", "send"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The retry is a warning at the default log level, naming the server.
+    let warning = format!(
+        "temporary SMTP failure from 127.0.0.1:{}: transient error (451): 4.7.1 Greylisted, try again later; retry 1 of 3 in 50ms",
+        server.port()
+    );
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .any(|l| l.contains("WARN") && l.contains(&warning)),
+        "{err}"
+    );
     assert_eq!(server.rcpt_count(A), 2, "451, then accepted");
     assert_eq!(server.received_by(A).len(), 1);
     assert_eq!(server.received_by(B).len(), 1);
     assert!(status_of(&status(&ws), A).trim_start().starts_with("sent"));
+}
+
+/// `[digest.smtp]` lines for a TLS server on loopback.
+fn tls_smtp(security: &str, ca_file: bool) -> String {
+    let ca = if ca_file { "ca_file = \"ca.pem\"" } else { "" };
+    format!("host = \"127.0.0.1\"\nsecurity = \"{security}\"\nretry_delay = \"30s\"\n{ca}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_and_implicit_tls_deliver_with_auth_to_a_server_of_a_private_ca() {
+    for (mode, security) in [(TlsMode::Starttls, "starttls"), (TlsMode::Implicit, "tls")] {
+        let ca = TestCa::new();
+        let server = SmtpServer::start_tls(mode, &ca).await;
+        let ws = setup_smtp(&server, 2, "", &tls_smtp(security, true), Some(&ca.ca_pem)).await;
+        let out = run(&ws, &["digest", "send"]);
+        assert!(out.status.success(), "{security}: {}", stderr(&out));
+        let got = server.received();
+        assert_eq!(got.len(), 2, "{security}");
+        assert!(
+            got.iter().all(|m| m.tls),
+            "{security}: every message over TLS"
+        );
+        assert_eq!(
+            server.auth(),
+            vec![("digest".to_string(), "s3cret".to_string()); 2],
+            "{security}: AUTH inside TLS, once per message"
+        );
+    }
+}
+
+/// A certificate from a CA the machine does not trust is a failure of the
+/// run, not of one message: reported at once (no 30 s retries) naming the
+/// server and the cause, exit 1, the other recipient left for the next
+/// send; which delivers once the CA is configured.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untrusted_certificate_fails_fast_naming_the_server_and_the_cause() {
+    for (mode, security) in [(TlsMode::Starttls, "starttls"), (TlsMode::Implicit, "tls")] {
+        let ca = TestCa::new();
+        let server = SmtpServer::start_tls(mode, &ca).await;
+        let ws = setup_smtp(&server, 2, "", &tls_smtp(security, false), Some(&ca.ca_pem)).await;
+        let started = std::time::Instant::now();
+        let out = run(&ws, &["digest", "send"]);
+        let took = started.elapsed();
+        assert_eq!(out.status.code(), Some(1), "{security}: {}", stderr(&out));
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{security}: no retry after 30 s: {took:?}"
+        );
+        let err = stderr(&out);
+        let want = format!(
+            "TLS with 127.0.0.1:{} failed: invalid peer certificate: UnknownIssuer",
+            server.port()
+        );
+        assert!(err.contains(&want), "{security}: {err}");
+        assert!(err.contains("ca_file"), "{security}: the hint: {err}");
+        assert!(server.received().is_empty());
+        let st = status(&ws);
+        assert!(status_of(&st, A).contains("failed"), "{st}");
+        assert!(status_of(&st, B).contains("queued"), "not tried: {st}");
+        // Trusting the CA delivers both, once.
+        let text = std::fs::read_to_string(ws.config_path()).unwrap();
+        std::fs::write(
+            ws.config_path(),
+            text.replace(
+                "retry_delay = \"30s\"",
+                "retry_delay = \"30s\"\nca_file = \"ca.pem\"",
+            ),
+        )
+        .unwrap();
+        let out = run(&ws, &["digest", "send"]);
+        assert!(out.status.success(), "{security}: {}", stderr(&out));
+        assert_eq!(server.received_by(A).len(), 1);
+        assert_eq!(server.received_by(B).len(), 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

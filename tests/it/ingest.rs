@@ -407,6 +407,62 @@ async fn failing_feeds_are_reported_by_name_and_the_others_are_stored() {
     );
 }
 
+/// A document that costs more CPU than `[fetch] parse_timeout` allows is
+/// abandoned with an error naming the feed, and does not hold the poll: the
+/// other feed of the same poll stores its items.
+#[tokio::test]
+async fn a_document_past_its_cpu_limit_is_abandoned_and_the_other_feeds_are_stored() {
+    let server = FeedServer::start().await;
+    server.set("rss2.xml", Route::feed(fixture("rss2.xml"), RSS));
+    // About 6 MB: 2,000 items, each a CDATA description of 3,000 bare `&`.
+    let item = |i: usize| {
+        format!(
+            "<item><title>t{i}</title><guid>g{i}</guid><description><![CDATA[{}]]></description></item>",
+            "&".repeat(3000)
+        )
+    };
+    let huge: String = (0..2000).map(item).collect();
+    server.set(
+        "huge",
+        Route::feed(
+            format!("<rss version=\"2.0\"><channel><title>big</title>{huge}</channel></rss>"),
+            RSS,
+        ),
+    );
+    let ws = Workspace::new();
+    let config = ws.write_config(
+        &[
+            ("Fine", server.url("rss2.xml")),
+            ("Costly", server.url("huge")),
+        ],
+        "[fetch]\nparse_timeout = \"300ms\"\n",
+    );
+    assert_eq!(config.fetch.parse_timeout, Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let reports = ws.poll(&config).await;
+    let took = started.elapsed();
+    let costly = report(&reports, "Costly");
+    assert_eq!(
+        costly.status,
+        FeedStatus::Failed("parse".into()),
+        "{costly:?}"
+    );
+    assert_eq!(
+        costly.message.as_deref(),
+        Some(
+            "abandoned after 300ms of parsing: the document costs too much to read (limit: [fetch] parse_timeout)"
+        ),
+    );
+    assert_eq!(report(&reports, "Fine").status, FeedStatus::Ok);
+    let items = ws.items(&config).await;
+    assert_eq!(
+        items.len(),
+        3,
+        "the fine feed's three stories, none of the costly one"
+    );
+    assert!(took < Duration::from_secs(10), "the poll took {took:?}");
+}
+
 #[tokio::test]
 async fn retry_after_is_honoured_and_gone_feeds_are_marked() {
     let server = FeedServer::start().await;

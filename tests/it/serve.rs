@@ -357,3 +357,110 @@ fn serve_reports_an_address_in_use() {
         "{err}"
     );
 }
+
+/// Raises this process's soft limit on open files to at least `want`
+/// (up to the hard limit): the test holds thousands of sockets.
+fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        if lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        }
+    }
+    assert!(
+        lim.rlim_cur >= want,
+        "this test needs {want} open files; the hard limit is {}",
+        lim.rlim_max
+    );
+}
+
+/// Idle sockets cannot exhaust the server: with 5,000 connections open and
+/// silent, `/healthz` answers within a second and the server keeps at most
+/// `max_connections` (the default, 512) of them; a client that never
+/// finishes its headers is dropped after `header_read_timeout`.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_are_capped_and_timed_out_and_healthz_still_answers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    raise_fd_limit(12_000);
+    let ws = Workspace::new();
+    let port = free_port();
+    ws.write_config(&[], &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let s = start(&ws, port);
+    let mut idle = Vec::new();
+    for _ in 0..5000 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        );
+    }
+    let t = Instant::now();
+    let resp = tokio::time::timeout(
+        Duration::from_secs(1),
+        client().get(format!("{}/healthz", s.base)).send(),
+    )
+    .await
+    .expect("/healthz within 1 s with 5,000 idle connections open")
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // The server closed the longest-idle ones to stay within its cap.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let closed = loop {
+        // End of stream (or a reset): closed; `WouldBlock`: still open.
+        let closed = idle
+            .iter()
+            .filter(|c| match c.try_read(&mut [0u8; 1]) {
+                Ok(n) => n == 0,
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            })
+            .count();
+        if closed >= 5000 - 512 || Instant::now() > deadline {
+            break closed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        closed >= 5000 - 512,
+        "only {closed} of 5,000 idle connections were closed"
+    );
+    drop(idle);
+    drop(s);
+
+    // A client that never finishes its headers, and one that sends nothing.
+    let port = free_port();
+    ws.write_config(
+        &[],
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\nheader_read_timeout = \"500ms\"\n"),
+    );
+    let _s = start(&ws, port);
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    for c in [&mut slow, &mut silent] {
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest))
+            .await
+            .expect("closed by the header read timeout")
+            .ok();
+    }
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+}

@@ -1,12 +1,72 @@
-//! A small real SMTP server on loopback (RFC 5321 over TCP, AUTH PLAIN) with
-//! fault injection, for the digest tests. lettre talks to it as to any relay.
+//! A small real SMTP server on loopback (RFC 5321 over TCP, AUTH PLAIN,
+//! STARTTLS or implicit TLS with a certificate from a CA made in the test)
+//! with fault injection, for the digest tests. lettre talks to it as to any
+//! relay.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+/// How the server speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain text, upgraded when the client sends STARTTLS (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+}
+
+/// A certificate authority made for one test, and a server certificate for
+/// 127.0.0.1 and localhost that it signed.
+pub struct TestCa {
+    /// The CA's certificate, PEM: what `ca_file` names.
+    pub ca_pem: String,
+    acceptor: TlsAcceptor,
+}
+
+impl TestCa {
+    /// A new CA and server certificate (fresh keys every time).
+    pub fn new() -> TestCa {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "gazette test CA");
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        TestCa {
+            ca_pem: ca_cert.pem(),
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        }
+    }
+}
 
 /// A fault the server injects for a recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +104,8 @@ pub struct Received {
     pub rcpt: Vec<String>,
     /// The message as sent, dot-stuffing removed.
     pub data: Vec<u8>,
+    /// Whether it came over TLS.
+    pub tls: bool,
 }
 
 #[derive(Default)]
@@ -63,26 +125,55 @@ struct State {
 pub struct SmtpServer {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    tls: Option<(TlsMode, TlsAcceptor)>,
 }
 
 impl SmtpServer {
-    /// Binds a loopback port and serves until the runtime ends.
+    /// Binds a loopback port and serves plain SMTP until the runtime ends.
     pub async fn start() -> SmtpServer {
+        SmtpServer::serve(None).await
+    }
+
+    /// The same, speaking TLS with `ca`'s server certificate.
+    pub async fn start_tls(mode: TlsMode, ca: &TestCa) -> SmtpServer {
+        SmtpServer::serve(Some((mode, ca.acceptor.clone()))).await
+    }
+
+    async fn serve(tls: Option<(TlsMode, TlsAcceptor)>) -> SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = SmtpServer {
             addr: listener.local_addr().unwrap(),
             state: Arc::default(),
+            tls,
         };
         let s = server.clone();
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
                 let s = s.clone();
                 tokio::spawn(async move {
-                    let _ = s.session(sock).await;
+                    let _ = s.connection(sock).await;
                 });
             }
         });
         server
+    }
+
+    /// One client connection, through TLS as configured.
+    async fn connection(&self, sock: TcpStream) -> std::io::Result<()> {
+        match &self.tls {
+            None => self.session(sock, false).await.map(drop),
+            Some((TlsMode::Implicit, acceptor)) => {
+                let sock = acceptor.accept(sock).await?;
+                self.session(sock, true).await.map(drop)
+            }
+            Some((TlsMode::Starttls, acceptor)) => {
+                if let Some(plain) = self.session(sock, false).await? {
+                    let sock = acceptor.accept(plain).await?;
+                    self.session(sock, true).await?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The port to configure.
@@ -150,23 +241,43 @@ impl SmtpServer {
         Some(f)
     }
 
-    async fn session(&self, sock: TcpStream) -> std::io::Result<()> {
-        let (r, mut w) = sock.into_split();
+    /// Speaks SMTP on `sock` until QUIT or a closed connection; returns the
+    /// stream when the client asked for STARTTLS (the caller then upgrades it).
+    async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        sock: S,
+        tls: bool,
+    ) -> std::io::Result<Option<S>> {
+        let (r, mut w) = tokio::io::split(sock);
         let mut r = BufReader::new(r);
-        w.write_all(b"220 localhost ESMTP test\r\n").await?;
+        let offer_starttls = !tls && matches!(self.tls, Some((TlsMode::Starttls, _)));
+        if !(tls && matches!(self.tls, Some((TlsMode::Starttls, _)))) {
+            // After STARTTLS the client speaks first (EHLO again).
+            w.write_all(b"220 localhost ESMTP test\r\n").await?;
+        }
         let mut from = String::new();
         let mut rcpt: Vec<String> = Vec::new();
         let mut line = String::new();
         loop {
             line.clear();
             if r.read_line(&mut line).await? == 0 {
-                return Ok(());
+                return Ok(None);
             }
             let cmd = line.trim_end().to_string();
             let upper = cmd.to_ascii_uppercase();
             if upper.starts_with("EHLO") {
-                w.write_all(b"250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 AUTH PLAIN\r\n")
+                if offer_starttls {
+                    w.write_all(b"250-localhost\r\n250-STARTTLS\r\n250 8BITMIME\r\n")
+                        .await?;
+                } else {
+                    w.write_all(
+                        b"250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 AUTH PLAIN\r\n",
+                    )
                     .await?;
+                }
+            } else if upper == "STARTTLS" && offer_starttls {
+                w.write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
+                return Ok(Some(r.into_inner().unsplit(w)));
             } else if upper.starts_with("HELO") {
                 w.write_all(b"250 localhost\r\n").await?;
             } else if upper.starts_with("AUTH PLAIN") {
@@ -210,7 +321,7 @@ impl SmtpServer {
                             sink.clear();
                         }
                         self.state.lock().unwrap().stalled.retain(|s| *s != to);
-                        return Ok(());
+                        return Ok(None);
                     }
                     _ => {
                         rcpt.push(to);
@@ -229,12 +340,12 @@ impl SmtpServer {
                 loop {
                     l.clear();
                     if r.read_line(&mut l).await? == 0 {
-                        return Ok(());
+                        return Ok(None);
                     }
                     lines += 1;
                     if drop && lines == 5 {
                         // The connection dies with the message half received.
-                        return Ok(());
+                        return Ok(None);
                     }
                     if l == ".\r\n" || l == ".\n" {
                         break;
@@ -248,6 +359,7 @@ impl SmtpServer {
                         from: from.clone(),
                         rcpt: std::mem::take(&mut rcpt),
                         data,
+                        tls,
                     });
                     st.received.len()
                 };
@@ -260,7 +372,7 @@ impl SmtpServer {
                 w.write_all(b"250 2.0.0 Ok\r\n").await?;
             } else if upper == "QUIT" {
                 w.write_all(b"221 2.0.0 Bye\r\n").await?;
-                return Ok(());
+                return Ok(None);
             } else {
                 w.write_all(b"502 5.5.2 Command not recognized\r\n").await?;
             }

@@ -398,7 +398,12 @@ fn print_summary(reports: &[FeedReport]) {
             r.status.to_string(),
             r.new,
             r.updated,
-            r.message.as_deref().unwrap_or("")
+            match (&r.message, &r.warning) {
+                (Some(m), Some(w)) => format!("{m}; warning: {w}"),
+                (Some(m), None) => m.clone(),
+                (None, Some(w)) => format!("warning: {w}"),
+                (None, None) => String::new(),
+            }
         );
     }
     let failed = reports.iter().filter(|r| r.is_error()).count();

@@ -11,13 +11,17 @@
 //! read by it, straight from quick-xml; everything else goes to feed-rs.
 //! Both produce the same plain [`FeedData`], so normalising is shared.
 
+pub mod charset;
+mod date;
 mod fast;
+
+pub use charset::decode;
+pub use date::parse_date;
 
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use chrono::{DateTime, Utc};
-use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use feed_rs::model::{Entry, Feed, FeedType};
 use url::Url;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
@@ -61,6 +65,9 @@ pub struct ParsedFeed {
     pub entries: Vec<RawEntry>,
     /// Whether the fast path read the document (else feed-rs did).
     pub fast_path: bool,
+    /// The first date in the document that could not be read (its entry
+    /// keeps its first-seen time).
+    pub unreadable_date: Option<String>,
 }
 
 /// One entry as the parser gave it, with its identity and raw hash.
@@ -99,6 +106,8 @@ struct FeedData {
     /// Whether the document may hold `origLink` elements (the fast path
     /// knows; for feed-rs, look).
     may_have_orig_links: bool,
+    /// The first date that [`parse_date`] could not read.
+    bad_date: Option<String>,
 }
 
 /// A text construct: its content, and whether its type is HTML or XML.
@@ -239,6 +248,7 @@ impl From<Feed> for FeedData {
             ttl: f.ttl,
             entries: f.entries.into_iter().map(EntryData::from).collect(),
             may_have_orig_links: true,
+            bad_date: None,
         }
     }
 }
@@ -278,15 +288,27 @@ fn parse_inner(
     let feed = match fast {
         Some(feed) => feed,
         None => {
+            let bad_date = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+            let seen = bad_date.clone();
             let parser = feed_rs::parser::Builder::new()
                 .base_uri(base.map(Url::as_str))
                 .id_generator(|_, _, _| String::new())
+                .timestamp_parser(move |raw| {
+                    let d = parse_date(raw);
+                    if d.is_none() && !raw.trim().is_empty() {
+                        let mut first = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        first.get_or_insert_with(|| raw.trim().to_string());
+                    }
+                    d
+                })
                 .build();
-            FeedData::from(
+            let mut feed = FeedData::from(
                 parser
                     .parse(text.as_bytes())
                     .map_err(|e| ParseError::Invalid(e.to_string()))?,
-            )
+            );
+            feed.bad_date = bad_date.lock().unwrap_or_else(|p| p.into_inner()).take();
+            feed
         }
     };
 
@@ -336,6 +358,7 @@ fn parse_inner(
             .max(update_period(&text)),
         entries,
         fast_path,
+        unreadable_date: feed.bad_date,
     })
 }
 
@@ -521,13 +544,48 @@ fn trim_future(d: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
-/// Text of a title: HTML titles (RSS, JSON, Atom `type="html"`) lose tags and entities.
+/// Longest title kept, in characters; longer ones are cut on a word.
+pub const MAX_TITLE_CHARS: usize = 1000;
+
+/// Text of a title. Atom says whether it is text or HTML; RSS and JSON
+/// titles are HTML only when they look like it, as feedparser reads them
+/// (a closing tag or a character reference): "Die Rückkehr von <i> und
+/// <b>" is text and keeps its brackets, "<b>Bold</b> news" loses its tags.
 fn text_to_plain(t: &TextData, html_by_default: bool) -> String {
-    if html_by_default || t.html || looks_like_markup(&t.content) {
+    let html = t.html || (html_by_default && looks_like_html(&t.content));
+    let plain = if html {
         sanitize::html_to_text(&t.content)
     } else {
         t.content.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    if plain.len() > MAX_TITLE_CHARS {
+        sanitize::excerpt(&plain, MAX_TITLE_CHARS)
+    } else {
+        plain
     }
+}
+
+/// feedparser's test for text that may be HTML: a closing tag (`</b>`) or
+/// a character reference (`&amp;`, `&#8217;`).
+fn looks_like_html(s: &str) -> bool {
+    let b = s.as_bytes();
+    let closing_tag = memchr::memmem::find_iter(b, b"</").any(|p| {
+        let name = &b[p + 2..];
+        let n = name
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
+        n > 0 && name.get(n) == Some(&b'>')
+    });
+    closing_tag
+        || memchr::memchr_iter(b'&', b).any(|p| {
+            let r = &b[p + 1..];
+            let n = r
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'#')
+                .count();
+            n > 0 && r.get(n) == Some(&b';')
+        })
 }
 
 /// Whether plain text carries tags (`<img onerror=…>` as an author name):
@@ -615,85 +673,6 @@ fn raw_hash(e: &EntryData) -> i64 {
         .unwrap_or_default()
         .to_string());
     h.digest() as i64
-}
-
-/// Decodes a feed document to UTF-8.
-///
-/// Order: a byte-order mark; then the HTTP charset; then the XML declaration;
-/// then UTF-8. A document that claims UTF-8 but is not valid UTF-8 is read as
-/// its declared encoding, else windows-1252; one that the server labels with
-/// a single-byte charset but that is valid, non-ASCII UTF-8 and declares
-/// UTF-8 (or nothing) is read as UTF-8 — the common misconfiguration.
-pub fn decode<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
-    if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
-        return enc.decode_without_bom_handling(&bytes[bom_len..]).0;
-    }
-    let http = content_type
-        .and_then(charset_param)
-        .and_then(|l| Encoding::for_label(l.as_bytes()));
-    let declared = declared_encoding(bytes);
-    let primary = http.or(declared).unwrap_or(UTF_8);
-    let utf8 = std::str::from_utf8(bytes).ok();
-    let valid_utf8 = utf8.is_some();
-    let enc = if primary == UTF_8 {
-        if valid_utf8 {
-            UTF_8
-        } else {
-            declared.filter(|d| *d != UTF_8).unwrap_or(WINDOWS_1252)
-        }
-    } else if primary.is_ascii_compatible()
-        && valid_utf8
-        && !bytes.is_ascii()
-        && declared.is_none_or(|d| d == UTF_8)
-    {
-        UTF_8
-    } else {
-        primary
-    };
-    if let (true, Some(text)) = (enc == UTF_8, utf8) {
-        return Cow::Borrowed(text);
-    }
-    enc.decode_without_bom_handling(bytes).0
-}
-
-fn charset_param(content_type: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| v.trim().trim_matches(['"', '\'']).to_string())
-    })
-}
-
-/// The encoding named in the XML declaration, or implied by UTF-16 without a BOM.
-fn declared_encoding(bytes: &[u8]) -> Option<&'static Encoding> {
-    if bytes.starts_with(b"<\0?\0") {
-        return Some(UTF_16LE);
-    }
-    if bytes.starts_with(b"\0<\0?") {
-        return Some(UTF_16BE);
-    }
-    let head = &bytes[..bytes.len().min(256)];
-    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
-    let head = &head[start..];
-    if !head.starts_with(b"<?xml") {
-        return None;
-    }
-    let end = head.windows(2).position(|w| w == b"?>")?;
-    let decl = std::str::from_utf8(&head[..end]).ok()?;
-    let i = decl.find("encoding")?;
-    let rest = decl[i + "encoding".len()..]
-        .trim_start()
-        .strip_prefix('=')?
-        .trim_start();
-    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let label = rest[1..].split(quote).next()?;
-    let enc = Encoding::for_label(label.trim().as_bytes())?;
-    // A UTF-16 label on bytes that are not UTF-16 (we are reading ASCII) is a lie.
-    if enc == UTF_16LE || enc == UTF_16BE {
-        return Some(UTF_8);
-    }
-    Some(enc)
 }
 
 /// The `origLink` (FeedBurner, Pheedo) of each item or entry, in document

@@ -66,6 +66,9 @@ pub struct FeedReport {
     pub unchanged: usize,
     /// What went wrong, or a notice (e.g. a permanent redirect).
     pub message: Option<String>,
+    /// Something odd in a document that was read all the same (a date that
+    /// could not be read), shown in the poll summary.
+    pub warning: Option<String>,
 }
 
 impl FeedReport {
@@ -77,6 +80,7 @@ impl FeedReport {
             updated: 0,
             unchanged: 0,
             message: None,
+            warning: None,
         }
     }
 
@@ -250,6 +254,7 @@ impl Ingest {
                         r.new = counts.new;
                         r.updated = counts.updated;
                         r.unchanged = out.unchanged;
+                        r.warning = out.warning;
                         note_moved(&mut r, &mut st, moved_permanently);
                         st.etag = etag;
                         st.last_modified = last_modified;
@@ -340,6 +345,8 @@ struct Normalised {
     /// Keys of every entry of the document, unchanged ones included.
     keys: Vec<String>,
     unchanged: usize,
+    /// A warning about the entries normalised this time.
+    warning: Option<String>,
 }
 
 /// CPU-bound part of a refresh: runs on a blocking thread. Entries already
@@ -391,7 +398,17 @@ fn parse_and_normalise(
         // Encoded here, on a parsing thread, not by the store's one writer.
         items.push(Prepared::new(item));
     }
+    // Reported when something was stored this time, so an unchanged feed
+    // does not repeat it at every poll.
+    let warning = parsed
+        .unreadable_date
+        .filter(|_| !items.is_empty())
+        .map(|d| {
+            tracing::warn!(date = %d, "a date in the feed could not be read");
+            format!("unreadable date {d:?}: its story keeps the time it was first seen")
+        });
     Ok(Normalised {
+        warning,
         title: parsed.title,
         site_link: parsed.site_link,
         ttl_seconds: parsed.ttl_seconds,

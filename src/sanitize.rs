@@ -521,18 +521,46 @@ pub fn html_to_text(html: &str) -> String {
     }
     match fast_clean(html, None) {
         Some(clean) => clean_html_to_text(&clean, usize::MAX),
-        None => {
-            let clean = Builder::empty()
-                .clean_content_tags(CLEAN_CONTENT_TAGS.iter().copied().collect())
-                .clean(html)
-                .to_string();
-            clean_html_to_text(&clean, usize::MAX)
-        }
+        // The allowed tags are kept so that block boundaries still separate words.
+        None => clean_html_to_text(&Sanitizer::new(None).ammonia(html), usize::MAX),
     }
 }
 
-/// The text runs of sanitised HTML, entities decoded: everything between
-/// two tags. A tag always separates two runs.
+/// Allowed tags that sit inside a line of text: removing one adds no
+/// space ("inspire <em>you</em>." reads "inspire you.").
+const INLINE_TAGS: &[&str] = &[
+    "a", "abbr", "b", "cite", "code", "del", "dfn", "em", "i", "ins", "kbd", "mark", "q", "s",
+    "samp", "small", "span", "strong", "sub", "sup", "time", "u",
+];
+
+/// Whether the tag starting at `b[i]` (a `<`) is an inline element's start or end tag.
+pub fn inline_tag_at(b: &[u8], i: usize) -> bool {
+    let mut j = i + 1;
+    if b.get(j) == Some(&b'/') {
+        j += 1;
+    }
+    let start = j;
+    while j < b.len() && b[j].is_ascii_alphanumeric() {
+        j += 1;
+    }
+    let name = &b[start..j];
+    if name.is_empty()
+        || name.len() > 6
+        || !b
+            .get(j)
+            .is_some_and(|c| matches!(c, b'>' | b'/' | b' ' | b'\t' | b'\n' | b'\r' | b'\x0c'))
+    {
+        return false;
+    }
+    INLINE_TAGS
+        .iter()
+        .any(|t| t.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// The text runs of sanitised HTML, entities decoded: the text between two
+/// block-level tags (`p`, `br`, `li`, `img`…). Inline tags (`em`, `a`,
+/// `span`…) do not end a run: "inspire <em>you</em>." is one run,
+/// "inspire you.".
 pub fn text_runs(clean: &str) -> impl Iterator<Item = Cow<'_, str>> {
     let b = clean.as_bytes();
     let mut i = 0;
@@ -543,15 +571,39 @@ pub fn text_runs(clean: &str) -> impl Iterator<Item = Cow<'_, str>> {
         if i >= b.len() {
             return None;
         }
-        let end = memchr::memchr(b'<', &b[i..]).map_or(b.len(), |p| i + p);
-        let run = &clean[i..end];
-        i = end;
-        Some(if run.contains('&') {
-            html_escape::decode_html_entities(run)
-        } else {
-            Cow::Borrowed(run)
-        })
+        let mut run: Option<Cow<'_, str>> = None;
+        loop {
+            let end = memchr::memchr(b'<', &b[i..]).map_or(b.len(), |p| i + p);
+            let text = decoded(&clean[i..end]);
+            run = Some(match run {
+                None => text,
+                Some(mut r) => {
+                    r.to_mut().push_str(&text);
+                    r
+                }
+            });
+            i = end;
+            // Across inline tags, when text follows them.
+            let mut j = i;
+            while j < b.len() && b[j] == b'<' && inline_tag_at(b, j) {
+                j = skip_tag(b, j);
+            }
+            if j > i && j < b.len() && b[j] != b'<' {
+                i = j;
+                continue;
+            }
+            return run;
+        }
     })
+}
+
+/// Text between tags with its character references decoded.
+fn decoded(s: &str) -> Cow<'_, str> {
+    if s.contains('&') {
+        html_escape::decode_html_entities(s)
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// Where the tag starting at `b[i]` (a `<`) ends: just past its `>`.
@@ -571,8 +623,9 @@ pub fn skip_tag(b: &[u8], mut i: usize) -> usize {
     i + 1
 }
 
-/// Plain text of sanitised HTML, in one pass: tags become spaces, entities
-/// are decoded, white space collapses. Stops after about `max_chars` characters.
+/// Plain text of sanitised HTML, in one pass: block-level tags become
+/// spaces, inline tags vanish, entities are decoded, white space collapses.
+/// Stops after about `max_chars` characters.
 pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(clean.len().min(max_chars.saturating_mul(2)).min(1 << 20));
     let mut count = 0usize;
@@ -786,6 +839,37 @@ mod tests {
             clean_html_to_text("<p>one two three four</p>", 5),
             "one two"
         );
+    }
+
+    #[test]
+    fn removing_inline_tags_adds_no_space() {
+        for (html, text) in [
+            ("inspire <em>you</em>.", "inspire you."),
+            ("₹<b>4,000</b>", "₹4,000"),
+            (
+                "<p>Read <a href=\"https://x.example/\">the report</a>, then act.</p>",
+                "Read the report, then act.",
+            ),
+            (
+                "U.<abbr title=\"x\">N</abbr>. <span>Human</span> <strong>Rights</strong>",
+                "U.N. Human Rights",
+            ),
+            ("<p>One</p><p>Two</p>", "One Two"),
+            (
+                "one<br>two<img src=\"https://x.example/a.png\">three",
+                "one two three",
+            ),
+            ("<ul><li>a</li><li>b</li></ul>", "a b"),
+            // The slow path (unclosed tags go through ammonia) keeps the rules.
+            (
+                "<p>inspire <em>you</em>.<p>Next <b>one",
+                "inspire you. Next one",
+            ),
+        ] {
+            assert_eq!(html_to_text(html), text, "{html}");
+            let clean = Sanitizer::new(None).clean(html);
+            assert_eq!(clean_html_to_text(&clean, usize::MAX), text, "{html}");
+        }
     }
 
     #[test]

@@ -85,7 +85,7 @@ const PROBES: &[(&str, bool)] = &[
     ),
     (
         r#"<rss version="2.0"><channel><title>T</title><item><title>a</title><pubDate>not a date</pubDate></item></channel></rss>"#,
-        false,
+        true,
     ),
     (
         r#"<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>T</title><atom:link href="https://feeds.example/self" rel="self"/><link>https://site.example/</link>

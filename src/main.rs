@@ -264,7 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = app::open_store(&config).await?;
             let feeds = store.feeds().await;
             store.close().await;
-            let opml = gazette::publish::opml(&config, &feeds.context("reading the feeds")?);
+            let opml = gazette::publish::opml_export(&config, &feeds.context("reading the feeds")?);
             std::io::stdout().lock().write_all(&opml)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -13,7 +13,10 @@
 
 pub mod charset;
 mod date;
+mod extras;
 mod fast;
+mod json;
+mod repair;
 
 pub use charset::decode;
 pub use date::parse_date;
@@ -81,6 +84,8 @@ pub struct RawEntry {
     link: Option<String>,
     title_is_html: bool,
     base: Option<Url>,
+    /// The `xml:base` in force at the content, when the document sets one.
+    content_base: Option<Url>,
 }
 
 /// Decodes, parses and keys a feed document. Never panics: a panic inside
@@ -103,9 +108,6 @@ struct FeedData {
     links: Vec<LinkData>,
     ttl: Option<u32>,
     entries: Vec<EntryData>,
-    /// Whether the document may hold `origLink` elements (the fast path
-    /// knows; for feed-rs, look).
-    may_have_orig_links: bool,
     /// The first date that [`parse_date`] could not read.
     bad_date: Option<String>,
 }
@@ -247,7 +249,6 @@ impl From<Feed> for FeedData {
             links: f.links.into_iter().map(LinkData::from).collect(),
             ttl: f.ttl,
             entries: f.entries.into_iter().map(EntryData::from).collect(),
-            may_have_orig_links: true,
             bad_date: None,
         }
     }
@@ -275,41 +276,33 @@ fn parse_inner(
 ) -> Result<ParsedFeed, ParseError> {
     let text = decode(bytes, ctx.content_type);
     let text = strip_xml_declaration(&text);
-    let text = atom03_as_atom10(text);
+    let text = repair::prepare(text);
     let base = ctx
         .base_url
         .filter(|u| matches!(u.scheme(), "http" | "https"));
-    let fast = if allow_fast {
+    let is_json = text.trim_start().starts_with('{');
+    let fast = if allow_fast && !is_json {
         fast::parse(&text, base).ok()
     } else {
         None
     };
     let fast_path = fast.is_some();
+    let mut text = text;
     let feed = match fast {
         Some(feed) => feed,
-        None => {
-            let bad_date = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
-            let seen = bad_date.clone();
-            let parser = feed_rs::parser::Builder::new()
-                .base_uri(base.map(Url::as_str))
-                .id_generator(|_, _, _| String::new())
-                .timestamp_parser(move |raw| {
-                    let d = parse_date(raw);
-                    if d.is_none() && !raw.trim().is_empty() {
-                        let mut first = seen.lock().unwrap_or_else(|p| p.into_inner());
-                        first.get_or_insert_with(|| raw.trim().to_string());
-                    }
-                    d
-                })
-                .build();
-            let mut feed = FeedData::from(
-                parser
-                    .parse(text.as_bytes())
-                    .map_err(|e| ParseError::Invalid(e.to_string()))?,
-            );
-            feed.bad_date = bad_date.lock().unwrap_or_else(|p| p.into_inner()).take();
-            feed
-        }
+        None if is_json => json::parse(&text)?,
+        None => match with_feed_rs(&text, base) {
+            Ok(feed) => feed,
+            // Refused: repaired (odd text types, a truncated end), then read again.
+            Err(e) => match repair::repair(&text) {
+                Some(fixed) => {
+                    let feed = with_feed_rs(&fixed, base).map_err(|_| e)?;
+                    text = Cow::Owned(fixed);
+                    feed
+                }
+                None => return Err(e),
+            },
+        },
     };
 
     let site_link = feed
@@ -323,29 +316,24 @@ fn parse_inner(
         .or_else(|| site_link.as_deref().and_then(|s| Url::parse(s).ok()));
     let site_link = site_link.and_then(|s| web_link(&s, base.as_ref()));
     let title_is_html = !feed.is_atom;
-    // FeedBurner-style proxies: the item's real address is in `origLink`.
-    let orig = feed
-        .may_have_orig_links
-        .then(|| orig_links(&text))
-        .flatten()
-        .filter(|o| o.len() == feed.entries.len());
+    // What neither parser reads: origLink, rdf:about, dc:title, Dublin Core
+    // dates, the xml:base of content.
+    let extras = extras::scan(&text, base.as_ref()).filter(|x| x.len() == feed.entries.len());
+    let mut bad_date = feed.bad_date;
     let entries = feed
         .entries
         .into_iter()
         .enumerate()
         .map(|(i, mut entry)| {
-            if let Some(link) = orig.as_ref().and_then(|o| o[i].clone()) {
-                entry.links.insert(
-                    0,
-                    LinkData {
-                        href: link,
-                        rel: None,
-                        media_type: None,
-                        length: None,
-                    },
-                );
+            let extra = extras.as_ref().map(|x| &x[i]);
+            let mut content_base = None;
+            if let Some(x) = extra {
+                apply_extra(&mut entry, x, &mut bad_date);
+                content_base = x.content_base.clone();
             }
-            RawEntry::new(entry, base.clone(), title_is_html)
+            let mut raw = RawEntry::new(entry, base.clone(), title_is_html);
+            raw.content_base = content_base;
+            raw
         })
         .collect();
     Ok(ParsedFeed {
@@ -358,8 +346,33 @@ fn parse_inner(
             .max(update_period(&text)),
         entries,
         fast_path,
-        unreadable_date: feed.bad_date,
+        unreadable_date: bad_date,
     })
+}
+
+/// The document read by feed-rs, dates through [`parse_date`].
+fn with_feed_rs(text: &str, base: Option<&Url>) -> Result<FeedData, ParseError> {
+    let bad_date = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = bad_date.clone();
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(base.map(Url::as_str))
+        .id_generator(|_, _, _| String::new())
+        .timestamp_parser(move |raw| {
+            let d = parse_date(raw);
+            if d.is_none() && !raw.trim().is_empty() {
+                let mut first = seen.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert_with(|| raw.trim().to_string());
+            }
+            d
+        })
+        .build();
+    let mut feed = FeedData::from(
+        parser
+            .parse(text.as_bytes())
+            .map_err(|e| ParseError::Invalid(e.to_string()))?,
+    );
+    feed.bad_date = bad_date.lock().unwrap_or_else(|p| p.into_inner()).take();
+    Ok(feed)
 }
 
 /// The syndication module's hint (`sy:updatePeriod` / `sy:updateFrequency`)
@@ -393,6 +406,56 @@ fn update_period(text: &str) -> Option<i64> {
         .filter(|f| *f > 0)
         .unwrap_or(1);
     Some(period / frequency)
+}
+
+/// Fills in what the parser left out of `entry` from its [`extras::Extra`].
+fn apply_extra(entry: &mut EntryData, x: &extras::Extra, bad_date: &mut Option<String>) {
+    let link = |href: &str| LinkData {
+        href: href.to_string(),
+        rel: None,
+        media_type: None,
+        length: None,
+    };
+    // FeedBurner-style proxies: the item's real address is in `origLink`.
+    if let Some(l) = x.orig_link.as_deref().filter(|l| l.starts_with("http")) {
+        entry.links.insert(0, link(l));
+    }
+    // RSS 1.0: `rdf:about` is the item's id, and its link when it has none.
+    if let Some(about) = &x.about {
+        if entry.id.trim().is_empty() {
+            entry.id = about.clone();
+        }
+        if entry.links.is_empty() {
+            entry.links.push(link(about));
+        }
+    }
+    if entry
+        .title
+        .as_ref()
+        .is_none_or(|t| t.content.trim().is_empty())
+        && let Some(t) = &x.dc_title
+    {
+        entry.title = Some(TextData {
+            content: t.clone(),
+            html: false,
+        });
+    }
+    if x.dates_apply {
+        let mut date = |raw: &Option<String>| {
+            let raw = raw.as_deref()?;
+            let d = parse_date(raw);
+            if d.is_none() {
+                bad_date.get_or_insert_with(|| raw.to_string());
+            }
+            d
+        };
+        let published = date(&x.published).or_else(|| date(&x.created));
+        let updated = date(&x.updated);
+        if published.is_some() || updated.is_some() {
+            entry.published = published;
+            entry.updated = updated;
+        }
+    }
 }
 
 impl RawEntry {
@@ -429,11 +492,21 @@ impl RawEntry {
             link,
             title_is_html,
             base,
+            content_base: None,
         }
     }
 
     /// The normalised item. `sanitizer` must have been built for this feed's base URL.
     pub fn normalise(&self, sanitizer: &Sanitizer) -> Item {
+        // Relative URLs in content resolve against its xml:base first.
+        let own;
+        let sanitizer = match &self.content_base {
+            Some(b) => {
+                own = Sanitizer::new(Some(b));
+                &own
+            }
+            None => sanitizer,
+        };
         let e = &self.entry;
         let content_html = e
             .content
@@ -673,87 +746,6 @@ fn raw_hash(e: &EntryData) -> i64 {
         .unwrap_or_default()
         .to_string());
     h.digest() as i64
-}
-
-/// The `origLink` (FeedBurner, Pheedo) of each item or entry, in document
-/// order; `None` when the document has none. feed-rs does not read them.
-fn orig_links(text: &str) -> Option<Vec<Option<String>>> {
-    use quick_xml::escape::resolve_predefined_entity;
-    use quick_xml::events::Event;
-    if !text.contains("origLink") {
-        return None;
-    }
-    let mut reader = quick_xml::Reader::from_str(text);
-    let (mut out, mut depth_item, mut in_orig) = (Vec::new(), 0usize, false);
-    loop {
-        match reader.read_event() {
-            Ok(Event::Start(e)) => match e.local_name().as_ref() {
-                "item" | "entry" => {
-                    depth_item += 1;
-                    out.push(None);
-                }
-                "origLink" | "origlink" if depth_item > 0 => in_orig = true,
-                _ => {}
-            },
-            Ok(Event::End(e)) => match e.local_name().as_ref() {
-                "item" | "entry" => depth_item = depth_item.saturating_sub(1),
-                "origLink" | "origlink" => in_orig = false,
-                _ => {}
-            },
-            Ok(Event::Text(t)) if in_orig => push_to_last(&mut out, t.as_ref()),
-            Ok(Event::CData(t)) if in_orig => push_to_last(&mut out, t.as_ref()),
-            Ok(Event::GeneralRef(r)) if in_orig => {
-                let c = match r.resolve_char_ref() {
-                    Ok(Some(c)) => c.to_string(),
-                    _ => resolve_predefined_entity(r.as_ref())
-                        .unwrap_or_default()
-                        .to_string(),
-                };
-                push_to_last(&mut out, &c);
-            }
-            Ok(Event::Eof) | Err(_) => break,
-            _ => {}
-        }
-    }
-    Some(
-        out.into_iter()
-            .map(|l| {
-                l.map(|s| s.trim().to_string())
-                    .filter(|s| s.starts_with("http"))
-            })
-            .collect(),
-    )
-}
-
-fn push_to_last(out: &mut [Option<String>], text: &str) {
-    if let Some(last) = out.last_mut() {
-        last.get_or_insert_with(String::new).push_str(text);
-    }
-}
-
-/// The Atom 0.3 namespace; feed-rs reads only Atom 1.0.
-const ATOM_03_NS: &str = "http://purl.org/atom/ns#";
-
-/// Rewrites an Atom 0.3 document into the Atom 1.0 vocabulary feed-rs reads:
-/// the namespace, `issued` → `published`, `modified` → `updated`,
-/// `tagline` → `subtitle`, `copyright` → `rights`. Other documents pass through.
-fn atom03_as_atom10(text: &str) -> Cow<'_, str> {
-    let head = &text[..text.floor_char_boundary(2048.min(text.len()))];
-    if !head.contains(ATOM_03_NS) {
-        return Cow::Borrowed(text);
-    }
-    let mut t = text.replace(ATOM_03_NS, "http://www.w3.org/2005/Atom");
-    for (old, new) in [
-        ("issued", "published"),
-        ("modified", "updated"),
-        ("tagline", "subtitle"),
-        ("copyright", "rights"),
-    ] {
-        t = t
-            .replace(&format!("<{old}>"), &format!("<{new}>"))
-            .replace(&format!("</{old}>"), &format!("</{new}>"));
-    }
-    Cow::Owned(t)
 }
 
 /// Drops the XML declaration: the text is UTF-8 now, whatever it said.

@@ -196,6 +196,7 @@ impl Ingest {
                 body,
                 content_type,
                 final_url,
+                content_location,
                 etag,
                 last_modified,
                 moved_permanently,
@@ -207,11 +208,12 @@ impl Ingest {
                 let tagger = self.tagger.clone();
                 let feed_tags = feed.tags.clone();
                 let config = self.config.clone();
+                let base = document_base(final_url, content_location.as_deref());
                 let parsed = tokio::task::spawn_blocking(move || {
                     parse_and_normalise(
                         &body,
                         content_type.as_deref(),
-                        final_url.as_ref(),
+                        base.as_ref(),
                         &known,
                         &tagger,
                         &feed_tags,
@@ -416,6 +418,19 @@ fn parse_and_normalise(
         keys: seen.into_iter().map(str::to_string).collect(),
         unchanged,
     })
+}
+
+/// The URL relative links in a document resolve against (after its own
+/// `xml:base`): its Content-Location, resolved against the URL it came
+/// from, else that URL.
+fn document_base(final_url: Option<Url>, content_location: Option<&str>) -> Option<Url> {
+    let located = content_location.and_then(|cl| match &final_url {
+        Some(u) => u.join(cl.trim()).ok(),
+        None => Url::parse(cl.trim()).ok(),
+    });
+    located
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .or(final_url)
 }
 
 fn parsed_site(s: &Option<String>) -> Option<Url> {

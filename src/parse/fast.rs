@@ -84,8 +84,6 @@ struct Doc<'a> {
     prefixes: Vec<(String, Ns)>,
     /// Namespace of unprefixed elements.
     default_ns: Ns,
-    /// An element named `origLink` was seen (the caller then reads them).
-    saw_orig_link: bool,
     /// The first date that could not be read.
     bad_date: Option<String>,
 }
@@ -111,7 +109,6 @@ pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
         bases: base.map(|u| (0, u.clone())).into_iter().collect(),
         prefixes: Vec::new(),
         default_ns: Ns::Unknown,
-        saw_orig_link: false,
         bad_date: None,
     };
     let root = loop {
@@ -145,7 +142,6 @@ pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
             doc.default_ns = Ns::Rss;
             let mut feed = doc.rss()?;
             feed.is_atom = false;
-            feed.may_have_orig_links = doc.saw_orig_link;
             feed.bad_date = doc.bad_date;
             Ok(feed)
         }
@@ -159,7 +155,6 @@ pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
             doc.default_ns = Ns::Atom;
             let mut feed = doc.atom()?;
             feed.is_atom = true;
-            feed.may_have_orig_links = doc.saw_orig_link;
             feed.bad_date = doc.bad_date;
             Ok(feed)
         }
@@ -268,7 +263,6 @@ impl<'a> Doc<'a> {
 
     fn start(&mut self, s: BytesStart<'a>, empty: bool) -> R<Ev<'a>> {
         self.depth += 1;
-        self.note_orig_link(&s);
         if s.attributes_raw().trim_ascii().is_empty() {
             self.pending_end = empty;
             return Ok(Ev::Start(s));
@@ -283,12 +277,6 @@ impl<'a> Doc<'a> {
         self.push_base(&attrs)?;
         self.pending_end = empty;
         Ok(Ev::Start(s))
-    }
-
-    fn note_orig_link(&mut self, s: &BytesStart<'_>) {
-        if matches!(local_name(s.name().0), "origLink" | "origlink") {
-            self.saw_orig_link = true;
-        }
     }
 
     fn end(&mut self) -> Ev<'a> {
@@ -461,7 +449,6 @@ impl<'a> Doc<'a> {
                 Ok(_) => return Err(Unsupported("unexpected in xhtml")),
             };
             let s = start.expect("a start tag");
-            self.note_orig_link(&s);
             if depth == 0 {
                 if first_element {
                     if local_name(s.name().0) != "div" {

@@ -46,7 +46,78 @@ pub(super) fn prepare(text: &str) -> Cow<'_, str> {
     if let Some(fixed) = rss_root(&out) {
         out = Cow::Owned(fixed);
     }
+    if head.contains("RDF") && head.contains("purl.org/rss/1.0") || head.contains(RSS_090_NS) {
+        if let Some(fixed) = rdf_item_links(&out) {
+            out = Cow::Owned(fixed);
+        }
+    }
     out
+}
+
+/// RSS 1.0 and 0.90 items without a `<link>` get their `rdf:about` as one
+/// (feed-rs drops items without a link; feedparser links them so).
+fn rdf_item_links(text: &str) -> Option<String> {
+    let mut r = Reader::from_str(text);
+    // Insertions: (byte offset, element text).
+    let mut inserts: Vec<(usize, String)> = Vec::new();
+    // The open item: its depth, where its start tag ends, its prefix, its about.
+    let mut item: Option<(u32, usize, String, String)> = None;
+    let mut has_link = false;
+    let mut depth = 0u32;
+    loop {
+        let ev = r.read_event().ok()?;
+        let end = r.buffer_position() as usize;
+        match ev {
+            Event::Start(s) => {
+                depth += 1;
+                let qname = s.name().0;
+                if local(qname) == "item" && item.is_none() {
+                    let about = s
+                        .attributes()
+                        .with_checks(false)
+                        .flatten()
+                        .find(|a| a.key.0.ends_with(":about") || a.key.0 == "about")
+                        .map(|a| a.value.trim().to_string())
+                        .unwrap_or_default();
+                    let prefix = qname.strip_suffix("item").unwrap_or("").to_string();
+                    item = Some((depth, end, prefix, about));
+                    has_link = false;
+                } else if item.as_ref().is_some_and(|(d, ..)| depth == d + 1)
+                    && local(qname) == "link"
+                {
+                    has_link = true;
+                }
+            }
+            Event::Empty(s) => {
+                if item.as_ref().is_some_and(|(d, ..)| depth == *d) && local(s.name().0) == "link" {
+                    has_link = true;
+                }
+            }
+            Event::End(_) => {
+                if let Some((d, at, prefix, about)) = item.take_if(|(d, ..)| *d == depth) {
+                    let _ = d;
+                    if !has_link && about.starts_with("http") {
+                        inserts.push((at, format!("<{prefix}link>{about}</{prefix}link>")));
+                    }
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if inserts.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + inserts.len() * 64);
+    let mut from = 0;
+    for (at, link) in inserts {
+        out.push_str(&text[from..at]);
+        out.push_str(&link);
+        from = at;
+    }
+    out.push_str(&text[from..]);
+    Some(out)
 }
 
 /// Rewrites an Atom 0.3 document into the Atom 1.0 vocabulary: the

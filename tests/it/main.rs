@@ -7,6 +7,7 @@ mod digest;
 mod fastparse;
 mod ingest;
 mod publish;
+mod realworld;
 mod serve;
 mod server;
 mod smtp;

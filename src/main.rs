@@ -250,13 +250,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Opml(OpmlCommand::Import { file }) => {
             let done = gazette::opml::import(&config, &file)?;
             println!(
-                "{}: {} feeds added, {} already configured",
+                "{}: {} feeds added, {} already configured, {} renamed, {} refused",
                 config.path.display(),
                 done.added.len(),
-                done.skipped.len()
+                done.skipped.len(),
+                done.renamed.len(),
+                done.refused.len()
             );
             for name in &done.added {
                 println!("  + {name}");
+            }
+            for (from, to) in &done.renamed {
+                println!("  ~ {from:?} added as {to:?}: the name was taken");
+            }
+            for url in &done.skipped {
+                println!("  = {url}: already configured");
+            }
+            for (url, why) in &done.refused {
+                println!("  ! {url}: {why}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -412,3 +412,82 @@ async fn links_resolve_against_xml_base_and_content_location_and_lose_trackers()
     assert!(opml.contains(&server.url("xmlbase.xml")), "{opml}");
     store.close().await;
 }
+
+#[test]
+fn a_real_reader_export_imports_with_folders_duplicates_and_twins() {
+    let ws = Workspace::new();
+    ws.write_config(&[("ISHR", "https://ishr.ch/feed/".into())], "");
+    let opml = ws.dir.path().join("export.opml");
+    std::fs::write(&opml, realworld("export.opml")).unwrap();
+    let out = crate::gazette(&ws, &["opml", "import", opml.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("4 feeds added, 2 already configured, 1 renamed, 1 refused"),
+        "{said}"
+    );
+    // Why each entry was skipped or renamed is printed.
+    assert!(
+        said.contains("https://www.natashatherobot.com/feed: already configured"),
+        "{said}"
+    );
+    assert!(
+        said.contains("http://www.ishr.ch/feed: already configured"),
+        "{said}"
+    );
+    assert!(
+        said.contains("\"news\" added as \"news (other.example)\""),
+        "{said}"
+    );
+    assert!(
+        said.contains("javascript:alert(1): not an http(s) address"),
+        "{said}"
+    );
+    let config = gazette::config::Config::load(&ws.config_path()).unwrap();
+    let feeds: Vec<(String, String, Vec<String>)> = config
+        .feeds
+        .iter()
+        .map(|f| (f.name.clone(), f.source.to_string(), f.tags.clone()))
+        .collect();
+    let feed = |n: &str, u: &str, t: &[&str]| {
+        (
+            n.to_string(),
+            u.to_string(),
+            t.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        feeds,
+        vec![
+            feed("ISHR", "https://ishr.ch/feed/", &[]),
+            feed(
+                "Natasha the Robot",
+                "http://natashatherobot.com/feed/",
+                &["ios-dev"]
+            ),
+            feed(
+                "News",
+                "https://news.un.example/feed/rss",
+                &["un", "geneva", "droits-humains-ong"]
+            ),
+            feed(
+                "news (other.example)",
+                "https://other.example/news.xml",
+                &["droits-humains-ong", "nested"]
+            ),
+            feed("No folder", "https://nofolder.example/feed", &[]),
+        ]
+    );
+    // Importing again adds nothing and fails nothing.
+    let out = crate::gazette(&ws, &["opml", "import", opml.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 feeds added, 6 already configured"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

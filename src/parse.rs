@@ -110,6 +110,9 @@ struct FeedData {
     entries: Vec<EntryData>,
     /// The first date that [`parse_date`] could not read.
     bad_date: Option<String>,
+    /// Whether the extras pass may find something (the fast path knows
+    /// from the elements it read; otherwise the pass looks for itself).
+    needs_extras: bool,
 }
 
 /// A text construct: its content, and whether its type is HTML or XML.
@@ -250,6 +253,7 @@ impl From<Feed> for FeedData {
             ttl: f.ttl,
             entries: f.entries.into_iter().map(EntryData::from).collect(),
             bad_date: None,
+            needs_extras: true,
         }
     }
 }
@@ -318,7 +322,10 @@ fn parse_inner(
     let title_is_html = !feed.is_atom;
     // What neither parser reads: origLink, rdf:about, dc:title, Dublin Core
     // dates, the xml:base of content.
-    let extras = extras::scan(&text, base.as_ref()).filter(|x| x.len() == feed.entries.len());
+    let extras = (!is_json && (!fast_path || feed.needs_extras))
+        .then(|| extras::scan(&text, base.as_ref()))
+        .flatten()
+        .filter(|x| x.len() == feed.entries.len());
     let mut bad_date = feed.bad_date;
     let entries = feed
         .entries

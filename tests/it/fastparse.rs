@@ -172,3 +172,26 @@ fn hostile_bytes_never_panic_and_agree() {
         both_ways("cut.xml", &doc[..cut]);
     }
 }
+
+#[test]
+fn real_world_fixtures_give_the_same_items_both_ways() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/realworld");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".opml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 15, "{names:?}");
+    let mut fast = 0;
+    for name in &names {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        fast += usize::from(both_ways(name, &bytes));
+        // Every prefix of each: truncated real-world input never panics
+        // and both ways agree.
+        for cut in (0..bytes.len()).step_by(97) {
+            both_ways(name, &bytes[..cut]);
+        }
+    }
+    assert!(fast >= 5, "{fast} fixtures took the fast path");
+}

@@ -73,8 +73,6 @@ const TAGS: &[&str] = &[
     "u",
     "ul",
 ];
-/// Tags without an end tag.
-const VOID_TAGS: &[&str] = &["br", "hr", "img"];
 /// Tags removed together with their content.
 const CLEAN_CONTENT_TAGS: &[&str] = &[
     "script", "style", "iframe", "object", "embed", "template", "noscript", "svg", "math",
@@ -92,8 +90,6 @@ const TAG_ATTRS: &[(&str, &[&str])] = &[
     ("blockquote", &["cite"]),
     ("ol", &["start"]),
 ];
-/// Attributes holding URLs.
-const URL_ATTRS: &[&str] = &["href", "src", "cite"];
 /// URL schemes kept.
 const URL_SCHEMES: &[&str] = &["http", "https", "mailto"];
 /// Added to every link.
@@ -271,6 +267,82 @@ const CLOSES_P: &[&str] = &[
     "table",
     "ul",
 ];
+/// [`CLOSES_P`] as one `match` (a test keeps the two equal).
+fn closes_p(name: &str) -> bool {
+    matches!(
+        name,
+        "address"
+            | "article"
+            | "aside"
+            | "blockquote"
+            | "center"
+            | "details"
+            | "div"
+            | "dl"
+            | "fieldset"
+            | "figcaption"
+            | "figure"
+            | "footer"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "header"
+            | "hgroup"
+            | "hr"
+            | "li"
+            | "dd"
+            | "dt"
+            | "main"
+            | "nav"
+            | "ol"
+            | "p"
+            | "pre"
+            | "section"
+            | "summary"
+            | "table"
+            | "ul"
+    )
+}
+
+/// [`IMPLIES_END_TAGS`] as one `match` (a test keeps the two equal).
+fn implies_end_tags(name: &str) -> bool {
+    matches!(
+        name,
+        "address"
+            | "article"
+            | "aside"
+            | "blockquote"
+            | "center"
+            | "details"
+            | "div"
+            | "dl"
+            | "figcaption"
+            | "figure"
+            | "footer"
+            | "header"
+            | "hgroup"
+            | "main"
+            | "nav"
+            | "ol"
+            | "pre"
+            | "section"
+            | "summary"
+            | "ul"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "td"
+            | "th"
+            | "caption"
+    )
+}
+
 /// End tags before which a browser closes open `p`, `li`, `dd` and `dt`
 /// ("generate implied end tags").
 const IMPLIES_END_TAGS: &[&str] = &[
@@ -387,7 +459,7 @@ fn comment_end(html: &str, start: usize) -> Option<usize> {
 /// (`</p>`, `</li>`); `None` when the element to close is not the current
 /// one (the full parse knows the rules for that).
 fn close_implied_by_start(name: &str, out: &mut String, stack: &mut Vec<Open>) -> Option<()> {
-    if !CLOSES_P.contains(&name) {
+    if !closes_p(name) {
         return Some(());
     }
     let closes = |top: &str| match name {
@@ -408,7 +480,7 @@ fn close_implied_by_start(name: &str, out: &mut String, stack: &mut Vec<Open>) -
         }
     }
     // A `<p>` deeper in the stack would be closed past other elements.
-    if CLOSES_P.contains(&name) && stack.iter().any(|o| o.name == "p") {
+    if stack.iter().any(|o| o.name == "p") {
         return None;
     }
     // So would an `li` (`dd`, `dt`) behind inline elements.
@@ -435,7 +507,7 @@ fn close_implied_by_start(name: &str, out: &mut String, stack: &mut Vec<Open>) -
 fn close_implied_by_end(name: &str, out: &mut String, stack: &mut Vec<Open>) {
     let implied: &[&str] = match name {
         "li" | "dd" | "dt" => &["p"],
-        n if IMPLIES_END_TAGS.contains(&n) => &["p", "li", "dd", "dt"],
+        n if implies_end_tags(n) => &["p", "li", "dd", "dt"],
         _ => &[],
     };
     while let Some(top) = stack.last().copied() {
@@ -474,7 +546,7 @@ fn tag(
     let Some(name) = allowed_tag(raw_name) else {
         return other_tag(html, raw_name, i, closing, out, stack);
     };
-    let void = VOID_TAGS.contains(&name);
+    let void = matches!(name, "br" | "hr" | "img");
     if closing {
         while i < b.len() && is_space(b[i]) {
             i += 1;
@@ -541,7 +613,7 @@ fn tag(
         let Some(value) = value else {
             continue;
         };
-        let is_url = URL_ATTRS.contains(&attr);
+        let is_url = matches!(attr, "href" | "src" | "cite");
         out.push(' ');
         out.push_str(attr);
         out.push_str("=\"");
@@ -592,7 +664,7 @@ fn attribute(html: &str, mut i: usize) -> Option<(&str, Option<&str>, usize)> {
         let v_start = j + 1;
         let v_end = v_start + html[v_start..].find(quote as char)?;
         let v = &html[v_start..v_end];
-        if v.contains(['<', '\0']) {
+        if memchr::memchr2(b'<', 0, v.as_bytes()).is_some() {
             return None;
         }
         Some((attr, Some(v), v_end + 1))
@@ -853,21 +925,48 @@ pub fn inline_tag_at(b: &[u8], i: usize) -> bool {
         j += 1;
     }
     let start = j;
-    while j < b.len() && b[j].is_ascii_alphanumeric() {
+    while j < b.len() && j - start <= 6 && b[j].is_ascii_alphanumeric() {
         j += 1;
     }
-    let name = &b[start..j];
-    if name.is_empty()
-        || name.len() > 6
-        || !b
-            .get(j)
-            .is_some_and(|c| matches!(c, b'>' | b'/' | b' ' | b'\t' | b'\n' | b'\r' | b'\x0c'))
-    {
+    let ends = b
+        .get(j)
+        .is_some_and(|c| matches!(c, b'>' | b'/' | b' ' | b'\t' | b'\n' | b'\r' | b'\x0c'));
+    if !ends || j == start || j - start > 6 {
         return false;
     }
-    INLINE_TAGS
-        .iter()
-        .any(|t| t.as_bytes().eq_ignore_ascii_case(name))
+    let mut lower = [0u8; 6];
+    for (l, c) in lower.iter_mut().zip(&b[start..j]) {
+        *l = c.to_ascii_lowercase();
+    }
+    is_inline(&lower[..j - start])
+}
+
+/// [`INLINE_TAGS`] as one `match` on lower-case bytes (a test keeps the two equal).
+fn is_inline(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"a" | b"abbr"
+            | b"b"
+            | b"cite"
+            | b"code"
+            | b"del"
+            | b"dfn"
+            | b"em"
+            | b"i"
+            | b"ins"
+            | b"kbd"
+            | b"mark"
+            | b"q"
+            | b"s"
+            | b"samp"
+            | b"small"
+            | b"span"
+            | b"strong"
+            | b"sub"
+            | b"sup"
+            | b"time"
+            | b"u"
+    )
 }
 
 /// The text runs of sanitised HTML, entities decoded: the text between two
@@ -940,27 +1039,81 @@ pub fn skip_tag(b: &[u8], mut i: usize) -> usize {
 /// spaces, inline tags vanish, entities are decoded, white space collapses.
 /// Stops after about `max_chars` characters.
 pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
+    let b = clean.as_bytes();
     let mut out = String::with_capacity(clean.len().min(max_chars.saturating_mul(2)).min(1 << 20));
     let mut count = 0usize;
-    for run in text_runs(clean) {
-        if count > max_chars {
-            break;
-        }
-        // The tag before this run separates it from the last one.
-        let mut space = true;
-        for c in run.chars() {
-            if c.is_whitespace() {
-                space = true;
-            } else {
-                if space && !out.is_empty() {
+    // A separator is due before the next character.
+    let mut space = false;
+    let push = |text: &str, out: &mut String, space: &mut bool, count: &mut usize| {
+        let t = text.as_bytes();
+        let mut k = 0;
+        while k < t.len() {
+            let c = t[k];
+            if c.is_ascii() {
+                if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c') {
+                    *space = true;
+                    k += 1;
+                    continue;
+                }
+                // A run of ASCII non-space characters, copied at once.
+                let start = k;
+                while k < t.len()
+                    && t[k].is_ascii()
+                    && !matches!(t[k], b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
+                {
+                    k += 1;
+                }
+                if *space && !out.is_empty() {
                     out.push(' ');
                 }
-                space = false;
-                out.push(c);
-                count += 1;
-                if count > max_chars {
-                    break;
+                *space = false;
+                let take = (k - start).min(max_chars.saturating_add(1) - *count);
+                out.push_str(&text[start..start + take]);
+                *count += take;
+            } else {
+                let ch = text[k..].chars().next().unwrap_or('\u{FFFD}');
+                k += ch.len_utf8();
+                if ch.is_whitespace() {
+                    *space = true;
+                    continue;
                 }
+                if *space && !out.is_empty() {
+                    out.push(' ');
+                }
+                *space = false;
+                out.push(ch);
+                *count += 1;
+            }
+            if *count > max_chars {
+                return;
+            }
+        }
+    };
+    let mut i = 0;
+    while i < b.len() && count <= max_chars {
+        match b[i] {
+            b'<' => {
+                // A block-level tag separates words; an inline one does not.
+                if !inline_tag_at(b, i) {
+                    space = true;
+                }
+                i = skip_tag(b, i);
+            }
+            b'&' => {
+                let semi = b[i..].iter().take(34).position(|c| *c == b';');
+                let len = semi.map_or(1, |p| p + 1);
+                push(
+                    &decoded(&clean[i..i + len]),
+                    &mut out,
+                    &mut space,
+                    &mut count,
+                );
+                i += len;
+            }
+            _ => {
+                let end = memchr::memchr2(b'<', b'&', &b[i..]).map_or(b.len(), |p| i + p);
+                push(&clean[i..end], &mut out, &mut space, &mut count);
+                i = end;
             }
         }
     }
@@ -1318,6 +1471,32 @@ mod tests {
             assert_eq!(html_to_text(html), text, "{html}");
             let clean = Sanitizer::new(None).clean(html);
             assert_eq!(clean_html_to_text(&clean, usize::MAX), text, "{html}");
+        }
+    }
+
+    #[test]
+    fn tag_classes_are_exactly_their_lists() {
+        for t in TAGS
+            .iter()
+            .chain(UNWRAP_BLOCK)
+            .chain(UNWRAP_INLINE)
+            .chain(&["x", "section"])
+        {
+            assert_eq!(closes_p(t), CLOSES_P.contains(t), "{t}");
+            assert_eq!(implies_end_tags(t), IMPLIES_END_TAGS.contains(t), "{t}");
+            assert_eq!(is_inline(t.as_bytes()), INLINE_TAGS.contains(t), "{t}");
+            let tag = format!("<{}>", t.to_uppercase());
+            assert_eq!(
+                inline_tag_at(tag.as_bytes(), 0),
+                INLINE_TAGS.contains(t),
+                "{t}"
+            );
+        }
+        for t in CLOSES_P.iter().chain(IMPLIES_END_TAGS) {
+            assert!(
+                closes_p(t) == CLOSES_P.contains(t)
+                    && implies_end_tags(t) == IMPLIES_END_TAGS.contains(t)
+            );
         }
     }
 

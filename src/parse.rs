@@ -84,8 +84,6 @@ pub struct RawEntry {
     link: Option<String>,
     title_is_html: bool,
     base: Option<Url>,
-    /// The `xml:base` in force at the content, when the document sets one.
-    content_base: Option<Url>,
 }
 
 /// Decodes, parses and keys a feed document. Never panics: a panic inside
@@ -167,6 +165,9 @@ struct EntryData {
     media: Vec<MediaData>,
     published: Option<DateTime<Utc>>,
     updated: Option<DateTime<Utc>>,
+    /// The `xml:base` the document sets for the entry (its own, else the
+    /// feed's), when it sets one: content resolves against it.
+    content_base: Option<Url>,
 }
 
 fn mime_is_html(ct: &str) -> bool {
@@ -240,6 +241,7 @@ impl From<Entry> for EntryData {
                 .collect(),
             published: e.published,
             updated: e.updated,
+            content_base: None,
         }
     }
 }
@@ -332,15 +334,13 @@ fn parse_inner(
         .into_iter()
         .enumerate()
         .map(|(i, mut entry)| {
-            let extra = extras.as_ref().map(|x| &x[i]);
-            let mut content_base = None;
-            if let Some(x) = extra {
+            if let Some(x) = extras.as_ref().map(|x| &x[i]) {
                 apply_extra(&mut entry, x, &mut bad_date);
-                content_base = x.content_base.clone();
+                if x.content_base.is_some() {
+                    entry.content_base = x.content_base.clone();
+                }
             }
-            let mut raw = RawEntry::new(entry, base.clone(), title_is_html);
-            raw.content_base = content_base;
-            raw
+            RawEntry::new(entry, base.clone(), title_is_html)
         })
         .collect();
     Ok(ParsedFeed {
@@ -499,34 +499,29 @@ impl RawEntry {
             link,
             title_is_html,
             base,
-            content_base: None,
         }
     }
 
     /// The normalised item. `sanitizer` must have been built for this feed's base URL.
     pub fn normalise(&self, sanitizer: &Sanitizer) -> Item {
-        // Relative URLs in content resolve against its xml:base first.
-        let own;
-        let sanitizer = match &self.content_base {
-            Some(b) => {
-                own = Sanitizer::new(Some(b));
-                &own
-            }
-            None => sanitizer,
-        };
         let e = &self.entry;
+        // Relative URLs in content resolve against its xml:base first.
+        let clean = |html: &str| match &e.content_base {
+            Some(b) => sanitizer.clean_at(html, b),
+            None => sanitizer.clean(html),
+        };
         let content_html = e
             .content
             .as_ref()
             .map(|c| html_of(&c.content, c.html))
             .filter(|s| !s.trim().is_empty())
-            .map(|h| sanitizer.clean(&h));
+            .map(|h| clean(&h));
         let summary_html = e
             .summary
             .as_ref()
             .map(|t| html_of(&t.content, t.html || self.title_is_html))
             .filter(|s| !s.trim().is_empty())
-            .map(|h| sanitizer.clean(&h));
+            .map(|h| clean(&h));
         let body_text = content_html
             .as_deref()
             .or(summary_html.as_deref())

@@ -135,6 +135,18 @@ impl Sanitizer {
         }
     }
 
+    /// As [`Sanitizer::clean`], relative URLs resolving against `base`
+    /// (an entry's `xml:base`) instead of the feed's.
+    pub fn clean_at(&self, html: &str, base: &Url) -> String {
+        if self.base.as_ref() == Some(base) || !matches!(base.scheme(), "http" | "https") {
+            return self.clean(html);
+        }
+        match fast_clean(html, Some(base)) {
+            Some(out) => out,
+            None => Sanitizer::new(Some(base)).ammonia(html),
+        }
+    }
+
     /// Sanitised by ammonia alone (the reference for the fast path).
     pub fn ammonia(&self, html: &str) -> String {
         self.builder.clean(html).to_string()

@@ -31,12 +31,51 @@ pub fn parse_date(raw: &str) -> Option<DateTime<Utc>> {
             .contains(&chrono::Datelike::year(&d))
             .then_some(d);
     }
+    if let Some(d) = rfc2822_canonical(s) {
+        return Some(d);
+    }
     let s: std::borrow::Cow<'_, str> = if s.contains('\u{a0}') {
         s.replace('\u{a0}', " ").into()
     } else {
         s.into()
     };
     iso(&s).or_else(|| words(&s))
+}
+
+/// RFC 2822 as RSS specifies it, `Www, DD Mon YYYY HH:MM:SS +hhmm` (or
+/// `GMT`), the common case, read without the general rules' allocations.
+fn rfc2822_canonical(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    let shape = b.len() >= 29
+        && b[3] == b','
+        && b[4] == b' '
+        && b[7] == b' '
+        && b[11] == b' '
+        && b[16] == b' '
+        && b[19] == b':'
+        && b[22] == b':'
+        && b[25] == b' '
+        && [5, 6, 12, 13, 14, 15, 17, 18, 20, 21, 23, 24]
+            .iter()
+            .all(|&k| b[k].is_ascii_digit());
+    if !shape {
+        return None;
+    }
+    let zone = &s[26..];
+    let offset = match zone {
+        "GMT" | "UT" | "UTC" | "Z" => 0,
+        z if z.len() == 5 && z.starts_with(['+', '-']) => offset(z)?,
+        _ => return None,
+    };
+    let month = month_number(&s[8..11].to_ascii_lowercase())?;
+    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().ok();
+    let date = NaiveDate::from_ymd_opt(num(12..16)? as i32, month, num(5..7)?)?;
+    Parts {
+        date,
+        time: (num(17..19)?, num(20..22)?, num(23..25)?, 0),
+        offset,
+    }
+    .utc()
 }
 
 /// A calendar date, a time of day and an offset east of UTC in seconds.

@@ -3,7 +3,7 @@
 //! `origLink`, RSS 1.0's `rdf:about`, `dc:title`, the dates of Dublin Core
 //! and DC Terms as feedparser reads them (`pubDate` and `dcterms:issued`
 //! are published, `dc:date` and `dcterms:modified` updated), and the
-//! `xml:base` in force at an entry's content. Applied after either parser,
+//! `xml:base` the document sets for an entry. Applied after either parser,
 //! so both give the same entries.
 
 use quick_xml::escape::resolve_predefined_entity;
@@ -28,8 +28,8 @@ pub(super) struct Extra {
     /// Whether the dates above replace the parser's (a Dublin Core or DC
     /// Terms date is present).
     pub dates_apply: bool,
-    /// The `xml:base` in force at the content (else the summary), when the
-    /// document sets one.
+    /// The `xml:base` the document sets for the entry (its own, else the
+    /// feed's), when it sets one.
     pub content_base: Option<Url>,
 }
 
@@ -60,16 +60,14 @@ pub(super) fn scan(text: &str, doc_base: Option<&Url>) -> Option<Vec<Extra>> {
     let mut bases: Vec<(u32, Url)> = doc_base.map(|u| (0, u.clone())).into_iter().collect();
     let mut depth = 0u32;
     let mut field: Option<(Field, u32, String)> = None;
-    let mut content_seen = false;
     loop {
         let (start, empty) = match reader.read_event() {
             Ok(Event::Start(s)) => (s, false),
             Ok(Event::Empty(s)) => (s, true),
             Ok(Event::End(_)) => {
-                if let Some((f, d, text)) = field.take_if(|(_, d, _)| *d == depth)
+                if let Some((f, _, text)) = field.take_if(|(_, d, _)| *d == depth)
                     && let Some(e) = out.last_mut()
                 {
-                    let _ = d;
                     let t = text.trim().to_string();
                     if !t.is_empty() {
                         let slot = match f {
@@ -146,21 +144,13 @@ pub(super) fn scan(text: &str, doc_base: Option<&Url>) -> Option<Vec<Extra>> {
         }
         if matches!(local, "item" | "entry") {
             items.push(depth);
-            content_seen = false;
             out.push(Extra {
                 about: about.filter(|a| !a.is_empty()),
                 dates_apply: dc_dates,
+                content_base: bases.last().filter(|(d, _)| *d > 0).map(|(_, u)| u.clone()),
                 ..Extra::default()
             });
         } else if !items.is_empty() && depth == items.last().copied().unwrap_or(0) + 1 {
-            let e = out.last_mut().expect("an item is open");
-            if matches!(local, "content" | "encoded" | "summary" | "description") && !content_seen {
-                let is_content = matches!(local, "content" | "encoded");
-                if is_content || e.content_base.is_none() {
-                    e.content_base = bases.last().filter(|(d, _)| *d > 0).map(|(_, u)| u.clone());
-                }
-                content_seen |= is_content;
-            }
             let f = match (qname, local) {
                 (_, "origLink" | "origlink") => Some(Field::OrigLink),
                 ("dc:title", _) => Some(Field::DcTitle),

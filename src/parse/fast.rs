@@ -286,19 +286,27 @@ impl<'a> Doc<'a> {
     }
 
     /// Notes elements and attributes that only the extras pass reads:
-    /// `origLink`, `dc:title`, Dublin Core dates, DC Terms, `xml:base`,
-    /// `rdf:about`.
+    /// `origLink`, `dc:title`, Dublin Core dates, DC Terms, `rdf:about`.
     fn note_extras(&mut self, s: &BytesStart<'_>) {
         if self.needs_extras {
             return;
         }
         let q = s.name().0;
-        self.needs_extras = matches!(local_name(q), "origLink" | "origlink")
+        let local = local_name(q);
+        self.needs_extras = matches!(local, "origLink" | "origlink")
             || q == "dc:title"
             || q == "dc:date"
             || q.starts_with("dcterms:")
-            || s.attributes_raw().contains("xml:base")
-            || s.attributes_raw().contains(":about");
+            || (local == "item" && s.attributes_raw().contains(":about"));
+    }
+
+    /// The `xml:base` the document sets for the entry just opened (of the
+    /// entry, else of the feed): content resolves against it.
+    fn entry_base(&self) -> Option<Url> {
+        self.bases
+            .last()
+            .filter(|(d, _)| *d > 0)
+            .map(|(_, u)| u.clone())
     }
 
     fn end(&mut self) -> Ev<'a> {
@@ -591,6 +599,7 @@ impl<'a> Doc<'a> {
 
     fn rss_item(&mut self) -> R<EntryData> {
         let mut e = EntryData::default();
+        e.content_base = self.entry_base();
         loop {
             let s = match self.next()? {
                 Ev::Start(s) => s,
@@ -736,6 +745,7 @@ impl<'a> Doc<'a> {
 
     fn atom_entry(&mut self) -> R<EntryData> {
         let mut e = EntryData::default();
+        e.content_base = self.entry_base();
         loop {
             let s = match self.next()? {
                 Ev::Start(s) => s,

@@ -94,8 +94,7 @@ fn rdf_item_links(text: &str) -> Option<String> {
                 }
             }
             Event::End(_) => {
-                if let Some((d, at, prefix, about)) = item.take_if(|(d, ..)| *d == depth) {
-                    let _ = d;
+                if let Some((_, at, prefix, about)) = item.take_if(|(d, ..)| *d == depth) {
                     if !has_link && about.starts_with("http") {
                         inserts.push((at, format!("<{prefix}link>{about}</{prefix}link>")));
                     }
@@ -288,7 +287,7 @@ pub(super) fn repair(text: &str) -> Option<String> {
                     Fix::Type(t) => {
                         changed = true;
                         opened = Some(out.len());
-                        out.push_str(&retyped(&s, &name, t, false));
+                        out.push_str(&retyped(&s, &name, t));
                         stack.push(name);
                     }
                     Fix::Base64(t) => {
@@ -310,7 +309,7 @@ pub(super) fn repair(text: &str) -> Option<String> {
                             .unwrap_or_default();
                         let decoded = String::from_utf8_lossy(&bytes);
                         if !decoded.trim().is_empty() {
-                            out.push_str(&retyped(&s, &name, t, false));
+                            out.push_str(&retyped(&s, &name, t));
                             out.push_str(&quick_xml::escape::escape(decoded.as_ref()));
                             out.push_str(&format!("</{name}>"));
                         }
@@ -359,7 +358,7 @@ pub(super) fn repair(text: &str) -> Option<String> {
 }
 
 /// The start tag `s` (named `name`) with `type="ty"` and no `mode`.
-fn retyped(s: &BytesStart<'_>, name: &str, ty: &str, empty: bool) -> String {
+fn retyped(s: &BytesStart<'_>, name: &str, ty: &str) -> String {
     let mut tag = format!("<{name}");
     for a in s.attributes().with_checks(false).flatten() {
         if matches!(a.key.0, "type" | "mode") {
@@ -367,8 +366,7 @@ fn retyped(s: &BytesStart<'_>, name: &str, ty: &str, empty: bool) -> String {
         }
         push_attr(&mut tag, a.key.0, &a.value);
     }
-    tag.push_str(&format!(" type=\"{ty}\""));
-    tag.push_str(if empty { "/>" } else { ">" });
+    tag.push_str(&format!(" type=\"{ty}\">"));
     tag
 }
 

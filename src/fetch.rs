@@ -29,6 +29,9 @@ pub struct Conditional {
 }
 
 /// A successful fetch.
+// One value per fetch, moved once into the parser: boxing the body's
+// headers would save nothing worth an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Fetched {
     /// A new document.

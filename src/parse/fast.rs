@@ -598,8 +598,10 @@ impl<'a> Doc<'a> {
     }
 
     fn rss_item(&mut self) -> R<EntryData> {
-        let mut e = EntryData::default();
-        e.content_base = self.entry_base();
+        let mut e = EntryData {
+            content_base: self.entry_base(),
+            ..EntryData::default()
+        };
         loop {
             let s = match self.next()? {
                 Ev::Start(s) => s,
@@ -744,8 +746,10 @@ impl<'a> Doc<'a> {
     }
 
     fn atom_entry(&mut self) -> R<EntryData> {
-        let mut e = EntryData::default();
-        e.content_base = self.entry_base();
+        let mut e = EntryData {
+            content_base: self.entry_base(),
+            ..EntryData::default()
+        };
         loop {
             let s = match self.next()? {
                 Ev::Start(s) => s,

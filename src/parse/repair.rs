@@ -46,10 +46,10 @@ pub(super) fn prepare(text: &str) -> Cow<'_, str> {
     if let Some(fixed) = rss_root(&out) {
         out = Cow::Owned(fixed);
     }
-    if head.contains("RDF") && head.contains("purl.org/rss/1.0") || head.contains(RSS_090_NS) {
-        if let Some(fixed) = rdf_item_links(&out) {
-            out = Cow::Owned(fixed);
-        }
+    if (head.contains("RDF") && head.contains("purl.org/rss/1.0") || head.contains(RSS_090_NS))
+        && let Some(fixed) = rdf_item_links(&out)
+    {
+        out = Cow::Owned(fixed);
     }
     out
 }
@@ -88,16 +88,18 @@ fn rdf_item_links(text: &str) -> Option<String> {
                     has_link = true;
                 }
             }
-            Event::Empty(s) => {
-                if item.as_ref().is_some_and(|(d, ..)| depth == *d) && local(s.name().0) == "link" {
-                    has_link = true;
-                }
+            Event::Empty(s)
+                if item.as_ref().is_some_and(|(d, ..)| depth == *d)
+                    && local(s.name().0) == "link" =>
+            {
+                has_link = true;
             }
             Event::End(_) => {
-                if let Some((_, at, prefix, about)) = item.take_if(|(d, ..)| *d == depth) {
-                    if !has_link && about.starts_with("http") {
-                        inserts.push((at, format!("<{prefix}link>{about}</{prefix}link>")));
-                    }
+                if let Some((_, at, prefix, about)) = item.take_if(|(d, ..)| *d == depth)
+                    && !has_link
+                    && about.starts_with("http")
+                {
+                    inserts.push((at, format!("<{prefix}link>{about}</{prefix}link>")));
                 }
                 depth = depth.saturating_sub(1);
             }

@@ -455,11 +455,17 @@ pub fn fast_clean(html: &str, base: Option<&Url>) -> Option<String> {
             return None;
         }
         push_text(&mut out, &html[text_start..i])?;
+        let written = out.len();
         i = if b[i..].starts_with(b"<!--") {
             comment_end(html, i)?
         } else {
             tag(html, i, &mut out, &mut stack, base)?
         };
+        // A browser drops a newline right after `<pre>`: what was dropped
+        // here must not bring one there.
+        if out.len() == written && out.ends_with("<pre>") && b.get(i) == Some(&b'\n') {
+            return None;
+        }
         text_start = i;
     }
     push_text(&mut out, &html[text_start..])?;
@@ -530,6 +536,14 @@ fn close_implied_by_start(name: &str, out: &mut String, stack: &mut Vec<Open>) -
         _ => &[],
     };
     if !same.is_empty() {
+        // An unwrapped block (`<center>`…) stops a browser's search for the
+        // `li` to close; without its tags the search would go on.
+        if stack
+            .iter()
+            .any(|o| !o.kept && UNWRAP_BLOCK.contains(&o.name))
+        {
+            return None;
+        }
         for o in stack.iter().rev() {
             if same.contains(&o.name) {
                 return None;
@@ -615,7 +629,26 @@ fn tag(
         out.push('>');
         return Some(i + 1);
     }
+    // Table parts outside their table are ignored by a browser: taken
+    // only where they belong, so the open elements stay the browser's.
+    let parent = stack.last().map(|o| o.name);
+    let placed = match name {
+        "td" | "th" => parent == Some("tr"),
+        "tr" => matches!(parent, Some("table" | "tbody" | "thead" | "tfoot")),
+        "tbody" | "thead" | "tfoot" | "caption" => parent == Some("table"),
+        _ => true,
+    };
+    if !placed {
+        return None;
+    }
     close_implied_by_start(name, out, stack)?;
+    // A heading closes a heading that is the current element: an unwrapped
+    // element on top would hide one from it.
+    if matches!(name, "h1" | "h2" | "h3" | "h4" | "h5" | "h6")
+        && stack.last().is_some_and(|o| !o.kept)
+    {
+        return None;
+    }
     out.push('<');
     out.push_str(name);
     // Allowed attributes already written (at most the 7 an `img` may keep).
@@ -789,6 +822,11 @@ fn other_tag(
                 if html[after..close].contains(['"', '\'', '<']) {
                     return None;
                 }
+                // `<!--` in a script starts its escaped states, where a
+                // `</script>` may not end it: left to the full parse.
+                if name == "script" && html[end..p].contains("<!--") {
+                    return None;
+                }
                 return Some(close + 1);
             }
             from = p + 2;
@@ -805,6 +843,11 @@ fn other_tag(
         return Some(end);
     }
     let name = known(UNWRAP_BLOCK)?;
+    // A block is where a browser's adoption of misnested formatting stops:
+    // with formatting open, dropping its tags could move what follows.
+    if stack.iter().any(|o| is_formatting(o.name)) {
+        return None;
+    }
     // It closes a `<p>` that is the current element, as an allowed block does.
     close_implied_by_start(name, out, stack)?;
     stack.push(Open { name, kept: false });
@@ -979,6 +1022,26 @@ pub fn inline_tag_at(b: &[u8], i: usize) -> bool {
         *l = c.to_ascii_lowercase();
     }
     is_inline(&lower[..j - start])
+}
+
+/// HTML's formatting elements (those a browser reopens after misnesting).
+fn is_formatting(name: &str) -> bool {
+    matches!(
+        name,
+        "a" | "b"
+            | "big"
+            | "code"
+            | "em"
+            | "font"
+            | "i"
+            | "nobr"
+            | "s"
+            | "small"
+            | "strike"
+            | "strong"
+            | "tt"
+            | "u"
+    )
 }
 
 /// [`INLINE_TAGS`] as one `match` on lower-case bytes (a test keeps the two equal).
@@ -1274,6 +1337,8 @@ mod tests {
         "<p>x<div>y</div>",
         "<ul><li><b>x</b><li>y</ul>",
         "<script>document.write('</scr' + 'ipt>')</script><p>ok</p>",
+        "<script><!--<script></script><p>still script</p>",
+        "<style>p { color: red }</STYLE ><p>after</p>",
     ];
 
     #[test]
@@ -1371,13 +1436,28 @@ mod tests {
             "</pre>",
             "<i>",
             "</i>",
+            "<script>",
+            "</script>",
+            "<!--",
+            "-->",
+            "<style>",
+            "</style>",
+            "<iframe>",
+            "</iframe>",
+            "<details>",
+            "</details>",
+            "<summary>",
+            "</summary>",
+            "</li>",
+            "</dd>",
+            "<a href=\"#f\">",
         ];
         let base = Url::parse("https://ishr.example/news/").unwrap();
         let s = Sanitizer::new(Some(&base));
         let mut rng = rand::rngs::StdRng::seed_from_u64(14);
         let mut taken = 0;
         for _ in 0..20_000 {
-            let n = rng.random_range(1..14);
+            let n = rng.random_range(1..16);
             let html: String = (0..n)
                 .map(|_| tokens[rng.random_range(0..tokens.len())])
                 .collect();
@@ -1390,7 +1470,7 @@ mod tests {
                 );
             }
         }
-        assert!(taken > 2_000, "the soups exercise the fast path: {taken}");
+        assert!(taken > 1_000, "the soups exercise the fast path: {taken}");
     }
 
     /// Inputs the fast path must refuse (ammonia handles them).

@@ -2,6 +2,10 @@
 //! and to a bare feed-rs parse of the same bytes in the same run.
 //!
 //! usage: cargo bench --bench ingest -- [CORPUS_DIR=bench-corpus/c2000] [REPS=3] [--baselines] [--oracle]
+//! or:    cargo bench --bench ingest -- --realworld [FILES=300] [REPS=3] [--oracle]
+//! (`--realworld`: instead of a corpus folder, FILES feeds made in memory
+//! from a fixed seed whose HTML has real-world habits, see
+//! `realworld_html.rs`; the table's last column is the ratio to feed-rs);
 //! (`--baselines`: only quick-xml and feed-rs, for the poll benchmark's ratio;
 //! `--profile`: only the fast path's parse + normalise, REPS times, for perf
 //! or callgrind (`--profile-quick-xml`: only the quick-xml pass, to compare);
@@ -20,36 +24,55 @@ use gazette::parse::{self, ParseContext};
 use gazette::sanitize::Sanitizer;
 use url::Url;
 
+mod realworld_html;
+
 fn main() {
     let baselines_only = std::env::args().any(|a| a == "--baselines");
     let oracle = std::env::args().any(|a| a == "--oracle");
     let profile = std::env::args().any(|a| a == "--profile");
     let profile_quick = std::env::args().any(|a| a == "--profile-quick-xml");
     let stages = std::env::args().any(|a| a == "--stages");
+    let realworld = std::env::args().any(|a| a == "--realworld");
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let dir = args
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "bench-corpus/c2000".into());
     let reps: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(3);
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("corpus {dir}: {e} (generate it with gen_corpus.py)"))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "xml" || x == "json"))
-        .collect();
-    names.sort();
-    let files: Vec<(Url, Vec<u8>)> = names
-        .iter()
-        .map(|p| {
-            let url = Url::parse(&format!(
-                "http://127.0.0.1/{}",
-                p.file_name().unwrap().to_string_lossy()
-            ))
-            .unwrap();
-            (url, std::fs::read(p).unwrap())
+    let (dir, named): (String, Vec<(String, Vec<u8>)>) = if realworld {
+        let n: usize = args.first().and_then(|n| n.parse().ok()).unwrap_or(300);
+        (
+            format!("real-world HTML ({n} feeds, seed 42)"),
+            realworld_html::corpus(n, 42),
+        )
+    } else {
+        let dir = args
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "bench-corpus/c2000".into());
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("corpus {dir}: {e} (generate it with gen_corpus.py)"))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "xml" || x == "json"))
+            .collect();
+        names.sort();
+        let named = names
+            .iter()
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(p).unwrap(),
+                )
+            })
+            .collect();
+        (dir, named)
+    };
+    let files: Vec<(Url, Vec<u8>)> = named
+        .into_iter()
+        .map(|(name, bytes)| {
+            (
+                Url::parse(&format!("http://127.0.0.1/{name}")).unwrap(),
+                bytes,
+            )
         })
         .collect();
     let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
@@ -156,8 +179,8 @@ fn main() {
     );
     let (quick, feed_rs, keyed_rs, full_rs, keyed, full) = (t[0], t[1], t[2], t[3], t[4], t[5]);
     let items = feed_rs.1;
-    println!("| stage | s | MB/s | items/s | ratio to quick-xml |");
-    println!("|---|---|---|---|---|");
+    println!("| stage | s | MB/s | items/s | ratio to quick-xml | ratio to feed-rs |");
+    println!("|---|---|---|---|---|---|");
     for (name, (t, _)) in [
         ("quick-xml raw tokenisation", quick),
         ("feed-rs parse", feed_rs),
@@ -177,10 +200,11 @@ fn main() {
     ] {
         let s = t.as_secs_f64();
         println!(
-            "| {name} | {s:.2} | {:.1} | {:.0} | {:.3} |",
+            "| {name} | {s:.2} | {:.1} | {:.0} | {:.3} | {:.3} |",
             bytes as f64 / 1e6 / s,
             items as f64 / s,
-            quick.0.as_secs_f64() / s
+            quick.0.as_secs_f64() / s,
+            feed_rs.0.as_secs_f64() / s
         );
     }
     assert_eq!(full.1, items, "every entry normalised");

@@ -44,12 +44,7 @@ pub fn canonical_link(link: &str, extra_params: &[String]) -> Option<String> {
     let _ = url.set_port(None);
     let kept: Vec<(String, String)> = url
         .query_pairs()
-        .filter(|(k, _)| {
-            let k = k.to_ascii_lowercase();
-            !(k.starts_with("utm_")
-                || TRACKING_PARAMS.contains(&k.as_str())
-                || extra_params.iter().any(|p| p.eq_ignore_ascii_case(&k)))
-        })
+        .filter(|(k, _)| !is_tracking_param(k, extra_params))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     if kept.is_empty() {
@@ -66,6 +61,55 @@ pub fn canonical_link(link: &str, extra_params: &[String]) -> Option<String> {
         out.push_str(q);
     }
     Some(out)
+}
+
+/// Whether a query parameter is a tracker: `utm_*`, `mc_*`, the list
+/// above, or one of `extra_params` (`[dedup] strip_params`); any case.
+pub fn is_tracking_param(key: &str, extra_params: &[String]) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.starts_with("utm_")
+        || k.starts_with("mc_")
+        || TRACKING_PARAMS.contains(&k.as_str())
+        || extra_params.iter().any(|p| p.eq_ignore_ascii_case(&k))
+}
+
+/// `link` without its tracking parameters (see [`is_tracking_param`]), the
+/// rest kept as written: the link readers are given. A link without
+/// trackers comes back unchanged.
+pub fn strip_tracking(link: &str, extra_params: &[String]) -> String {
+    let Some((head, rest)) = link.split_once('?') else {
+        return link.to_string();
+    };
+    let (query, fragment) = match rest.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (rest, None),
+    };
+    let key_of = |pair: &str| -> String {
+        let k = pair.split('=').next().unwrap_or(pair);
+        url::form_urlencoded::parse(k.as_bytes())
+            .next()
+            .map(|(k, _)| k.into_owned())
+            .unwrap_or_default()
+    };
+    let pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    let kept: Vec<&str> = pairs
+        .iter()
+        .copied()
+        .filter(|p| !is_tracking_param(&key_of(p), extra_params))
+        .collect();
+    if kept.len() == pairs.len() {
+        return link.to_string();
+    }
+    let mut out = head.to_string();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
 }
 
 /// Hashes of the lower-case words of `text` (letters and digits only,
@@ -526,6 +570,38 @@ pub fn signature_from_bytes(b: &[u8]) -> Signature {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn published_links_lose_their_trackers_only() {
+        let extra = vec!["ref".to_string()];
+        for (link, want) in [
+            (
+                "https://x.example/a?utm_source=rss&id=7&utm_medium=feed",
+                "https://x.example/a?id=7",
+            ),
+            ("https://x.example/a?fbclid=abc", "https://x.example/a"),
+            (
+                "https://x.example/a?gclid=1&mc_cid=2&mc_eid=3&ref=feed#top",
+                "https://x.example/a#top",
+            ),
+            (
+                "https://x.example/a?UTM_Campaign=x&q=a%20b&page=2",
+                "https://x.example/a?q=a%20b&page=2",
+            ),
+            // Nothing to strip: the link as written.
+            (
+                "https://x.example/a?q=a+b&x=%2F",
+                "https://x.example/a?q=a+b&x=%2F",
+            ),
+            ("https://x.example/a", "https://x.example/a"),
+            (
+                "https://x.example/a?referrer=1",
+                "https://x.example/a?referrer=1",
+            ),
+        ] {
+            assert_eq!(strip_tracking(link, &extra), want, "{link}");
+        }
+    }
 
     #[test]
     fn tracking_and_cosmetic_differences_vanish() {

@@ -175,7 +175,7 @@ pub async fn stories(store: &Store, period: Period) -> Result<Vec<Story>, Digest
 pub struct Entry {
     /// Plain-text title.
     pub title: String,
-    /// http(s) link to the story, when it has one.
+    /// http(s) link to the story, when it has one, without tracking parameters.
     pub link: Option<String>,
     /// Names of the feeds that carried it.
     pub sources: String,
@@ -234,7 +234,7 @@ pub fn build(config: &Config, cfg: &DigestConfig, stories: &[Story], period: Per
         for src in &s.sources {
             sources.insert(src.feed.as_str());
         }
-        let entry = entry(s, tz);
+        let entry = entry(s, tz, &config.dedup.strip_params);
         match s.tags.iter().min_by_key(|t| rank(t)) {
             Some(tag) => {
                 let (r, _) = rank(tag);
@@ -275,13 +275,14 @@ pub fn build(config: &Config, cfg: &DigestConfig, stories: &[Story], period: Per
     }
 }
 
-fn entry(s: &Story, tz: Tz) -> Entry {
+fn entry(s: &Story, tz: Tz, strip: &[String]) -> Entry {
+    // Recipients get links without click trackers.
     let link = s
         .link
         .as_deref()
         .and_then(|l| Url::parse(l).ok())
         .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .map(|u| u.to_string());
+        .map(|u| crate::dedup::strip_tracking(u.as_str(), strip));
     let mut names: Vec<&str> = Vec::new();
     for src in &s.sources {
         if !names.contains(&src.feed.as_str()) {

@@ -30,6 +30,9 @@ pub struct Conditional {
 }
 
 /// A successful fetch.
+// One value per fetch, moved once into the parser: boxing the body's
+// headers would save nothing worth an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Fetched {
     /// A new document.
@@ -40,6 +43,9 @@ pub enum Fetched {
         content_type: Option<String>,
         /// The URL the body came from after redirects (the base for relative links).
         final_url: Option<Url>,
+        /// The Content-Location header: the document's own address, which
+        /// relative links resolve against before `final_url`.
+        content_location: Option<String>,
         /// ETag to send next time.
         etag: Option<String>,
         /// Last-Modified to send next time.
@@ -298,6 +304,7 @@ impl Fetcher {
                 body,
                 content_type: header_string(&headers, header::CONTENT_TYPE),
                 final_url: Some(url),
+                content_location: header_string(&headers, header::CONTENT_LOCATION),
                 etag: header_string(&headers, header::ETAG),
                 last_modified: header_string(&headers, header::LAST_MODIFIED),
                 moved_permanently: moved,
@@ -356,6 +363,7 @@ impl Fetcher {
             body,
             content_type: None,
             final_url: None,
+            content_location: None,
             etag: None,
             last_modified: stamp,
             moved_permanently: None,

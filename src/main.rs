@@ -230,13 +230,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Opml(OpmlCommand::Import { file }) => {
             let done = gazette::opml::import(&config, &file)?;
             println!(
-                "{}: {} feeds added, {} already configured",
+                "{}: {} feeds added, {} already configured, {} renamed, {} refused",
                 config.path.display(),
                 done.added.len(),
-                done.skipped.len()
+                done.skipped.len(),
+                done.renamed.len(),
+                done.refused.len()
             );
             for name in &done.added {
                 println!("  + {name}");
+            }
+            for (from, to) in &done.renamed {
+                println!("  ~ {from:?} added as {to:?}: the name was taken");
+            }
+            for url in &done.skipped {
+                println!("  = {url}: already configured");
+            }
+            for (url, why) in &done.refused {
+                println!("  ! {url}: {why}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -296,7 +307,7 @@ async fn one_shot(app: &Application, command: Command) -> anyhow::Result<ExitCod
         }
         Command::Opml(OpmlCommand::Export) => {
             let feeds = app.store().feeds().await.context("reading the feeds")?;
-            let opml = gazette::publish::opml(&app.config(), &feeds);
+            let opml = gazette::publish::opml_export(&app.config(), &feeds);
             std::io::stdout().lock().write_all(&opml)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -424,7 +435,12 @@ fn print_summary(reports: &[FeedReport]) {
             r.status.to_string(),
             r.new,
             r.updated,
-            r.message.as_deref().unwrap_or("")
+            match (&r.message, &r.warning) {
+                (Some(m), Some(w)) => format!("{m}; warning: {w}"),
+                (Some(m), None) => m.clone(),
+                (None, Some(w)) => format!("warning: {w}"),
+                (None, None) => String::new(),
+            }
         );
     }
     let failed = reports.iter().filter(|r| r.is_error()).count();

@@ -42,84 +42,136 @@ pub struct OpmlFeed {
     pub name: String,
     /// Its `xmlUrl`.
     pub url: String,
-    /// Tags from its `category` attribute (lower-case slugs only).
+    /// Tags: its `category` attribute and the folders (parent outlines) it
+    /// sits in, as feed readers export categories, slugged to the tag rules.
     pub tags: Vec<String>,
 }
 
-/// The feeds (outlines with an `xmlUrl`) of an OPML document, in document order.
+/// `s` as a tag name: lower-case ASCII letters and digits, accents
+/// dropped, other characters as `-` ("Droits humains & ONG" →
+/// `droits-humains-ong`); `None` when nothing is left.
+pub fn slug(s: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    let mut out = String::new();
+    for c in s.nfkd().filter(|c| !is_combining_mark(*c)) {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches('-').to_string();
+    (!out.is_empty()).then_some(out)
+}
+
+/// The feeds (outlines with an `xmlUrl`) of an OPML document, in document
+/// order, with the folders they sit in as tags.
 pub fn read_feeds(path: &Path, xml: &str) -> Result<Vec<OpmlFeed>, OpmlError> {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut feeds = Vec::new();
+    // Open outlines: the folder tag each gives (None for a feed or an untitled one).
+    let mut folders: Vec<Option<String>> = Vec::new();
     loop {
         let event = reader.read_event().map_err(|e| OpmlError::Xml {
             path: path.to_path_buf(),
             position: reader.buffer_position(),
             message: e.to_string(),
         })?;
-        match event {
-            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "outline" => {
-                let attr = |name: &str| -> Option<String> {
-                    e.attributes().flatten().find_map(|a| {
-                        a.key
-                            .local_name()
-                            .as_ref()
-                            .eq_ignore_ascii_case(name)
-                            .then(|| {
-                                a.normalized_value(quick_xml::XmlVersion::default())
-                                    .map(|v| v.trim().to_string())
-                                    .unwrap_or_default()
-                            })
-                    })
-                };
-                let Some(url) = attr("xmlUrl").filter(|u| !u.is_empty()) else {
-                    continue;
-                };
-                let name = attr("text")
-                    .filter(|t| !t.is_empty())
-                    .or_else(|| attr("title").filter(|t| !t.is_empty()))
-                    .unwrap_or_else(|| url.clone());
-                let tags = attr("category")
-                    .unwrap_or_default()
-                    .split([',', '/'])
-                    .map(|t| t.trim().to_lowercase())
-                    .filter(|t| {
-                        !t.is_empty()
-                            && !t.starts_with('-')
-                            && t.chars().all(|c| {
-                                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
-                            })
-                    })
-                    .collect::<Vec<_>>();
-                let mut unique = Vec::new();
-                for t in tags {
-                    if !unique.contains(&t) {
-                        unique.push(t);
-                    }
-                }
-                feeds.push(OpmlFeed {
-                    name,
-                    url,
-                    tags: unique,
-                });
+        let (e, empty) = match event {
+            Event::Start(e) if e.local_name().as_ref() == "outline" => (e, false),
+            Event::Empty(e) if e.local_name().as_ref() == "outline" => (e, true),
+            Event::End(e) if e.local_name().as_ref() == "outline" => {
+                folders.pop();
+                continue;
             }
             Event::Eof => break,
-            _ => {}
+            _ => continue,
+        };
+        let attr = |name: &str| -> Option<String> {
+            e.attributes().flatten().find_map(|a| {
+                a.key
+                    .local_name()
+                    .as_ref()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| {
+                        a.normalized_value(quick_xml::XmlVersion::default())
+                            .map(|v| v.trim().to_string())
+                            .unwrap_or_default()
+                    })
+            })
+        };
+        let title = attr("text")
+            .filter(|t| !t.is_empty())
+            .or_else(|| attr("title").filter(|t| !t.is_empty()));
+        let Some(url) = attr("xmlUrl").filter(|u| !u.is_empty()) else {
+            // A folder (Feedly, Inoreader, NetNewsWire, Miniflux categories).
+            if !empty {
+                folders.push(title.as_deref().and_then(slug));
+            }
+            continue;
+        };
+        let mut tags: Vec<String> = Vec::new();
+        let categories = attr("category").unwrap_or_default();
+        let from_category = categories.split([',', '/']).filter_map(slug);
+        let from_folders = folders.iter().flatten().cloned();
+        for t in from_category.chain(from_folders) {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        feeds.push(OpmlFeed {
+            name: title.unwrap_or_else(|| url.clone()),
+            url,
+            tags,
+        });
+        if !empty {
+            folders.push(None);
         }
     }
     Ok(feeds)
 }
 
-/// What an import did.
+/// What an import did, entry by entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Imported {
     /// Names of the feeds added.
     pub added: Vec<String>,
-    /// URLs already configured, left alone.
+    /// Feeds added under another name, because theirs was taken: (name in
+    /// the OPML, name given).
+    pub renamed: Vec<(String, String)>,
+    /// URLs already configured (or twice in the file), left alone.
     pub skipped: Vec<String>,
+    /// Entries that could not be added: (URL, why).
+    pub refused: Vec<(String, String)>,
+}
+
+/// The same feed under `http`/`https`, with or without `www.` and a
+/// trailing slash: one key.
+pub fn feed_key(url: &str) -> String {
+    match url::Url::parse(url.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {
+            let host = u.host_str().unwrap_or("").to_ascii_lowercase();
+            let host = host.strip_prefix("www.").unwrap_or(&host).to_string();
+            let mut key = format!("{host}{}", u.path().trim_end_matches('/'));
+            if let Some(q) = u.query() {
+                key.push('?');
+                key.push_str(q);
+            }
+            key
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => url.trim().to_string(),
+    }
 }
 
 /// Appends the feeds of the OPML file at `opml` that `config` does not have
-/// yet (by URL) to the configuration file, keeping its text and comments.
+/// yet to the configuration file, keeping its text and comments. One bad
+/// entry never fails the import: a name already taken (names compare
+/// without case) gets the feed's host added; the same feed under another
+/// scheme, `www.` or trailing slash counts as configured; an entry that
+/// would still make the configuration invalid is refused with the reason.
 /// The new text is validated before it replaces the old one atomically.
 pub fn import(config: &Config, opml: &Path) -> Result<Imported, OpmlError> {
     let io = |path: &Path| {
@@ -128,47 +180,86 @@ pub fn import(config: &Config, opml: &Path) -> Result<Imported, OpmlError> {
     };
     let xml = std::fs::read_to_string(opml).map_err(io(opml))?;
     let found = read_feeds(opml, &xml)?;
-    let mut urls: HashSet<String> = config
+    let mut keys: HashSet<String> = config
         .feeds
         .iter()
-        .map(|f| f.source.as_url_string())
+        .map(|f| feed_key(&f.source.as_url_string()))
         .collect();
-    let mut names: HashSet<String> = config.feeds.iter().map(|f| f.name.clone()).collect();
+    let mut names: HashSet<String> = config.feeds.iter().map(|f| f.name.to_lowercase()).collect();
     let mut text = std::fs::read_to_string(&config.path).map_err(io(&config.path))?;
     let mut done = Imported::default();
-    let mut block = String::new();
+    let mut blocks: Vec<(String, String, String)> = Vec::new();
     for f in found {
-        let normalised = url::Url::parse(&f.url).map_or_else(|_| f.url.clone(), String::from);
-        if !urls.insert(normalised) {
+        let web = url::Url::parse(&f.url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"));
+        let Some(web) = web else {
+            done.refused.push((f.url, "not an http(s) address".into()));
+            continue;
+        };
+        if !keys.insert(feed_key(&f.url)) {
             done.skipped.push(f.url);
             continue;
         }
-        let mut name = f.name.clone();
-        let mut n = 2;
-        while names.contains(&name) {
-            name = format!("{} ({n})", f.name);
-            n += 1;
+        let host = web.host_str().unwrap_or("feed");
+        let host = host.strip_prefix("www.").unwrap_or(host);
+        let mut name = f.name.trim().to_string();
+        if name.is_empty() {
+            name = host.to_string();
         }
-        names.insert(name.clone());
-        block.push_str(&format!(
+        if names.contains(&name.to_lowercase()) {
+            let base = format!("{} ({host})", f.name.trim());
+            name = base.clone();
+            let mut n = 2;
+            while names.contains(&name.to_lowercase()) {
+                name = format!("{base} {n}");
+                n += 1;
+            }
+            done.renamed.push((f.name.clone(), name.clone()));
+        }
+        names.insert(name.to_lowercase());
+        let mut block = format!(
             "\n[[feeds]]\nname = {}\nurl = {}\n",
             toml_string(&name),
             toml_string(&f.url)
-        ));
+        );
         if !f.tags.is_empty() {
             let tags: Vec<String> = f.tags.iter().map(|t| toml_string(t)).collect();
             block.push_str(&format!("tags = [{}]\n", tags.join(", ")));
         }
-        done.added.push(name);
+        blocks.push((name, f.url, block));
     }
-    if done.added.is_empty() {
+    if blocks.is_empty() {
         return Ok(done);
     }
     if !text.ends_with('\n') {
         text.push('\n');
     }
     text.push_str(&format!("\n# Imported from {}\n", opml.display()));
-    text.push_str(&block);
+    let all: String = blocks.iter().map(|(_, _, b)| b.as_str()).collect();
+    if Config::parse(&config.path, &format!("{text}{all}")).is_ok() {
+        text.push_str(&all);
+        done.added
+            .extend(blocks.into_iter().map(|(name, _, _)| name));
+    } else {
+        // Some entry is still not acceptable: add them one by one.
+        for (name, url, block) in blocks {
+            let candidate = format!("{text}{block}");
+            match Config::parse(&config.path, &candidate) {
+                Ok(_) => {
+                    text = candidate;
+                    done.added.push(name);
+                }
+                Err(e) => {
+                    done.renamed.retain(|(_, n)| *n != name);
+                    done.refused.push((url, e.to_string()));
+                }
+            }
+        }
+        if done.added.is_empty() {
+            return Ok(done);
+        }
+    }
     Config::parse(&config.path, &text).map_err(|e| OpmlError::Invalid(e.to_string()))?;
     let folder = config
         .path
@@ -213,12 +304,12 @@ mod tests {
                 OpmlFeed {
                     name: "ISHR & friends".into(),
                     url: "https://ishr.ch/feed/".into(),
-                    tags: vec!["ngo".into(), "un".into()],
+                    tags: vec!["ngo".into(), "un".into(), "ngos".into()],
                 },
                 OpmlFeed {
                     name: "No text".into(),
                     url: "https://example.org/rss".into(),
-                    tags: vec![],
+                    tags: vec!["ngos".into()],
                 },
             ]
         );

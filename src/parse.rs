@@ -11,14 +11,21 @@
 //! read by it, straight from quick-xml; everything else goes to feed-rs.
 //! Both produce the same plain [`FeedData`], so normalising is shared.
 
+pub mod charset;
+mod date;
+mod extras;
 mod fast;
+mod json;
+mod repair;
+
+pub use charset::decode;
+pub use date::parse_date;
 
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
 use feed_rs::model::{Entry, Feed, FeedType};
 use url::Url;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
@@ -101,6 +108,9 @@ pub struct ParsedFeed {
     pub entries: Vec<RawEntry>,
     /// Whether the fast path read the document (else feed-rs did).
     pub fast_path: bool,
+    /// The first date in the document that could not be read (its entry
+    /// keeps its first-seen time).
+    pub unreadable_date: Option<String>,
 }
 
 /// One entry as the parser gave it, with its identity and raw hash.
@@ -145,9 +155,11 @@ struct FeedData {
     links: Vec<LinkData>,
     ttl: Option<u32>,
     entries: Vec<EntryData>,
-    /// Whether the document may hold `origLink` elements (the fast path
-    /// knows; for feed-rs, look).
-    may_have_orig_links: bool,
+    /// The first date that [`parse_date`] could not read.
+    bad_date: Option<String>,
+    /// Whether the extras pass may find something (the fast path knows
+    /// from the elements it read; otherwise the pass looks for itself).
+    needs_extras: bool,
 }
 
 /// A text construct: its content, and whether its type is HTML or XML.
@@ -202,6 +214,9 @@ struct EntryData {
     media: Vec<MediaData>,
     published: Option<DateTime<Utc>>,
     updated: Option<DateTime<Utc>>,
+    /// The `xml:base` the document sets for the entry (its own, else the
+    /// feed's), when it sets one: content resolves against it.
+    content_base: Option<Url>,
 }
 
 fn mime_is_html(ct: &str) -> bool {
@@ -275,6 +290,7 @@ impl From<Entry> for EntryData {
                 .collect(),
             published: e.published,
             updated: e.updated,
+            content_base: None,
         }
     }
 }
@@ -287,7 +303,8 @@ impl From<Feed> for FeedData {
             links: f.links.into_iter().map(LinkData::from).collect(),
             ttl: f.ttl,
             entries: f.entries.into_iter().map(EntryData::from).collect(),
-            may_have_orig_links: true,
+            bad_date: None,
+            needs_extras: true,
         }
     }
 }
@@ -316,29 +333,35 @@ fn parse_inner(
     let check = || deadline.as_ref().map_or(Ok(()), Deadline::check);
     let text = decode(bytes, ctx.content_type);
     let text = strip_xml_declaration(&text);
-    let text = atom03_as_atom10(text);
+    let text = repair::prepare(text);
     let base = ctx
         .base_url
         .filter(|u| matches!(u.scheme(), "http" | "https"));
-    let fast = if allow_fast {
+    let is_json = text.trim_start().starts_with('{');
+    let fast = if allow_fast && !is_json {
         fast::parse(&text, base, deadline).ok()
     } else {
         None
     };
     let fast_path = fast.is_some();
+    let mut text = text;
     let feed = match fast {
         Some(feed) => feed,
+        None if is_json => json::parse(&text)?,
         None => {
             check()?;
-            let parser = feed_rs::parser::Builder::new()
-                .base_uri(base.map(Url::as_str))
-                .id_generator(|_, _, _| String::new())
-                .build();
-            FeedData::from(
-                parser
-                    .parse(text.as_bytes())
-                    .map_err(|e| ParseError::Invalid(e.to_string()))?,
-            )
+            match with_feed_rs(&text, base) {
+                Ok(feed) => feed,
+                // Refused: repaired (odd text types, a truncated end), then read again.
+                Err(e) => match repair::repair(&text) {
+                    Some(fixed) => {
+                        let feed = with_feed_rs(&fixed, base).map_err(|_| e)?;
+                        text = Cow::Owned(fixed);
+                        feed
+                    }
+                    None => return Err(e),
+                },
+            }
         }
     };
 
@@ -353,28 +376,24 @@ fn parse_inner(
         .or_else(|| site_link.as_deref().and_then(|s| Url::parse(s).ok()));
     let site_link = site_link.and_then(|s| web_link(&s, base.as_ref()));
     let title_is_html = !feed.is_atom;
-    // FeedBurner-style proxies: the item's real address is in `origLink`.
-    let orig = feed
-        .may_have_orig_links
-        .then(|| orig_links(&text))
+    // What neither parser reads: origLink, rdf:about, dc:title, Dublin Core
+    // dates, the xml:base of content.
+    let extras = (!is_json && (!fast_path || feed.needs_extras))
+        .then(|| extras::scan(&text, base.as_ref()))
         .flatten()
-        .filter(|o| o.len() == feed.entries.len());
+        .filter(|x| x.len() == feed.entries.len());
+    let mut bad_date = feed.bad_date;
     check()?;
     let mut entries = Vec::with_capacity(feed.entries.len());
     for (i, mut entry) in feed.entries.into_iter().enumerate() {
         if i % 256 == 0 {
             check()?;
         }
-        if let Some(link) = orig.as_ref().and_then(|o| o[i].clone()) {
-            entry.links.insert(
-                0,
-                LinkData {
-                    href: link,
-                    rel: None,
-                    media_type: None,
-                    length: None,
-                },
-            );
+        if let Some(x) = extras.as_ref().map(|x| &x[i]) {
+            apply_extra(&mut entry, x, &mut bad_date);
+            if x.content_base.is_some() {
+                entry.content_base = x.content_base.clone();
+            }
         }
         entries.push(RawEntry::new(entry, base.clone(), title_is_html));
     }
@@ -388,7 +407,33 @@ fn parse_inner(
             .max(update_period(&text)),
         entries,
         fast_path,
+        unreadable_date: bad_date,
     })
+}
+
+/// The document read by feed-rs, dates through [`parse_date`].
+fn with_feed_rs(text: &str, base: Option<&Url>) -> Result<FeedData, ParseError> {
+    let bad_date = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = bad_date.clone();
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(base.map(Url::as_str))
+        .id_generator(|_, _, _| String::new())
+        .timestamp_parser(move |raw| {
+            let d = parse_date(raw);
+            if d.is_none() && !raw.trim().is_empty() {
+                let mut first = seen.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert_with(|| raw.trim().to_string());
+            }
+            d
+        })
+        .build();
+    let mut feed = FeedData::from(
+        parser
+            .parse(text.as_bytes())
+            .map_err(|e| ParseError::Invalid(e.to_string()))?,
+    );
+    feed.bad_date = bad_date.lock().unwrap_or_else(|p| p.into_inner()).take();
+    Ok(feed)
 }
 
 /// The syndication module's hint (`sy:updatePeriod` / `sy:updateFrequency`)
@@ -422,6 +467,56 @@ fn update_period(text: &str) -> Option<i64> {
         .filter(|f| *f > 0)
         .unwrap_or(1);
     Some(period / frequency)
+}
+
+/// Fills in what the parser left out of `entry` from its [`extras::Extra`].
+fn apply_extra(entry: &mut EntryData, x: &extras::Extra, bad_date: &mut Option<String>) {
+    let link = |href: &str| LinkData {
+        href: href.to_string(),
+        rel: None,
+        media_type: None,
+        length: None,
+    };
+    // FeedBurner-style proxies: the item's real address is in `origLink`.
+    if let Some(l) = x.orig_link.as_deref().filter(|l| l.starts_with("http")) {
+        entry.links.insert(0, link(l));
+    }
+    // RSS 1.0: `rdf:about` is the item's id, and its link when it has none.
+    if let Some(about) = &x.about {
+        if entry.id.trim().is_empty() {
+            entry.id = about.clone();
+        }
+        if entry.links.is_empty() {
+            entry.links.push(link(about));
+        }
+    }
+    if entry
+        .title
+        .as_ref()
+        .is_none_or(|t| t.content.trim().is_empty())
+        && let Some(t) = &x.dc_title
+    {
+        entry.title = Some(TextData {
+            content: t.clone(),
+            html: false,
+        });
+    }
+    if x.dates_apply {
+        let mut date = |raw: &Option<String>| {
+            let raw = raw.as_deref()?;
+            let d = parse_date(raw);
+            if d.is_none() {
+                bad_date.get_or_insert_with(|| raw.to_string());
+            }
+            d
+        };
+        let published = date(&x.published).or_else(|| date(&x.created));
+        let updated = date(&x.updated);
+        if published.is_some() || updated.is_some() {
+            entry.published = published;
+            entry.updated = updated;
+        }
+    }
 }
 
 impl RawEntry {
@@ -464,18 +559,23 @@ impl RawEntry {
     /// The normalised item. `sanitizer` must have been built for this feed's base URL.
     pub fn normalise(&self, sanitizer: &Sanitizer) -> Item {
         let e = &self.entry;
+        // Relative URLs in content resolve against its xml:base first.
+        let clean = |html: &str| match &e.content_base {
+            Some(b) => sanitizer.clean_at(html, b),
+            None => sanitizer.clean(html),
+        };
         let content_html = e
             .content
             .as_ref()
             .map(|c| html_of(&c.content, c.html))
             .filter(|s| !s.trim().is_empty())
-            .map(|h| sanitizer.clean(&h));
+            .map(|h| clean(&h));
         let summary_html = e
             .summary
             .as_ref()
             .map(|t| html_of(&t.content, t.html || self.title_is_html))
             .filter(|s| !s.trim().is_empty())
-            .map(|h| sanitizer.clean(&h));
+            .map(|h| clean(&h));
         let body_text = content_html
             .as_deref()
             .or(summary_html.as_deref())
@@ -573,13 +673,48 @@ fn trim_future(d: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
-/// Text of a title: HTML titles (RSS, JSON, Atom `type="html"`) lose tags and entities.
+/// Longest title kept, in characters; longer ones are cut on a word.
+pub const MAX_TITLE_CHARS: usize = 1000;
+
+/// Text of a title. Atom says whether it is text or HTML; RSS and JSON
+/// titles are HTML only when they look like it, as feedparser reads them
+/// (a closing tag or a character reference): "Die Rückkehr von <i> und
+/// <b>" is text and keeps its brackets, "<b>Bold</b> news" loses its tags.
 fn text_to_plain(t: &TextData, html_by_default: bool) -> String {
-    if html_by_default || t.html || looks_like_markup(&t.content) {
+    let html = t.html || (html_by_default && looks_like_html(&t.content));
+    let plain = if html {
         sanitize::html_to_text(&t.content)
     } else {
         t.content.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    if plain.len() > MAX_TITLE_CHARS {
+        sanitize::excerpt(&plain, MAX_TITLE_CHARS)
+    } else {
+        plain
     }
+}
+
+/// feedparser's test for text that may be HTML: a closing tag (`</b>`) or
+/// a character reference (`&amp;`, `&#8217;`).
+fn looks_like_html(s: &str) -> bool {
+    let b = s.as_bytes();
+    let closing_tag = memchr::memmem::find_iter(b, b"</").any(|p| {
+        let name = &b[p + 2..];
+        let n = name
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
+        n > 0 && name.get(n) == Some(&b'>')
+    });
+    closing_tag
+        || memchr::memchr_iter(b'&', b).any(|p| {
+            let r = &b[p + 1..];
+            let n = r
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'#')
+                .count();
+            n > 0 && r.get(n) == Some(&b';')
+        })
 }
 
 /// Whether plain text carries tags (`<img onerror=…>` as an author name):
@@ -667,166 +802,6 @@ fn raw_hash(e: &EntryData) -> i64 {
         .unwrap_or_default()
         .to_string());
     h.digest() as i64
-}
-
-/// Decodes a feed document to UTF-8.
-///
-/// Order: a byte-order mark; then the HTTP charset; then the XML declaration;
-/// then UTF-8. A document that claims UTF-8 but is not valid UTF-8 is read as
-/// its declared encoding, else windows-1252; one that the server labels with
-/// a single-byte charset but that is valid, non-ASCII UTF-8 and declares
-/// UTF-8 (or nothing) is read as UTF-8 — the common misconfiguration.
-pub fn decode<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
-    if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
-        return enc.decode_without_bom_handling(&bytes[bom_len..]).0;
-    }
-    let http = content_type
-        .and_then(charset_param)
-        .and_then(|l| Encoding::for_label(l.as_bytes()));
-    let declared = declared_encoding(bytes);
-    let primary = http.or(declared).unwrap_or(UTF_8);
-    let utf8 = std::str::from_utf8(bytes).ok();
-    let valid_utf8 = utf8.is_some();
-    let enc = if primary == UTF_8 {
-        if valid_utf8 {
-            UTF_8
-        } else {
-            declared.filter(|d| *d != UTF_8).unwrap_or(WINDOWS_1252)
-        }
-    } else if primary.is_ascii_compatible()
-        && valid_utf8
-        && !bytes.is_ascii()
-        && declared.is_none_or(|d| d == UTF_8)
-    {
-        UTF_8
-    } else {
-        primary
-    };
-    if let (true, Some(text)) = (enc == UTF_8, utf8) {
-        return Cow::Borrowed(text);
-    }
-    enc.decode_without_bom_handling(bytes).0
-}
-
-fn charset_param(content_type: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| v.trim().trim_matches(['"', '\'']).to_string())
-    })
-}
-
-/// The encoding named in the XML declaration, or implied by UTF-16 without a BOM.
-fn declared_encoding(bytes: &[u8]) -> Option<&'static Encoding> {
-    if bytes.starts_with(b"<\0?\0") {
-        return Some(UTF_16LE);
-    }
-    if bytes.starts_with(b"\0<\0?") {
-        return Some(UTF_16BE);
-    }
-    let head = &bytes[..bytes.len().min(256)];
-    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
-    let head = &head[start..];
-    if !head.starts_with(b"<?xml") {
-        return None;
-    }
-    let end = head.windows(2).position(|w| w == b"?>")?;
-    let decl = std::str::from_utf8(&head[..end]).ok()?;
-    let i = decl.find("encoding")?;
-    let rest = decl[i + "encoding".len()..]
-        .trim_start()
-        .strip_prefix('=')?
-        .trim_start();
-    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let label = rest[1..].split(quote).next()?;
-    let enc = Encoding::for_label(label.trim().as_bytes())?;
-    // A UTF-16 label on bytes that are not UTF-16 (we are reading ASCII) is a lie.
-    if enc == UTF_16LE || enc == UTF_16BE {
-        return Some(UTF_8);
-    }
-    Some(enc)
-}
-
-/// The `origLink` (FeedBurner, Pheedo) of each item or entry, in document
-/// order; `None` when the document has none. feed-rs does not read them.
-fn orig_links(text: &str) -> Option<Vec<Option<String>>> {
-    use quick_xml::escape::resolve_predefined_entity;
-    use quick_xml::events::Event;
-    if !text.contains("origLink") {
-        return None;
-    }
-    let mut reader = quick_xml::Reader::from_str(text);
-    let (mut out, mut depth_item, mut in_orig) = (Vec::new(), 0usize, false);
-    loop {
-        match reader.read_event() {
-            Ok(Event::Start(e)) => match e.local_name().as_ref() {
-                "item" | "entry" => {
-                    depth_item += 1;
-                    out.push(None);
-                }
-                "origLink" | "origlink" if depth_item > 0 => in_orig = true,
-                _ => {}
-            },
-            Ok(Event::End(e)) => match e.local_name().as_ref() {
-                "item" | "entry" => depth_item = depth_item.saturating_sub(1),
-                "origLink" | "origlink" => in_orig = false,
-                _ => {}
-            },
-            Ok(Event::Text(t)) if in_orig => push_to_last(&mut out, t.as_ref()),
-            Ok(Event::CData(t)) if in_orig => push_to_last(&mut out, t.as_ref()),
-            Ok(Event::GeneralRef(r)) if in_orig => {
-                let c = match r.resolve_char_ref() {
-                    Ok(Some(c)) => c.to_string(),
-                    _ => resolve_predefined_entity(r.as_ref())
-                        .unwrap_or_default()
-                        .to_string(),
-                };
-                push_to_last(&mut out, &c);
-            }
-            Ok(Event::Eof) | Err(_) => break,
-            _ => {}
-        }
-    }
-    Some(
-        out.into_iter()
-            .map(|l| {
-                l.map(|s| s.trim().to_string())
-                    .filter(|s| s.starts_with("http"))
-            })
-            .collect(),
-    )
-}
-
-fn push_to_last(out: &mut [Option<String>], text: &str) {
-    if let Some(last) = out.last_mut() {
-        last.get_or_insert_with(String::new).push_str(text);
-    }
-}
-
-/// The Atom 0.3 namespace; feed-rs reads only Atom 1.0.
-const ATOM_03_NS: &str = "http://purl.org/atom/ns#";
-
-/// Rewrites an Atom 0.3 document into the Atom 1.0 vocabulary feed-rs reads:
-/// the namespace, `issued` → `published`, `modified` → `updated`,
-/// `tagline` → `subtitle`, `copyright` → `rights`. Other documents pass through.
-fn atom03_as_atom10(text: &str) -> Cow<'_, str> {
-    let head = &text[..text.floor_char_boundary(2048.min(text.len()))];
-    if !head.contains(ATOM_03_NS) {
-        return Cow::Borrowed(text);
-    }
-    let mut t = text.replace(ATOM_03_NS, "http://www.w3.org/2005/Atom");
-    for (old, new) in [
-        ("issued", "published"),
-        ("modified", "updated"),
-        ("tagline", "subtitle"),
-        ("copyright", "rights"),
-    ] {
-        t = t
-            .replace(&format!("<{old}>"), &format!("<{new}>"))
-            .replace(&format!("</{old}>"), &format!("</{new}>"));
-    }
-    Cow::Owned(t)
 }
 
 /// Drops the XML declaration: the text is UTF-8 now, whatever it said.

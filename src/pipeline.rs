@@ -67,6 +67,9 @@ pub struct FeedReport {
     pub unchanged: usize,
     /// What went wrong, or a notice (e.g. a permanent redirect).
     pub message: Option<String>,
+    /// Something odd in a document that was read all the same (a date that
+    /// could not be read), shown in the poll summary.
+    pub warning: Option<String>,
 }
 
 impl FeedReport {
@@ -78,6 +81,7 @@ impl FeedReport {
             updated: 0,
             unchanged: 0,
             message: None,
+            warning: None,
         }
     }
 
@@ -193,6 +197,7 @@ impl Ingest {
                 body,
                 content_type,
                 final_url,
+                content_location,
                 etag,
                 last_modified,
                 moved_permanently,
@@ -204,13 +209,14 @@ impl Ingest {
                 let tagger = self.tagger.clone();
                 let feed_tags = feed.tags.clone();
                 let config = self.config.clone();
+                let base = document_base(final_url, content_location.as_deref());
                 let parsed = tokio::task::spawn_blocking(move || {
                     // From here the document has a core: its CPU limit runs.
                     let deadline = Deadline::after(config.fetch.parse_timeout);
                     parse_and_normalise(
                         &body,
                         content_type.as_deref(),
-                        final_url.as_ref(),
+                        base.as_ref(),
                         &known,
                         &tagger,
                         &feed_tags,
@@ -254,6 +260,7 @@ impl Ingest {
                         r.new = counts.new;
                         r.updated = counts.updated;
                         r.unchanged = out.unchanged;
+                        r.warning = out.warning;
                         note_moved(&mut r, &mut st, moved_permanently);
                         st.etag = etag;
                         st.last_modified = last_modified;
@@ -347,6 +354,8 @@ struct Normalised {
     /// Keys of every entry of the document, unchanged ones included.
     keys: Vec<String>,
     unchanged: usize,
+    /// A warning about the entries normalised this time.
+    warning: Option<String>,
 }
 
 /// CPU-bound part of a refresh: runs on a blocking thread. Entries already
@@ -403,7 +412,17 @@ fn parse_and_normalise(
         // Encoded here, on a parsing thread, not by the store's one writer.
         items.push(Prepared::new(item));
     }
+    // Reported when something was stored this time, so an unchanged feed
+    // does not repeat it at every poll.
+    let warning = parsed
+        .unreadable_date
+        .filter(|_| !items.is_empty())
+        .map(|d| {
+            tracing::warn!(date = %d, "a date in the feed could not be read");
+            format!("unreadable date {d:?}: its story keeps the time it was first seen")
+        });
     Ok(Normalised {
+        warning,
         title: parsed.title,
         site_link: parsed.site_link,
         ttl_seconds: parsed.ttl_seconds,
@@ -411,6 +430,19 @@ fn parse_and_normalise(
         keys: seen.into_iter().map(str::to_string).collect(),
         unchanged,
     })
+}
+
+/// The URL relative links in a document resolve against (after its own
+/// `xml:base`): its Content-Location, resolved against the URL it came
+/// from, else that URL.
+fn document_base(final_url: Option<Url>, content_location: Option<&str>) -> Option<Url> {
+    let located = content_location.and_then(|cl| match &final_url {
+        Some(u) => u.join(cl.trim()).ok(),
+        None => Url::parse(cl.trim()).ok(),
+    });
+    located
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .or(final_url)
 }
 
 fn parsed_site(s: &Option<String>) -> Option<Url> {

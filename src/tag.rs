@@ -141,7 +141,8 @@ impl<'t> Scan<'t> {
     }
 
     /// Matches the keywords in the text of sanitised HTML, read straight
-    /// from the HTML: a tag ends a word, character references are decoded
+    /// from the HTML: a block-level tag ends a word (an inline one does
+    /// not), character references are decoded
     /// (the words of [`crate::sanitize::text_runs`], without making them).
     fn html_field(&mut self, field: usize, html: &str) {
         if self.start(field) {
@@ -171,7 +172,10 @@ impl<'t> Scan<'t> {
                 while i < b.len() && ASCII_WORD[b[i] as usize] {
                     i += 1;
                 }
-                if i == b.len() || (b[i] < 0x80 && !(HTML && b[i] == b'&')) {
+                let goes_on = |i: usize| {
+                    HTML && (b[i] == b'&' || (b[i] == b'<' && crate::sanitize::inline_tag_at(b, i)))
+                };
+                if i == b.len() || (b[i] < 0x80 && !goes_on(i)) {
                     self.ascii_word(&b[start..i]);
                 } else {
                     // It may go on with a letter beyond ASCII or a reference.
@@ -223,7 +227,15 @@ impl<'t> Scan<'t> {
     fn folded_word<const HTML: bool>(&mut self, text: &str, mut i: usize) -> usize {
         self.word.clear();
         let b = text.as_bytes();
-        while i < b.len() && !(HTML && b[i] == b'<') {
+        while i < b.len() {
+            if HTML && b[i] == b'<' {
+                // An inline tag does not end the word ("Hong<b>Kong</b>").
+                if crate::sanitize::inline_tag_at(b, i) {
+                    i = crate::sanitize::skip_tag(b, i);
+                    continue;
+                }
+                break;
+            }
             let (unit, len) = match b[i] {
                 b'&' if HTML => char_ref(&text[i..]),
                 c => {
@@ -363,7 +375,7 @@ impl Tagger {
         }
         let mut scan = Scan::new(self);
         scan.field(0, [title]);
-        // A tag between two runs of text ends a word.
+        // A block-level tag between two runs of text ends a word.
         scan.html_field(1, summary_html.unwrap_or_default());
         scan.html_field(2, content_html.unwrap_or_default());
         scan.field(3, categories);
@@ -748,6 +760,11 @@ mod tests {
         );
         assert_eq!(a, b);
         assert_eq!(a.tags, vec!["china", "lawyers", "un"]);
+        // An inline tag inside a word does not split it; a block tag does.
+        let x = Tagger::new(&[rule("xinjiang", &["Xinjiang"])], &[]);
+        let tags = |html: &str| x.apply_html(&[], "T", None, Some(html), &[]).tags;
+        assert_eq!(tags("<p><b>Xin</b>jiang camps</p>"), vec!["xinjiang"]);
+        assert!(tags("<p>Xin</p><p>jiang</p>").is_empty());
     }
     use crate::config::ALL_FIELDS;
 

@@ -4,11 +4,12 @@
 //!
 //! It mirrors feed-rs's reading rules (text = the text, CDATA and entity
 //! events right after the start tag, trimmed where feed-rs trims; links made
-//! absolute against `xml:base` and the document URL; the same lenient dates)
+//! absolute against `xml:base` and the document URL; dates through the
+//! same [`super::date::parse_date`])
 //! only where they are simple to mirror exactly. Anything else — RSS 1.0,
 //! JSON, a DOCTYPE, a namespace declared below the root, an undeclared
 //! prefix, markup inside a text element, Media RSS, podcast or comment
-//! elements, an author with an email, a date in an unusual shape, malformed
+//! elements, an author with an email, malformed
 //! XML — is [`Unsupported`], and the caller hands the document to feed-rs.
 //! So this path may only ever be narrower than feed-rs, never different.
 
@@ -85,8 +86,10 @@ struct Doc<'a> {
     prefixes: Vec<(String, Ns)>,
     /// Namespace of unprefixed elements.
     default_ns: Ns,
-    /// An element named `origLink` was seen (the caller then reads them).
-    saw_orig_link: bool,
+    /// The first date that could not be read.
+    bad_date: Option<String>,
+    /// Something the extras pass reads was seen (see `super::extras`).
+    needs_extras: bool,
     /// When to give up (the caller then sees the deadline has passed).
     deadline: Option<Deadline>,
     /// Events read, to look at the clock every so many.
@@ -114,7 +117,8 @@ pub(super) fn parse(text: &str, base: Option<&Url>, deadline: Option<Deadline>) 
         bases: base.map(|u| (0, u.clone())).into_iter().collect(),
         prefixes: Vec::new(),
         default_ns: Ns::Unknown,
-        saw_orig_link: false,
+        bad_date: None,
+        needs_extras: false,
         deadline,
         events: 0,
     };
@@ -149,7 +153,8 @@ pub(super) fn parse(text: &str, base: Option<&Url>, deadline: Option<Deadline>) 
             doc.default_ns = Ns::Rss;
             let mut feed = doc.rss()?;
             feed.is_atom = false;
-            feed.may_have_orig_links = doc.saw_orig_link;
+            feed.bad_date = doc.bad_date;
+            feed.needs_extras = doc.needs_extras;
             Ok(feed)
         }
         "feed" => {
@@ -162,7 +167,8 @@ pub(super) fn parse(text: &str, base: Option<&Url>, deadline: Option<Deadline>) 
             doc.default_ns = Ns::Atom;
             let mut feed = doc.atom()?;
             feed.is_atom = true;
-            feed.may_have_orig_links = doc.saw_orig_link;
+            feed.bad_date = doc.bad_date;
+            feed.needs_extras = doc.needs_extras;
             Ok(feed)
         }
         _ => Err(Unsupported("root element")),
@@ -232,6 +238,16 @@ impl<'a> Doc<'a> {
         Ok(())
     }
 
+    /// A date read by the one date function both parsers share; the first
+    /// that cannot be read is remembered for the poll's warning.
+    fn date(&mut self, raw: &str) -> Option<DateTime<Utc>> {
+        let d = super::date::parse_date(raw);
+        if d.is_none() && self.bad_date.is_none() && !raw.trim().is_empty() {
+            self.bad_date = Some(raw.trim().to_string());
+        }
+        d
+    }
+
     /// The base URL in scope.
     fn base(&self) -> Option<Url> {
         self.bases.last().map(|(_, u)| u.clone())
@@ -270,7 +286,7 @@ impl<'a> Doc<'a> {
 
     fn start(&mut self, s: BytesStart<'a>, empty: bool) -> R<Ev<'a>> {
         self.depth += 1;
-        self.note_orig_link(&s);
+        self.note_extras(&s);
         if s.attributes_raw().trim_ascii().is_empty() {
             self.pending_end = empty;
             return Ok(Ev::Start(s));
@@ -287,10 +303,28 @@ impl<'a> Doc<'a> {
         Ok(Ev::Start(s))
     }
 
-    fn note_orig_link(&mut self, s: &BytesStart<'_>) {
-        if matches!(local_name(s.name().0), "origLink" | "origlink") {
-            self.saw_orig_link = true;
+    /// Notes elements and attributes that only the extras pass reads:
+    /// `origLink`, `dc:title`, Dublin Core dates, DC Terms, `rdf:about`.
+    fn note_extras(&mut self, s: &BytesStart<'_>) {
+        if self.needs_extras {
+            return;
         }
+        let q = s.name().0;
+        let local = local_name(q);
+        self.needs_extras = matches!(local, "origLink" | "origlink")
+            || q == "dc:title"
+            || q == "dc:date"
+            || q.starts_with("dcterms:")
+            || (local == "item" && s.attributes_raw().contains(":about"));
+    }
+
+    /// The `xml:base` the document sets for the entry just opened (of the
+    /// entry, else of the feed): content resolves against it.
+    fn entry_base(&self) -> Option<Url> {
+        self.bases
+            .last()
+            .filter(|(d, _)| *d > 0)
+            .map(|(_, u)| u.clone())
     }
 
     fn end(&mut self) -> Ev<'a> {
@@ -464,7 +498,6 @@ impl<'a> Doc<'a> {
                 Ok(_) => return Err(Unsupported("unexpected in xhtml")),
             };
             let s = start.expect("a start tag");
-            self.note_orig_link(&s);
             if depth == 0 {
                 if first_element {
                     if local_name(s.name().0) != "div" {
@@ -584,7 +617,10 @@ impl<'a> Doc<'a> {
     }
 
     fn rss_item(&mut self) -> R<EntryData> {
-        let mut e = EntryData::default();
+        let mut e = EntryData {
+            content_base: self.entry_base(),
+            ..EntryData::default()
+        };
         loop {
             let s = match self.next()? {
                 Ev::Start(s) => s,
@@ -651,13 +687,13 @@ impl<'a> Doc<'a> {
                 }
                 (Ns::Rss, "pubDate") | (Ns::DublinCore, "date") => {
                     e.published = match self.text()? {
-                        Some(t) => date(&t)?,
+                        Some(t) => self.date(&t),
                         None => None,
                     }
                 }
                 (Ns::Rss, "updated") | (Ns::Atom, "updated") => {
                     e.updated = match self.text()? {
-                        Some(t) => date(&t)?,
+                        Some(t) => self.date(&t),
                         None => None,
                     }
                 }
@@ -729,7 +765,10 @@ impl<'a> Doc<'a> {
     }
 
     fn atom_entry(&mut self) -> R<EntryData> {
-        let mut e = EntryData::default();
+        let mut e = EntryData {
+            content_base: self.entry_base(),
+            ..EntryData::default()
+        };
         loop {
             let s = match self.next()? {
                 Ev::Start(s) => s,
@@ -747,12 +786,12 @@ impl<'a> Doc<'a> {
                 (Ns::Atom, "rights") => self.atom_text_skipped(&s)?,
                 (Ns::Atom, "updated") => {
                     if let Some(t) = self.text()? {
-                        e.updated = date(&t)?;
+                        e.updated = self.date(&t);
                     }
                 }
                 (Ns::Atom, "published" | "pubDate") => {
                     if let Some(t) = self.text()? {
-                        e.published = date(&t)?;
+                        e.published = self.date(&t);
                     }
                 }
                 (Ns::Atom, "author") => {
@@ -907,113 +946,9 @@ fn simple_mime(v: &str) -> R<String> {
     }
 }
 
-/// A date as feed-rs's lenient parser reads it, for the two shapes whose
-/// result is certain without its clean-up rules: RFC 3339
-/// (`2026-11-20T12:00:00.5+01:00`) and RFC 2822 with a weekday and a numeric
-/// zone or GMT (`Fri, 20 Nov 2026 12:00:00 +0000`). `Ok(None)` never comes
-/// from here for a non-empty date: anything else is [`Unsupported`].
-fn date(raw: &str) -> R<Option<DateTime<Utc>>> {
-    let t = raw.trim();
-    if !t.is_ascii() {
-        return Err(Unsupported("date"));
-    }
-    let b = t.as_bytes();
-    if b.first().is_some_and(u8::is_ascii_digit) {
-        // feed-rs first rewrites `+hhmm` to `+hh:mm` and completes a bare date:
-        // a string those rules touch is not for us.
-        let four_digits_after_sign = b
-            .windows(5)
-            .any(|w| (w[0] == b'+' || w[0] == b'-') && w[1..].iter().all(u8::is_ascii_digit));
-        let ends_dash_two = b.len() >= 3
-            && b[b.len() - 3] == b'-'
-            && b[b.len() - 2..].iter().all(u8::is_ascii_digit);
-        if four_digits_after_sign || ends_dash_two {
-            return Err(Unsupported("date"));
-        }
-        return DateTime::parse_from_rfc3339(t)
-            .map(|d| Some(d.with_timezone(&Utc)))
-            .map_err(|_| Unsupported("date"));
-    }
-    // `Www, D[D] Mmm YYYY HH:MM:SS (+|-)hhmm|GMT`
-    let parts: Vec<&str> = t.split(' ').collect();
-    let [wd, day, mon, year, time, zone] = parts.as_slice() else {
-        return Err(Unsupported("date"));
-    };
-    let weekdays = ["Sun,", "Mon,", "Tue,", "Wed,", "Thu,", "Fri,", "Sat,"];
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
-        n.contains(&s.len()) && s.bytes().all(|c| c.is_ascii_digit())
-    };
-    let tb = time.as_bytes();
-    let time_ok = tb.len() == 8
-        && tb[2] == b':'
-        && tb[5] == b':'
-        && [&time[0..2], &time[3..5], &time[6..8]]
-            .iter()
-            .all(|p| digits(p, 2..=2))
-        && &time[0..2] != "24";
-    let zone_ok = *zone == "GMT"
-        || (zone.len() == 5
-            && (zone.starts_with('+') || zone.starts_with('-'))
-            && digits(&zone[1..], 4..=4));
-    if !(weekdays.contains(wd)
-        && digits(day, 1..=2)
-        && months.contains(mon)
-        && digits(year, 4..=4)
-        && time_ok
-        && zone_ok)
-    {
-        return Err(Unsupported("date"));
-    }
-    // What feed-rs's clean-up leaves of this shape: no weekday, `-0000` as `+0000`.
-    let zone = if *zone == "-0000" { "+0000" } else { zone };
-    let cleaned = format!("{day} {mon} {year} {time} {zone}");
-    DateTime::parse_from_rfc2822(&cleaned)
-        .map(|d| Some(d.with_timezone(&Utc)))
-        .map_err(|_| Unsupported("date"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_in_the_common_shapes() {
-        assert_eq!(
-            date(" Fri, 20 Nov 2026 12:00:00 +0100 ")
-                .unwrap()
-                .unwrap()
-                .to_rfc3339(),
-            "2026-11-20T11:00:00+00:00"
-        );
-        assert_eq!(
-            date("Thu, 7 Apr 2022 18:00:00 GMT")
-                .unwrap()
-                .unwrap()
-                .to_rfc3339(),
-            "2022-04-07T18:00:00+00:00"
-        );
-        assert_eq!(
-            date("2026-11-19T03:21:13.5+02:00")
-                .unwrap()
-                .unwrap()
-                .to_rfc3339(),
-            "2026-11-19T01:21:13.500+00:00"
-        );
-        for odd in [
-            "2026-11-19",
-            "2026-11-19T03:21:13+0200",
-            "Thurs, 7 Apr 2022 18:00:00 GMT",
-            "7 April 2022",
-            "Thu, 7 Apr 2022 24:00:00 GMT",
-            "Thu, 7 Apr 2022 18:00:00 UTC",
-            "Thu, 7 Apr 2022 8:00:00 GMT",
-        ] {
-            assert!(date(odd).is_err(), "{odd}");
-        }
-    }
 
     #[test]
     fn unusual_documents_are_refused() {

@@ -123,10 +123,17 @@ impl Kind {
     }
 }
 
-/// The configured feeds as an OPML 2.0 document (`sources.opml`, `gazette
-/// opml export`), with each feed's title and web site from `feeds`.
+/// The published list of sources (`sources.opml`), with each feed's title
+/// and web site from `feeds`; local (file) feeds are never given as
+/// `file:///` addresses.
 pub fn opml(config: &Config, feeds: &[FeedRow]) -> Vec<u8> {
-    opml::render(config, feeds)
+    opml::render(config, feeds, false)
+}
+
+/// The configured feeds for `gazette opml export`: as [`opml`], but local
+/// feeds keep their `file://` URL, so the list can be imported again.
+pub fn opml_export(config: &Config, feeds: &[FeedRow]) -> Vec<u8> {
+    opml::render(config, feeds, true)
 }
 
 /// Every tag a story can carry under `config`: rule names and feed tags.
@@ -293,7 +300,8 @@ pub struct Entry {
     pub id: String,
     /// Plain-text title, never empty.
     pub title: String,
-    /// Absolute http(s) link to the story, when it has a usable one.
+    /// Absolute http(s) link to the story, when it has a usable one,
+    /// without tracking parameters.
     pub link: Option<String>,
     /// The story's date.
     pub published: DateTime<Utc>,
@@ -391,9 +399,10 @@ async fn listing(
         .await?;
     let store_key = store.store_key().await?;
     let by_name: HashMap<&str, &FeedRow> = feeds.iter().map(|f| (f.name.as_str(), f)).collect();
+    let strip = &config.dedup.strip_params;
     let entries: Vec<Entry> = stories
         .iter()
-        .map(|s| entry(&config.site_url, s, &store_key, &by_name))
+        .map(|s| entry(&config.site_url, s, &store_key, &by_name, strip))
         .collect();
     let updated = entries
         .iter()
@@ -415,7 +424,15 @@ async fn listing(
     })
 }
 
-fn entry(site: &Url, s: &Story, store_key: &str, feeds: &HashMap<&str, &FeedRow>) -> Entry {
+fn entry(
+    site: &Url,
+    s: &Story,
+    store_key: &str,
+    feeds: &HashMap<&str, &FeedRow>,
+    strip: &[String],
+) -> Entry {
+    // Readers get links without click trackers.
+    let link = |l: &str| web_url(l).map(|u| crate::dedup::strip_tracking(&u, strip));
     let excerpt = xml_safe(&s.excerpt);
     let mut title = xml_safe(s.title.trim());
     if title.is_empty() {
@@ -441,7 +458,7 @@ fn entry(site: &Url, s: &Story, store_key: &str, feeds: &HashMap<&str, &FeedRow>
                     .map(|t| xml_safe(t.trim()))
                     .filter(|t| !t.is_empty())
                     .unwrap_or_else(|| xml_safe(&src.feed)),
-                link: src.link.as_deref().and_then(web_url),
+                link: src.link.as_deref().and_then(link),
                 published: src.published,
                 feed_home: state
                     .and_then(|st| st.site_link.as_deref())
@@ -472,7 +489,7 @@ fn entry(site: &Url, s: &Story, store_key: &str, feeds: &HashMap<&str, &FeedRow>
     Entry {
         id: entry_id(site, s, store_key),
         title,
-        link: s.link.as_deref().and_then(web_url),
+        link: s.link.as_deref().and_then(link),
         published: s.published,
         updated,
         authors,

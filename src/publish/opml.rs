@@ -4,12 +4,16 @@ use std::collections::HashMap;
 
 use quick_xml::escape::escape;
 
-use crate::config::Config;
+use crate::config::{Config, FeedSource};
 use crate::model::FeedRow;
 
 /// The configured feeds as an OPML 2.0 document, in configuration order,
-/// with each feed's own title and web site as the store knows them.
-pub(super) fn render(config: &Config, feeds: &[FeedRow]) -> Vec<u8> {
+/// with each feed's own title and web site as the store knows them. A local
+/// feed (a file) is listed with its `file://` URL only when `local_files`
+/// (the editor's own export); published, it is a link to its web site when
+/// the store knows one, else left out: a `file:///` address means nothing
+/// to a reader and tells about the server.
+pub(super) fn render(config: &Config, feeds: &[FeedRow], local_files: bool) -> Vec<u8> {
     let rows: HashMap<&str, &FeedRow> = feeds.iter().map(|f| (f.name.as_str(), f)).collect();
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<opml version=\"2.0\">\n  <head>\n",
@@ -26,17 +30,27 @@ pub(super) fn render(config: &Config, feeds: &[FeedRow]) -> Vec<u8> {
             .map(super::xml_safe)
             .filter(|t| !t.trim().is_empty())
             .unwrap_or_else(|| name.clone());
-        out.push_str(&format!(
-            "    <outline type=\"rss\" text=\"{}\" title=\"{}\" xmlUrl=\"{}\"",
-            escape(name.as_str()),
-            escape(title.as_str()),
-            escape(super::xml_safe(&f.source.as_url_string()).as_str()),
-        ));
-        if let Some(home) = row
+        let home = row
             .and_then(|r| r.state.site_link.as_deref())
-            .and_then(super::web_url)
-        {
-            out.push_str(&format!(" htmlUrl=\"{}\"", escape(home.as_str())));
+            .and_then(super::web_url);
+        if matches!(f.source, FeedSource::File(_)) && !local_files {
+            let Some(home) = home else { continue };
+            out.push_str(&format!(
+                "    <outline type=\"link\" text=\"{}\" title=\"{}\" url=\"{}\"",
+                escape(name.as_str()),
+                escape(title.as_str()),
+                escape(home.as_str()),
+            ));
+        } else {
+            out.push_str(&format!(
+                "    <outline type=\"rss\" text=\"{}\" title=\"{}\" xmlUrl=\"{}\"",
+                escape(name.as_str()),
+                escape(title.as_str()),
+                escape(super::xml_safe(&f.source.as_url_string()).as_str()),
+            ));
+            if let Some(home) = home {
+                out.push_str(&format!(" htmlUrl=\"{}\"", escape(home.as_str())));
+            }
         }
         if !f.tags.is_empty() {
             out.push_str(&format!(

@@ -9,6 +9,7 @@ mod fastparse;
 mod ingest;
 mod postgres;
 mod publish;
+mod realworld;
 mod serve;
 mod server;
 mod smtp;

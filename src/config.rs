@@ -1194,6 +1194,12 @@ impl Ctx<'_> {
 /// The environment variable that overrides `database`.
 pub const DATABASE_ENV: &str = "GAZETTE_DATABASE_URL";
 
+/// A database URL given on the command line (`db copy --to`): relative
+/// SQLite paths are relative to the working folder.
+pub fn parse_database_url(s: &str) -> Result<DatabaseUrl, String> {
+    database_url(s, |p| PathBuf::from(p))
+}
+
 /// `sqlite://PATH` (relative paths resolved by `resolve`) or
 /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`.
 fn database_url(s: &str, resolve: impl Fn(&str) -> PathBuf) -> Result<DatabaseUrl, String> {

@@ -94,6 +94,9 @@ enum Command {
     /// Move a feed list in and out of OPML 2.0.
     #[command(subcommand)]
     Opml(OpmlCommand),
+    /// The store itself.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// The email digest.
     Digest {
         #[command(subcommand)]
@@ -109,6 +112,17 @@ enum OpmlCommand {
     Import {
         /// The OPML file.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Copy the configured store into an empty one (SQLite <-> PostgreSQL),
+    /// keeping story ids, item keys, fetch state and the digest ledger.
+    Copy {
+        /// The target: sqlite://PATH or postgres://USER@HOST/DB.
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -317,6 +331,7 @@ async fn one_shot(app: &Application, command: Command) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         Command::Digest { command } => digest(app, command).await,
+        Command::Db(DbCommand::Copy { to }) => copy(app, &to).await,
         Command::Items {
             tag,
             since,
@@ -365,6 +380,39 @@ async fn one_shot(app: &Application, command: Command) -> anyhow::Result<ExitCod
         | Command::Serve { .. }
         | Command::Opml(OpmlCommand::Import { .. }) => unreachable!("handled by run"),
     }
+}
+
+async fn copy(app: &Application, to: &str) -> anyhow::Result<ExitCode> {
+    let url = gazette::config::parse_database_url(to).map_err(|m| anyhow::anyhow!("--to: {m}"))?;
+    let target = gazette::store::Store::open(&url)
+        .await
+        .context("opening the target store")?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} rows {elapsed}")
+                .expect("static template"),
+        );
+        bar
+    });
+    let progress = |done: u64, total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    let copied = gazette::app::copy_store(app.store(), &target, &progress).await;
+    target.close().await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let copied = copied?;
+    let mut out = std::io::stdout().lock();
+    for (table, n) in &copied {
+        writeln!(out, "{table}: {n} rows")?;
+    }
+    writeln!(out, "copied into {to}")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn poll(app: &Application, force: bool) -> anyhow::Result<ExitCode> {

@@ -654,9 +654,287 @@ pub trait Backend: Send + Sync {
     /// Marks an open period done.
     async fn close_digest_period(&self, period_id: i64) -> Result<(), StoreError>;
 
+    // ---- moving a store (`gazette db copy`) ----
+
+    /// How many rows `table` holds.
+    async fn count_rows(&self, table: &Table) -> Result<i64, StoreError>;
+
+    /// Up to `limit` rows of `table` after the key `after` (none: from the
+    /// start), in key order, as [`Table::columns`] lists them.
+    async fn read_rows(
+        &self,
+        table: &Table,
+        after: Option<Vec<Value>>,
+        limit: i64,
+    ) -> Result<Vec<Vec<Value>>, StoreError>;
+
+    /// Writes rows read from another store, in one transaction.
+    async fn write_rows(&self, table: &Table, rows: &[Vec<Value>]) -> Result<(), StoreError>;
+
+    /// After a copy: the store's own counters follow the copied rows.
+    async fn finish_copy(&self) -> Result<(), StoreError>;
+
     /// Closes the connections (SQLite: empties the WAL).
     async fn close(&self);
 }
+
+/// A stored value, as `gazette db copy` moves it between backends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// An integer (ids, unix times, flags).
+    Int(i64),
+    /// A real (similarity scores).
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// Bytes (signatures, compressed HTML).
+    Bytes(Vec<u8>),
+}
+
+/// What a column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `BIGINT` / `INTEGER`.
+    Int,
+    /// `DOUBLE PRECISION` / `REAL`.
+    Real,
+    /// `TEXT`.
+    Text,
+    /// `BYTEA` / `BLOB`.
+    Bytes,
+}
+
+/// A table `db copy` moves: its columns (the same in every backend) and
+/// its key, in which order its rows are read.
+#[derive(Debug)]
+pub struct Table {
+    /// Its name.
+    pub name: &'static str,
+    /// Every column, with what it holds.
+    pub columns: &'static [(&'static str, Kind)],
+    /// The columns of its key.
+    pub key: &'static [&'static str],
+}
+
+use Kind::{Bytes as B, Int as I, Real as R, Text as T};
+
+/// Every table of a store that `db copy` moves, parents first. (Each tag's
+/// story index is rebuilt from the tags by the target's triggers.)
+pub const TABLES: &[Table] = &[
+    Table {
+        name: "feeds",
+        columns: &[
+            ("id", I),
+            ("name", T),
+            ("url", T),
+            ("priority", I),
+            ("title", T),
+            ("site_link", T),
+            ("etag", T),
+            ("last_modified", T),
+            ("permanent_url", T),
+            ("status", T),
+            ("last_error", T),
+            ("error_count", I),
+            ("last_fetch_at", I),
+            ("last_success_at", I),
+            ("next_fetch_at", I),
+            ("ttl_seconds", I),
+            ("due_at", I),
+            ("lease_owner", T),
+            ("lease_until", I),
+        ],
+        key: &["id"],
+    },
+    Table {
+        name: "stories",
+        columns: &[
+            ("id", I),
+            ("signature", B),
+            ("sort_date", I),
+            ("created_at", I),
+            ("updated_at", I),
+        ],
+        key: &["id"],
+    },
+    Table {
+        name: "items",
+        columns: &[
+            ("id", I),
+            ("feed_id", I),
+            ("item_key", T),
+            ("raw_hash", I),
+            ("guid", T),
+            ("link", T),
+            ("title", T),
+            ("summary_html", B),
+            ("content_html", B),
+            ("excerpt", T),
+            ("authors", T),
+            ("categories", T),
+            ("enclosures", T),
+            ("published", I),
+            ("updated", I),
+            ("first_seen", I),
+            ("sort_date", I),
+            ("canonical_link", T),
+            ("excluded", I),
+            ("story_id", I),
+            ("merge_reason", T),
+            ("merge_score", R),
+        ],
+        key: &["id"],
+    },
+    Table {
+        name: "item_tags",
+        columns: &[("item_id", I), ("tag", T)],
+        key: &["item_id", "tag"],
+    },
+    Table {
+        name: "pruned_items",
+        columns: &[("feed_id", I), ("item_key", T)],
+        key: &["feed_id", "item_key"],
+    },
+    Table {
+        name: "meta",
+        columns: &[("key", T), ("value", T)],
+        key: &["key"],
+    },
+    Table {
+        name: "digest_periods",
+        columns: &[
+            ("id", I),
+            ("start_at", I),
+            ("cutoff_at", I),
+            ("stories", I),
+            ("status", T),
+            ("created_at", I),
+        ],
+        key: &["id"],
+    },
+    Table {
+        name: "digest_deliveries",
+        columns: &[
+            ("period_id", I),
+            ("recipient", T),
+            ("position", I),
+            ("state", T),
+            ("message_id", T),
+            ("attempts", I),
+            ("permanent", I),
+            ("reply", T),
+            ("updated_at", I),
+        ],
+        key: &["period_id", "recipient"],
+    },
+];
+
+impl Table {
+    /// The start of a `SELECT` of its columns; [`Table::after_key`] and
+    /// [`Table::order`] go after it.
+    fn select_head(&self) -> String {
+        let cols: Vec<&str> = self.columns.iter().map(|c| c.0).collect();
+        format!("SELECT {} FROM {} ", cols.join(", "), self.name)
+    }
+
+    /// `WHERE (key) > (` (the caller binds the key's values and closes it).
+    fn after_key(&self) -> String {
+        format!("WHERE ({}) > (", self.key.join(", "))
+    }
+
+    /// `ORDER BY key LIMIT ` (the caller binds the limit).
+    fn order(&self) -> String {
+        format!(" ORDER BY {} LIMIT ", self.key.join(", "))
+    }
+
+    /// `INSERT` of its columns (the caller adds the values); a meta key the
+    /// target made for itself is replaced by the copied one.
+    fn insert_head(&self) -> String {
+        let cols: Vec<&str> = self.columns.iter().map(|c| c.0).collect();
+        format!("INSERT INTO {} ({}) ", self.name, cols.join(", "))
+    }
+
+    /// What follows the values of [`Table::insert_head`].
+    fn insert_tail(&self) -> &'static str {
+        if self.name == "meta" {
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        } else {
+            ""
+        }
+    }
+
+    /// What each of its key columns holds.
+    fn key_kinds(&self) -> Vec<Kind> {
+        self.key
+            .iter()
+            .filter_map(|k| self.columns.iter().find(|c| c.0 == *k))
+            .map(|c| c.1)
+            .collect()
+    }
+
+    /// The key of one of its rows (as [`Backend::read_rows`] gives them).
+    pub fn key_of(&self, row: &[Value]) -> Vec<Value> {
+        self.key
+            .iter()
+            .filter_map(|k| self.columns.iter().position(|c| c.0 == *k))
+            .filter_map(|i| row.get(i).cloned())
+            .collect()
+    }
+
+    /// The table named `name`, among [`TABLES`].
+    pub fn named(name: &str) -> Option<&'static Table> {
+        TABLES.iter().find(|t| t.name == name)
+    }
+}
+
+/// A row of `table` read by either backend, as [`Value`]s.
+fn row_values<'r, R>(r: &'r R, table: &Table) -> Result<Vec<Value>, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| {
+            Ok(match kind {
+                Kind::Int => r.try_get::<Option<i64>, _>(i)?.map(Value::Int),
+                Kind::Real => r.try_get::<Option<f64>, _>(i)?.map(Value::Real),
+                Kind::Text => r.try_get::<Option<String>, _>(i)?.map(Value::Text),
+                // Rows of early SQLite stores hold TEXT here.
+                Kind::Bytes => r
+                    .try_get_unchecked::<Option<Vec<u8>>, _>(i)?
+                    .map(Value::Bytes),
+            }
+            .unwrap_or(Value::Null))
+        })
+        .collect()
+}
+
+/// Binds a [`Value`] to a query of either backend; a NULL is typed by the
+/// column's [`Kind`] (PostgreSQL wants it so).
+macro_rules! bind_value {
+    ($b:expr, $v:expr, $kind:expr) => {
+        match ($v, $kind) {
+            (Value::Null, Kind::Int) => $b.push_bind(None::<i64>),
+            (Value::Null, Kind::Real) => $b.push_bind(None::<f64>),
+            (Value::Null, Kind::Text) => $b.push_bind(None::<String>),
+            (Value::Null, Kind::Bytes) => $b.push_bind(None::<Vec<u8>>),
+            (Value::Int(i), _) => $b.push_bind(*i),
+            (Value::Real(f), _) => $b.push_bind(*f),
+            (Value::Text(t), _) => $b.push_bind(t.clone()),
+            (Value::Bytes(x), _) => $b.push_bind(x.clone()),
+        }
+    };
+}
+pub(crate) use bind_value;
 
 /// The configured store: a backend behind the contract. Cheap to clone.
 #[derive(Clone)]

@@ -29,9 +29,9 @@ use sqlx::{Connection, PgConnection, Postgres, QueryBuilder, Row, Transaction};
 
 use super::gather::{Gathering, Rows};
 use super::{
-    Backend, DeliveryOutcome, Document, HttpValidator, Leases, NEAR_MAX_POSTINGS, Prepared,
-    STORED_ITEM_COLUMNS, SaveCounts, SenderLock, StoreError, StoredItem, delivery_row, feed_row,
-    known_from_json, period_row, story_from_items,
+    Backend, DeliveryOutcome, Document, HttpValidator, Kind, Leases, NEAR_MAX_POSTINGS, Prepared,
+    STORED_ITEM_COLUMNS, SaveCounts, SenderLock, StoreError, StoredItem, Table, Value, bind_value,
+    delivery_row, feed_row, known_from_json, period_row, row_values, story_from_items,
 };
 use crate::config::FeedConfig;
 use crate::dedup::{self, NearIndex};
@@ -749,6 +749,71 @@ impl Backend for PgStore {
             .bind(period_id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn count_rows(&self, table: &Table) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar(&format!("SELECT count(*) FROM {}", table.name))
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn read_rows(
+        &self,
+        table: &Table,
+        after: Option<Vec<Value>>,
+        limit: i64,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new(table.select_head());
+        if let Some(after) = &after {
+            q.push(table.after_key());
+            let mut key = q.separated(", ");
+            for (v, kind) in after.iter().zip(table.key_kinds()) {
+                bind_value!(key, v, kind);
+            }
+            q.push(")");
+        }
+        q.push(table.order());
+        q.push_bind(limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| row_values(r, table))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn write_rows(&self, table: &Table, rows: &[Vec<Value>]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        // 22 values a row at most: well under PostgreSQL's 65,535 parameters.
+        for chunk in rows.chunks(1000) {
+            let mut q = QueryBuilder::<Postgres>::new(table.insert_head());
+            q.push_values(chunk, |mut b, row| {
+                for (v, (_, kind)) in row.iter().zip(table.columns) {
+                    bind_value!(b, v, *kind);
+                }
+            });
+            q.push(table.insert_tail());
+            q.build().persistent(false).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.near.lock().await.take();
+        Ok(())
+    }
+
+    async fn finish_copy(&self) -> Result<(), StoreError> {
+        // The serial ids continue after the copied ones.
+        for table in ["feeds", "digest_periods"] {
+            sqlx::query(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(max(id), 0) + 1, false) FROM {table}"
+            ))
+            .execute(&self.pool)
+            .await?;
+        }
         Ok(())
     }
 

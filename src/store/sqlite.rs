@@ -18,9 +18,10 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::gather::{Gathering, Rows};
 use super::{
-    Backend, DeliveryOutcome, Document, HttpValidator, Leases, NEAR_MAX_POSTINGS, Prepared,
-    STORED_ITEM_COLUMNS, SaveCounts, SenderLock, StoreError, StoredItem, at, decode_html,
-    delivery_row, feed_row, known_from_json, period_row, story_from_items,
+    Backend, DeliveryOutcome, Document, HttpValidator, Kind, Leases, NEAR_MAX_POSTINGS, Prepared,
+    STORED_ITEM_COLUMNS, SaveCounts, SenderLock, StoreError, StoredItem, Table, Value, at,
+    bind_value, decode_html, delivery_row, feed_row, known_from_json, period_row, row_values,
+    story_from_items,
 };
 use crate::config::FeedConfig;
 use crate::dedup::{self, NearIndex};
@@ -818,10 +819,71 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
+    async fn count_rows(&self, table: &Table) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar(&format!("SELECT count(*) FROM {}", table.name))
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn read_rows(
+        &self,
+        table: &Table,
+        after: Option<Vec<Value>>,
+        limit: i64,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(table.select_head());
+        if let Some(after) = &after {
+            q.push(table.after_key());
+            let mut key = q.separated(", ");
+            for (v, kind) in after.iter().zip(table.key_kinds()) {
+                bind_value!(key, v, kind);
+            }
+            q.push(")");
+        }
+        q.push(table.order());
+        q.push_bind(limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| row_values(r, table))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn write_rows(&self, table: &Table, rows: &[Vec<Value>]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.begin_write().await?;
+        for chunk in rows.chunks(COPY_ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(table.insert_head());
+            q.push_values(chunk, |mut b, row| {
+                for (v, (_, kind)) in row.iter().zip(table.columns) {
+                    bind_value!(b, v, *kind);
+                }
+            });
+            q.push(table.insert_tail());
+            q.build().persistent(false).execute(&mut *w.tx).await?;
+        }
+        w.tx.commit().await?;
+        self.near.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Ok(())
+    }
+
+    async fn finish_copy(&self) -> Result<(), StoreError> {
+        // Ids are taken as max + 1: nothing to move.
+        Ok(())
+    }
+
     async fn close(&self) {
         self.close_pool().await;
     }
 }
+
+/// Rows per statement of a copy (22 values a row at most: under SQLite's
+/// 32,766 variables).
+const COPY_ROWS_PER_STATEMENT: usize = 1000;
 
 /// The `meta` key of the fingerprint of the tag rules the stored tags follow.
 const TAG_RULES_KEY: &str = "tag_rules";

@@ -635,3 +635,109 @@ async fn every_command_works_on_postgres_and_the_environment_overrides_the_file(
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("GAZETTE_DATABASE_URL"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn db_copy_moves_a_store_to_postgres_and_back_keeping_ids_and_entry_ids() {
+    let Some(db) = PgDb::new().await else {
+        return;
+    };
+    let server = FeedServer::start().await;
+    server.set(
+        "a",
+        Route::feed(
+            rss(&[
+                ("a1", "Council adopts text on defenders"),
+                ("a2", "Experts urge release of lawyer"),
+                ("a3", "An old story the retention prunes"),
+            ]),
+            "application/rss+xml",
+        ),
+    );
+    server.set(
+        "b",
+        Route::feed(
+            rss(&[("a1", "Council adopts text on defenders")]),
+            "application/rss+xml",
+        ),
+    );
+    let ws = crate::Workspace::new();
+    let digest = format!(
+        "[digest]\nschedule = \"0 0 * * *\"\nfrom = \"d@example.org\"\nto = [\"a@example.org\"]\noutbox = \"{}\"\nsend_when_empty = true\n",
+        ws.dir.path().join("outbox").display()
+    );
+    let config = ws.write_config(&[("A", server.url("a")), ("B", server.url("b"))], &digest);
+    let gazette = |env: Option<&str>, args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gazette"));
+        c.arg("--config").arg(ws.config_path()).args(args);
+        if let Some(url) = env {
+            c.env("GAZETTE_DATABASE_URL", url);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    gazette(None, &["poll"]);
+    gazette(None, &["digest", "send"]);
+    // A tombstone: the third story is pruned (the newest is never pruned).
+    let store = crate::open_store(&config).await.unwrap();
+    let stories = store
+        .list_stories(&gazette::model::ItemQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(stories.len(), 3);
+    let far = chrono::Utc::now() + chrono::TimeDelta::days(1);
+    store.prune_stories(far, far).await.unwrap();
+    store.close().await;
+    let entry_ids_of = |dir: &str, env: Option<&str>| {
+        let out = ws.dir.path().join(dir);
+        gazette(env, &["publish", "--out", out.to_str().unwrap()]);
+        entry_ids(&std::fs::read_to_string(out.join("feed.atom")).unwrap())
+    };
+    let items = gazette(None, &["items", "--json", "--all"]);
+    let status = gazette(None, &["digest", "status"]);
+    let ids = entry_ids_of("pub-sqlite", None);
+    assert!(!ids.is_empty());
+
+    let out = gazette(None, &["db", "copy", "--to", db.url()]);
+    assert!(out.contains("feeds: 2 rows"), "{out}");
+    assert!(out.contains("digest_periods: 1 rows"), "{out}");
+    assert!(out.contains("pruned_items: "), "{out}");
+    assert_eq!(
+        gazette(Some(db.url()), &["items", "--json", "--all"]),
+        items
+    );
+    assert_eq!(gazette(Some(db.url()), &["digest", "status"]), status);
+    assert_eq!(entry_ids_of("pub-pg", Some(db.url())), ids);
+    // The pruned story's tombstone came along: polling again stores nothing.
+    let polled = gazette(Some(db.url()), &["poll", "--force"]);
+    assert!(polled.contains("0 new"), "{polled}");
+    assert_eq!(
+        gazette(Some(db.url()), &["items", "--json", "--all"]),
+        items
+    );
+
+    // A store that holds something is not a copy's target.
+    let again = Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("--config")
+        .arg(ws.config_path())
+        .args(["db", "copy", "--to", db.url()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // And back into a new SQLite file.
+    let back = ws.dir.path().join("back.db");
+    let back_url = format!("sqlite://{}", back.display());
+    gazette(Some(db.url()), &["db", "copy", "--to", &back_url]);
+    assert_eq!(
+        gazette(Some(&back_url), &["items", "--json", "--all"]),
+        items
+    );
+    assert_eq!(entry_ids_of("pub-back", Some(&back_url)), ids);
+    assert_eq!(gazette(Some(&back_url), &["digest", "status"]), status);
+}

@@ -401,6 +401,11 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// Unix seconds of `t`, rounded up.
+fn ceil_secs(t: DateTime<Utc>) -> i64 {
+    t.timestamp() + i64::from(t.timestamp_subsec_nanos() > 0)
+}
+
 /// A stored unix time back.
 fn at(v: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(v, 0).unwrap_or_default()

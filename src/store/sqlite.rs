@@ -321,7 +321,8 @@ impl Backend for SqliteStore {
             .bind(&st.title)
             .bind(&st.site_link)
             .bind(st.ttl.map(|d| d.as_secs() as i64))
-            .bind(st.due_at.map(secs))
+            // Rounded up: stored in whole seconds, never due early.
+            .bind(st.due_at.map(super::ceil_secs))
             .bind(owner)
             .execute(&mut *w.tx)
             .await?;

@@ -152,6 +152,7 @@ async fn deliver_period(
         resumed: vec![],
     };
     let deliveries = store.deliveries(period.id).await?;
+    let mut session = mailer.session();
     for d in &deliveries {
         let due = match d.state {
             DeliveryState::Queued => true,
@@ -189,7 +190,7 @@ async fn deliver_period(
             // Another `digest send` (or the daemon) took it meanwhile.
             continue;
         }
-        match mailer.send(&message).await {
+        match session.send(&message).await {
             Ok(reply) => {
                 store
                     .finish_delivery(
@@ -232,6 +233,7 @@ async fn deliver_period(
             }
         }
     }
+    session.close().await;
     let after = store.deliveries(period.id).await?;
     let finished = after.iter().all(|d| {
         d.state == DeliveryState::Sent || (d.state == DeliveryState::Failed && d.permanent)

@@ -6,11 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use lettre::message::MultiPart;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 /// An email address, and one with a display name: parsed once, in the configuration.
 pub use lettre::{Address, message::Mailbox};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{DigestConfig, SmtpSecurity, Transport};
 
@@ -165,16 +166,51 @@ pub enum Mailer {
     /// `.eml` files in the outbox.
     File(AsyncFileTransport<Tokio1Executor>),
     /// An SMTP server.
-    Smtp {
-        /// The lettre transport (one connection per message).
-        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
-        /// Further attempts after a temporary failure.
-        retries: u32,
-        /// Wait before the first retry, doubled for each further one.
-        retry_delay: Duration,
-        /// The server's host and port, for messages.
-        server: String,
-    },
+    Smtp(Box<SmtpServer>),
+}
+
+/// How to reach and log in to the SMTP server, and how to retry.
+pub struct SmtpServer {
+    host: String,
+    port: u16,
+    tls: Tls,
+    timeout: Duration,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    /// Further attempts after a temporary failure.
+    pub retries: u32,
+    /// Wait before the first retry, doubled for each further one.
+    pub retry_delay: Duration,
+}
+
+impl SmtpServer {
+    /// `host:port`, for messages.
+    fn name(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Connects, upgrades to TLS as configured, and logs in.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, lettre::transport::smtp::Error> {
+        let wrapper = match &self.tls {
+            Tls::Wrapper(p) => Some(p.clone()),
+            _ => None,
+        };
+        let mut conn = AsyncSmtpConnection::connect_tokio1(
+            (self.host.as_str(), self.port),
+            Some(self.timeout),
+            &self.hello,
+            wrapper,
+            None,
+        )
+        .await?;
+        if let Tls::Required(p) = &self.tls {
+            conn.starttls(p.clone(), &self.hello).await?;
+        }
+        if let Some(c) = &self.credentials {
+            conn.auth(DEFAULT_MECHANISMS, c).await?;
+        }
+        Ok(conn)
+    }
 }
 
 impl Mailer {
@@ -205,80 +241,130 @@ impl Mailer {
                     SmtpSecurity::Starttls => Tls::Required(parameters()?),
                     SmtpSecurity::Tls => Tls::Wrapper(parameters()?),
                 };
-                let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
-                    .port(smtp.port)
-                    .tls(tls)
-                    .timeout(Some(smtp.timeout));
-                if let Some(user) = &smtp.username {
-                    let password = match &smtp.password_env {
-                        Some(var) => std::env::var(var)
-                            .map_err(|_| MailError::MissingPassword(var.clone()))?,
-                        None => String::new(),
-                    };
-                    b = b.credentials(Credentials::new(user.clone(), password));
-                }
-                Ok(Mailer::Smtp {
-                    transport: Box::new(b.build()),
+                let credentials = match &smtp.username {
+                    Some(user) => {
+                        let password = match &smtp.password_env {
+                            Some(var) => std::env::var(var)
+                                .map_err(|_| MailError::MissingPassword(var.clone()))?,
+                            None => String::new(),
+                        };
+                        Some(Credentials::new(user.clone(), password))
+                    }
+                    None => None,
+                };
+                Ok(Mailer::Smtp(Box::new(SmtpServer {
+                    host: smtp.host.clone(),
+                    port: smtp.port,
+                    tls,
+                    timeout: smtp.timeout,
+                    credentials,
+                    hello: ClientId::default(),
                     retries: smtp.retries,
                     retry_delay: smtp.retry_delay,
-                    server: format!("{}:{}", smtp.host, smtp.port),
-                })
+                })))
             }
         }
     }
 
+    /// A sending session: one SMTP connection kept open for several
+    /// messages (opened on the first, opened again after a failure).
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            mailer: self,
+            conn: None,
+        }
+    }
+}
+
+/// Messages sent one after another over one connection; [`Session::close`]
+/// says goodbye to the server.
+pub struct Session<'a> {
+    mailer: &'a Mailer,
+    conn: Option<AsyncSmtpConnection>,
+}
+
+impl Session<'_> {
     /// Sends one message; temporary SMTP failures (4xx, lost connection,
     /// timeout) are retried with exponential backoff. Returns the server's
-    /// reply (or the outbox file's id).
-    pub async fn send(&self, message: &Message) -> Result<String, SendError> {
-        match self {
-            Mailer::File(t) => t
-                .send(message.clone())
-                .await
-                .map(|id| format!("written to the outbox as {id}.eml"))
-                .map_err(|e| SendError {
-                    reply: format!("cannot write to the outbox: {e}"),
-                    permanent: false,
-                    stops_run: false,
-                }),
-            Mailer::Smtp {
-                transport,
-                retries,
-                retry_delay,
-                server,
-            } => {
-                let mut attempt = 0u32;
-                loop {
-                    let e = match transport.send(message.clone()).await {
-                        Ok(r) => {
-                            let text: Vec<&str> = r.message().collect();
-                            return Ok(format!("{} {}", r.code(), text.join(" ")));
-                        }
-                        Err(e) => e,
-                    };
-                    if let Some(cause) = tls_failure(&e) {
-                        return Err(SendError {
-                            reply: format!("TLS with {server} failed: {cause}"),
-                            permanent: false,
-                            stops_run: true,
-                        });
-                    }
-                    if e.is_permanent() || attempt >= *retries {
-                        return Err(SendError {
-                            reply: e.to_string(),
-                            permanent: e.is_permanent(),
-                            stops_run: false,
-                        });
-                    }
-                    let wait = retry_delay.saturating_mul(1 << attempt.min(16));
-                    attempt += 1;
-                    tracing::warn!(
-                        "temporary SMTP failure from {server}: {e}; retry {attempt} of {retries} in {}",
-                        humantime::format_duration(wait)
-                    );
-                    tokio::time::sleep(wait).await;
-                }
+    /// reply (or the outbox file's id) as soon as the server accepted the
+    /// message: nothing else (no QUIT, no RSET) happens before the caller
+    /// can record it.
+    pub async fn send(&mut self, message: &Message) -> Result<String, SendError> {
+        let server = match self.mailer {
+            Mailer::File(t) => {
+                return t
+                    .send(message.clone())
+                    .await
+                    .map(|id| format!("written to the outbox as {id}.eml"))
+                    .map_err(|e| SendError {
+                        reply: format!("cannot write to the outbox: {e}"),
+                        permanent: false,
+                        stops_run: false,
+                    });
             }
+            Mailer::Smtp(server) => server,
+        };
+        let envelope = message.envelope();
+        let raw = message.formatted();
+        let mut attempt = 0u32;
+        loop {
+            let e = match self.try_send(server, envelope, &raw).await {
+                Ok(r) => {
+                    let text: Vec<&str> = r.message().collect();
+                    return Ok(format!("{} {}", r.code(), text.join(" ")));
+                }
+                Err(e) => e,
+            };
+            if let Some(cause) = tls_failure(&e) {
+                return Err(SendError {
+                    reply: format!("TLS with {} failed: {cause}", server.name()),
+                    permanent: false,
+                    stops_run: true,
+                });
+            }
+            if e.is_permanent() || attempt >= server.retries {
+                return Err(SendError {
+                    reply: e.to_string(),
+                    permanent: e.is_permanent(),
+                    stops_run: false,
+                });
+            }
+            let wait = server.retry_delay.saturating_mul(1 << attempt.min(16));
+            attempt += 1;
+            tracing::warn!(
+                "temporary SMTP failure from {}: {e}; retry {attempt} of {} in {}",
+                server.name(),
+                server.retries,
+                humantime::format_duration(wait)
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One attempt over the open connection, or a new one. A connection
+    /// that failed is dropped (lettre already closed it), one that is
+    /// still sound after a refused message is kept.
+    async fn try_send(
+        &mut self,
+        server: &SmtpServer,
+        envelope: &lettre::address::Envelope,
+        raw: &[u8],
+    ) -> Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error> {
+        let mut conn = match self.conn.take() {
+            Some(c) if !c.has_broken() => c,
+            _ => server.connect().await?,
+        };
+        let result = conn.send(envelope, raw).await;
+        if !conn.has_broken() {
+            self.conn = Some(conn);
+        }
+        result
+    }
+
+    /// Ends the session politely (QUIT), after the last message was recorded.
+    pub async fn close(mut self) {
+        if let Some(mut c) = self.conn.take() {
+            c.abort().await;
         }
     }
 }
@@ -347,7 +433,7 @@ mod tests {
             let cfg = digest(&format!("security = \"{security}\"\n"));
             assert!(matches!(
                 Mailer::new(&cfg),
-                Ok(Mailer::Smtp { retries: 3, .. })
+                Ok(Mailer::Smtp(s)) if s.retries == 3
             ));
         }
     }

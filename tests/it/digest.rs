@@ -173,8 +173,8 @@ async fn two_recipients_get_one_correct_message_each_and_a_second_send_delivers_
     assert_eq!(server.received().len(), 2);
     assert_eq!(
         server.auth(),
-        vec![("digest".to_string(), "s3cret".to_string()); 2],
-        "AUTH with the password from the environment"
+        vec![("digest".to_string(), "s3cret".to_string())],
+        "AUTH with the password from the environment, once: both messages go over one connection"
     );
     let on_attr = regex::Regex::new(r#"(?i)<[^>]*\son[a-z]+\s*="#).unwrap();
     let mut ids = Vec::new();
@@ -331,8 +331,8 @@ async fn starttls_and_implicit_tls_deliver_with_auth_to_a_server_of_a_private_ca
         );
         assert_eq!(
             server.auth(),
-            vec![("digest".to_string(), "s3cret".to_string()); 2],
-            "{security}: AUTH inside TLS, once per message"
+            vec![("digest".to_string(), "s3cret".to_string())],
+            "{security}: AUTH inside TLS, once per connection"
         );
     }
 }
@@ -480,6 +480,43 @@ async fn killed_between_recipients_then_rerun_gives_each_recipient_exactly_one()
     let again = run(&ws, &["digest", "send"]);
     assert!(again.status.success());
     assert_eq!(server.received().len(), 2);
+}
+
+/// The duplicate window: a delivery is recorded `sent` as soon as the
+/// server's 250 arrives, before anything else is said on the connection, so
+/// a kill while the server sits on the next command loses nothing and
+/// duplicates nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_is_recorded_sent_before_the_next_smtp_command() {
+    let server = SmtpServer::start().await;
+    let ws = setup(&server, 2, "").await;
+    server.inject(Fault::HoldAfterData(A.into()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("--config")
+        .arg(ws.config_path())
+        .args(["digest", "send"])
+        .env(PASSWORD_VAR, "s3cret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = wait_for(|| server.stalled().iter().any(|s| s == A)).await;
+    assert!(held, "the command after A's message never arrived");
+    assert_eq!(server.received_by(A).len(), 1);
+    let st = status(&ws);
+    assert!(
+        status_of(&st, A).trim_start().starts_with("sent"),
+        "recorded while the server holds the next command: {st}"
+    );
+    child.kill().unwrap(); // SIGKILL
+    tokio::task::block_in_place(|| child.wait().unwrap());
+
+    server.clear_faults();
+    let out = run(&ws, &["digest", "send"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.received_by(A).len(), 1, "A is not sent twice");
+    assert_eq!(server.received_by(B).len(), 1);
+    assert!(status(&ws).contains("done"), "{}", status(&ws));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -81,6 +81,9 @@ pub enum Fault {
     DropInDataOnce(String),
     /// Never answer RCPT TO (the client waits until it is killed or times out).
     Stall(String),
+    /// Accept this recipient's message (250 after the DATA), then never
+    /// answer the connection's next command (QUIT, or the next MAIL).
+    HoldAfterData(String),
 }
 
 impl Fault {
@@ -90,7 +93,8 @@ impl Fault {
             | Fault::TempFail(r)
             | Fault::Reject(r)
             | Fault::DropInDataOnce(r)
-            | Fault::Stall(r) => r,
+            | Fault::Stall(r)
+            | Fault::HoldAfterData(r) => r,
         }
     }
 }
@@ -229,8 +233,8 @@ impl SmtpServer {
         let i = st.faults.iter().position(|f| {
             f.recipient().eq_ignore_ascii_case(rcpt)
                 && match (f, stage) {
-                    (Fault::DropInDataOnce(_), "data") => true,
-                    (Fault::DropInDataOnce(_), _) | (_, "data") => false,
+                    (Fault::DropInDataOnce(_) | Fault::HoldAfterData(_), "data") => true,
+                    (Fault::DropInDataOnce(_) | Fault::HoldAfterData(_), _) | (_, "data") => false,
                     _ => true,
                 }
         })?;
@@ -353,6 +357,10 @@ impl SmtpServer {
                     let text = l.strip_prefix('.').unwrap_or(&l);
                     data.extend_from_slice(text.as_bytes());
                 }
+                let hold = rcpt
+                    .iter()
+                    .find(|t| matches!(self.fault(t, "data"), Some(Fault::HoldAfterData(_))))
+                    .cloned();
                 let n = {
                     let mut st = self.state.lock().unwrap();
                     st.received.push(Received {
@@ -365,6 +373,19 @@ impl SmtpServer {
                 };
                 w.write_all(format!("250 2.0.0 Ok: queued as {n}\r\n").as_bytes())
                     .await?;
+                if let Some(to) = hold {
+                    let mut next = String::new();
+                    if r.read_line(&mut next).await.unwrap_or(0) == 0 {
+                        return Ok(None);
+                    }
+                    self.state.lock().unwrap().stalled.push(to.clone());
+                    next.clear();
+                    while r.read_line(&mut next).await.unwrap_or(0) != 0 {
+                        next.clear();
+                    }
+                    self.state.lock().unwrap().stalled.retain(|s| *s != to);
+                    return Ok(None);
+                }
             } else if upper == "RSET" {
                 rcpt.clear();
                 w.write_all(b"250 2.0.0 Ok\r\n").await?;

@@ -190,26 +190,65 @@ impl SmtpServer {
     }
 
     /// Connects, upgrades to TLS as configured, and logs in.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, lettre::transport::smtp::Error> {
-        let wrapper = match &self.tls {
-            Tls::Wrapper(p) => Some(p.clone()),
-            _ => None,
-        };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (self.host.as_str(), self.port),
-            Some(self.timeout),
-            &self.hello,
-            wrapper,
-            None,
+    ///
+    /// Plain and STARTTLS connections are opened here with `TCP_NODELAY`:
+    /// lettre writes the end of the data (`.`) apart from the message, and
+    /// with Nagle's algorithm the kernel would hold it until the server
+    /// acknowledged the body (a delayed ACK, 40 ms). A process killed in
+    /// that time still has the `.` sent by its kernel, so the server takes
+    /// a message gazette never recorded: the duplicate window. Implicit TLS
+    /// goes through lettre's own connect (it offers no way to set it).
+    async fn connect(&self) -> Result<AsyncSmtpConnection, AttemptError> {
+        if let Tls::Wrapper(p) = &self.tls {
+            let mut conn = AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &self.hello,
+                Some(p.clone()),
+                None,
+            )
+            .await?;
+            self.login(&mut conn).await?;
+            return Ok(conn);
+        }
+        let tcp = tokio::time::timeout(
+            self.timeout,
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
         )
-        .await?;
+        .await
+        .map_err(|_| AttemptError::Connect("connection timed out".into()))?
+        .map_err(|e| AttemptError::Connect(e.to_string()))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| AttemptError::Connect(e.to_string()))?;
+        let mut conn =
+            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?;
         if let Tls::Required(p) = &self.tls {
             conn.starttls(p.clone(), &self.hello).await?;
         }
+        self.login(&mut conn).await?;
+        Ok(conn)
+    }
+
+    async fn login(&self, conn: &mut AsyncSmtpConnection) -> Result<(), AttemptError> {
         if let Some(c) = &self.credentials {
             conn.auth(DEFAULT_MECHANISMS, c).await?;
         }
-        Ok(conn)
+        Ok(())
+    }
+}
+
+/// Why one attempt at a message failed.
+#[derive(Debug)]
+enum AttemptError {
+    /// No TCP connection to the server (refused, unreachable, timed out).
+    Connect(String),
+    /// The SMTP conversation failed.
+    Smtp(lettre::transport::smtp::Error),
+}
+
+impl From<lettre::transport::smtp::Error> for AttemptError {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        AttemptError::Smtp(e)
     }
 }
 
@@ -313,7 +352,28 @@ impl Session<'_> {
                     let text: Vec<&str> = r.message().collect();
                     return Ok(format!("{} {}", r.code(), text.join(" ")));
                 }
-                Err(e) => e,
+                Err(AttemptError::Smtp(e)) => e,
+                Err(AttemptError::Connect(e)) => {
+                    let reply = format!("cannot connect to {}: {e}", server.name());
+                    if attempt >= server.retries {
+                        return Err(SendError {
+                            reply,
+                            permanent: false,
+                            stops_run: false,
+                        });
+                    }
+                    attempt += 1;
+                    let wait = server
+                        .retry_delay
+                        .saturating_mul(1 << (attempt - 1).min(16));
+                    tracing::warn!(
+                        "{reply}; retry {attempt} of {} in {}",
+                        server.retries,
+                        humantime::format_duration(wait)
+                    );
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
             };
             if let Some(cause) = tls_failure(&e) {
                 return Err(SendError {
@@ -349,7 +409,7 @@ impl Session<'_> {
         server: &SmtpServer,
         envelope: &lettre::address::Envelope,
         raw: &[u8],
-    ) -> Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error> {
+    ) -> Result<lettre::transport::smtp::response::Response, AttemptError> {
         let mut conn = match self.conn.take() {
             Some(c) if !c.has_broken() => c,
             _ => server.connect().await?,
@@ -358,7 +418,7 @@ impl Session<'_> {
         if !conn.has_broken() {
             self.conn = Some(conn);
         }
-        result
+        Ok(result?)
     }
 
     /// Ends the session politely (QUIT), after the last message was recorded.

@@ -305,8 +305,8 @@ impl Mailer {
         }
     }
 
-    /// A sending session: one SMTP connection kept open for several
-    /// messages (opened on the first, opened again after a failure).
+    /// A sending session: messages sent one after another, each reported
+    /// as soon as the server accepted it.
     pub fn session(&self) -> Session<'_> {
         Session {
             mailer: self,
@@ -315,8 +315,13 @@ impl Mailer {
     }
 }
 
-/// Messages sent one after another over one connection; [`Session::close`]
-/// says goodbye to the server.
+/// Messages sent one after another, one SMTP connection each: the message
+/// is reported as soon as the server's 250 arrives, and the connection's
+/// QUIT waits until the next message or [`Session::close`], so the caller
+/// records the delivery first. (One connection per message, as lettre
+/// does, rather than one for all: a kill lands in the instant between the
+/// server taking a message and gazette recording it less often when each
+/// message also carries its connection's set-up.)
 pub struct Session<'a> {
     mailer: &'a Mailer,
     conn: Option<AsyncSmtpConnection>,
@@ -326,9 +331,10 @@ impl Session<'_> {
     /// Sends one message; temporary SMTP failures (4xx, lost connection,
     /// timeout) are retried with exponential backoff. Returns the server's
     /// reply (or the outbox file's id) as soon as the server accepted the
-    /// message: nothing else (no QUIT, no RSET) happens before the caller
-    /// can record it.
+    /// message: nothing else is said to the server before the caller can
+    /// record it.
     pub async fn send(&mut self, message: &Message) -> Result<String, SendError> {
+        self.quit_previous().await;
         let server = match self.mailer {
             Mailer::File(t) => {
                 return t
@@ -401,19 +407,15 @@ impl Session<'_> {
         }
     }
 
-    /// One attempt over the open connection, or a new one. A connection
-    /// that failed is dropped (lettre already closed it), one that is
-    /// still sound after a refused message is kept.
+    /// One attempt over a new connection. A connection that failed is
+    /// dropped (lettre already closed it); a sound one is kept for its QUIT.
     async fn try_send(
         &mut self,
         server: &SmtpServer,
         envelope: &lettre::address::Envelope,
         raw: &[u8],
     ) -> Result<lettre::transport::smtp::response::Response, AttemptError> {
-        let mut conn = match self.conn.take() {
-            Some(c) if !c.has_broken() => c,
-            _ => server.connect().await?,
-        };
+        let mut conn = server.connect().await?;
         let result = conn.send(envelope, raw).await;
         if !conn.has_broken() {
             self.conn = Some(conn);
@@ -421,11 +423,16 @@ impl Session<'_> {
         Ok(result?)
     }
 
-    /// Ends the session politely (QUIT), after the last message was recorded.
-    pub async fn close(mut self) {
+    /// Says QUIT on the last message's connection, once it was recorded.
+    async fn quit_previous(&mut self) {
         if let Some(mut c) = self.conn.take() {
             c.abort().await;
         }
+    }
+
+    /// Ends the session politely (QUIT), after the last message was recorded.
+    pub async fn close(mut self) {
+        self.quit_previous().await;
     }
 }
 

@@ -300,7 +300,7 @@ async fn deliver_period(
             c.archive_url = archive_url.clone();
             c
         });
-        let token = signer.token(&cfg.name, &to.email.to_string());
+        let token = signer.token(&cfg.name, to.email.as_ref());
         let unsubscribe = digest::unsubscribe_for(config, cfg, &to, &token);
         let message = mail::build_message(&Outgoing {
             from: from.clone(),

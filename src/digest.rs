@@ -696,7 +696,7 @@ mod tests {
     #[test]
     fn first_period_is_the_last_seven_days_before_the_fire_time() {
         let c = config("");
-        let s = &c.digests[0].schedule.clone();
+        let s = c.digests[0].schedule.clone();
         // Tuesday 24 Nov 2026 05:00 UTC: the due fire is Monday 23 Nov 08:00 CET (07:00 UTC).
         let p = due_period(&s, None, utc(2026, 11, 24, 5, 0)).unwrap();
         assert_eq!(p.cutoff, utc(2026, 11, 23, 7, 0));

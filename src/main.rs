@@ -719,7 +719,7 @@ async fn digest(app: &Application, command: DigestCommand) -> anyhow::Result<Exi
                             gazette::digest::DigestError::NotARecipient(want.email.to_string())
                         })?;
                     let signer = gazette::unsubscribe::Signer::for_store(store).await?;
-                    let token = signer.token(&cfg.name, &reader.mailbox.email.to_string());
+                    let token = signer.token(&cfg.name, reader.mailbox.email.as_ref());
                     let u = gazette::digest::unsubscribe_for(&config, cfg, &reader.mailbox, &token);
                     (reader.topics, u)
                 }

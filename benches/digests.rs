@@ -157,19 +157,20 @@ async fn send(dir: &Path, digests: usize, recipients: usize) {
     let (port, count) = smtp_sink().await;
     workspace(dir, digests, recipients, port);
     let out = gazette(dir, &["poll"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // As if polled before today's cutoff.
     let cutoff = Utc::now()
         .date_naive()
         .and_hms_opt(0, 0, 0)
         .unwrap()
         .and_utc();
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.join("gazette.db").display()
-    ))
-    .await
-    .unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("gazette.db").display()))
+        .await
+        .unwrap();
     sqlx::query("UPDATE stories SET created_at = ?1")
         .bind((cutoff - TimeDelta::hours(1)).timestamp())
         .execute(&pool)
@@ -185,7 +186,11 @@ async fn send(dir: &Path, digests: usize, recipients: usize) {
     .await
     .unwrap();
     let secs = t.elapsed().as_secs_f64();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sent = count.load(Ordering::Relaxed);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let skipped: usize = stdout
@@ -270,18 +275,21 @@ async fn http(dir: &Path, digests: usize) {
             .collect(),
     );
     let b = base.clone();
-    load("POST /unsubscribe/TOKEN (a new reader each)", move |c, i| {
-        let url = format!("{b}/unsubscribe/{}", tokens[i % tokens.len()]);
-        async move {
-            c.post(url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body("List-Unsubscribe=One-Click")
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        }
-    })
+    load(
+        "POST /unsubscribe/TOKEN (a new reader each)",
+        move |c, i| {
+            let url = format!("{b}/unsubscribe/{}", tokens[i % tokens.len()]);
+            async move {
+                c.post(url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("List-Unsubscribe=One-Click")
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }
+        },
+    )
     .await;
     let b = base.clone();
     load("GET /digests/d0.atom", move |c, _| {

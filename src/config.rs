@@ -1688,6 +1688,40 @@ interval = "30m"
     }
 
     #[test]
+    fn several_digests_have_names_tags_and_defaults() {
+        let text = "title = \"Watch\"\nsite_url = \"https://news.example.org/\"\n[digest]\nfrom = \"d@example.org\"\n\n[[digests]]\nname = \"china\"\ntitle = \"China desk\"\ntags = [\"china\", \"lawyers\"]\nexclude_tags = [\"sport\"]\nmin_stories = 3\nfrom = \"c@example.org\"\n\n[[digests]]\nname = \"public\"\nsend_when_empty = true\nfrom = \"p@example.org\"\n";
+        let c = parse(text).unwrap();
+        let names: Vec<&str> = c.digests.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["digest", "china", "public"]);
+        let (old, china, public) = (&c.digests[0], &c.digests[1], &c.digests[2]);
+        assert_eq!((old.title.as_str(), old.min_stories), ("Watch", 1));
+        assert!(old.tags.is_empty());
+        assert_eq!(old.list_id, "Watch <digest.news.example.org>");
+        assert_eq!(china.title, "China desk");
+        assert_eq!(china.tags, ["china", "lawyers"]);
+        assert_eq!(china.exclude_tags, ["sport"]);
+        assert_eq!(china.min_stories, 3);
+        assert_eq!(china.list_id, "China desk <china.digest.news.example.org>");
+        assert_eq!(public.min_stories, 0, "send_when_empty");
+        assert_eq!(c.digest_named("china"), Some(china));
+        let e = parse("[[digests]]\nfrom = \"d@example.org\"\n").unwrap_err();
+        assert!(e.message.contains("needs a `name`"), "{e}");
+        let e =
+            parse("[[digests]]\nname = \"China Desk\"\nfrom = \"d@example.org\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = parse("[digest]\nfrom = \"d@example.org\"\n[[digests]]\nname = \"digest\"\nfrom = \"d@example.org\"\n").unwrap_err();
+        assert!(e.message.contains("already configured"), "{e}");
+        assert_eq!(e.line, 4, "{e}");
+        let e =
+            parse("[[digests]]\nname = \"x\"\nfrom = \"d@example.org\"\ntransport = \"smtp\"\n")
+                .unwrap_err();
+        assert!(e.message.contains("[digests.smtp]"), "{e}");
+        let e = parse("[[digests]]\nname = \"x\"\nfrom = \"d@example.org\"\nmin_stories = -1\n")
+            .unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+    }
+
+    #[test]
     fn sizes_and_durations_parse() {
         assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
         assert_eq!(parse_size("512KiB").unwrap(), 524_288);

@@ -594,8 +594,11 @@ async fn digest(app: &Application, command: DigestCommand) -> anyhow::Result<Exi
                 let cfg = config.digest_named(&p.period.digest);
                 let label = format!("{}{}", tag(&p.period.digest), period_label(cfg, &p.period));
                 if p.skipped {
-                    let why = if p.skipped_readers.is_empty() {
+                    let too_few = cfg.is_none_or(|c| p.period.stories < c.min_stories as i64);
+                    let why = if too_few {
                         "too few stories"
+                    } else if p.skipped_readers.is_empty() {
+                        "every reader unsubscribed"
                     } else {
                         "no reader had a story on their topics"
                     };

@@ -70,7 +70,7 @@ fn render(n: usize) {
         dir.path(),
         "[digest]\nfrom = \"d@example.org\"\nto = [\"a@example.org\"]\nsections = [\"un\", \"china\"]\n",
     );
-    let cfg = c.digest.as_ref().unwrap();
+    let cfg = &c.digests[0];
     let cutoff = Utc.with_ymd_and_hms(2026, 11, 23, 7, 0, 0).unwrap();
     let stories: Vec<Story> = (0..n)
         .map(|i| story(i, cutoff - TimeDelta::minutes(10 * i as i64 + 1)))
@@ -80,12 +80,12 @@ fn render(n: usize) {
         cutoff,
     };
     let to = "a@example.org".parse().unwrap();
-    let u = digest::unsubscribe_for(cfg, &to);
+    let u = digest::unsubscribe_for(&c, cfg, &to, "token");
     let mut times = Vec::new();
     let mut bytes = 0;
     for _ in 0..21 {
         let t = Instant::now();
-        let d = digest::build(&c, cfg, &stories, p);
+        let d = digest::build(&c, cfg, &stories, p, &[]);
         let html = digest::render_html(&d, &u).unwrap();
         let text = digest::render_text(&d, &u).unwrap();
         times.push(t.elapsed().as_secs_f64() * 1000.0);

@@ -179,12 +179,20 @@ impl Application {
         publish(&self.config(), self.store(), out).await
     }
 
-    /// Sends the digest that is due now, exactly once per recipient (see
-    /// [`delivery::send_due_digest`]).
+    /// Sends every digest that is due now, exactly once per recipient (see
+    /// [`delivery::send_due_digests`]).
     pub async fn send_due_digest(&self) -> anyhow::Result<delivery::SendReport> {
+        self.send_due_digests(None).await
+    }
+
+    /// Sends the digests that are due now (only the one named `only`, when
+    /// given), exactly once per recipient.
+    pub async fn send_due_digests(
+        &self,
+        only: Option<&str>,
+    ) -> anyhow::Result<delivery::SendReport> {
         let config = self.config();
-        let mailer = delivery::mailer(&config)?;
-        delivery::send_due_digest(&config, self.store(), &mailer, chrono::Utc::now()).await
+        delivery::send_due_digests(&config, self.store(), chrono::Utc::now(), only).await
     }
 
     /// Closes the store (SQLite: empties the WAL).
@@ -354,15 +362,21 @@ pub struct Published {
     pub changed: Vec<String>,
 }
 
-/// Renders every published document and writes the changed ones under `out`.
+/// Renders every published document (the digest archive included) and
+/// writes the changed ones under `out`.
 pub async fn publish(
     config: &Config,
     store: &Store,
     out: &std::path::Path,
 ) -> anyhow::Result<Published> {
-    let docs = publish::render_all(config, store)
+    let mut docs = publish::render_all(config, store)
         .await
         .context("rendering the published documents")?;
+    docs.extend(
+        crate::archive::documents(config, store)
+            .await
+            .context("rendering the digest archive")?,
+    );
     let changed = publish::write_dir(out, &docs)?;
     Ok(Published {
         all: docs.into_iter().map(|d| d.path).collect(),

@@ -318,9 +318,23 @@ const DEFAULT_SMTP_RETRIES: u32 = 3;
 /// `[digest.smtp] retry_delay`.
 const DEFAULT_SMTP_RETRY_DELAY: Duration = Duration::from_secs(30);
 
-/// `[digest]`: the weekly email.
+/// The name the single `[digest]` section gets: its ledger, archive and
+/// unsubscribe list go by it.
+pub const DEFAULT_DIGEST_NAME: &str = "digest";
+
+/// One digest: a `[[digests]]` entry, or the single `[digest]` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DigestConfig {
+    /// Unique name (a slug): its ledger, archive, feed and unsubscribe list go by it.
+    pub name: String,
+    /// Only stories with one of these tags (empty: every story).
+    pub tags: Vec<String>,
+    /// No story with one of these tags.
+    pub exclude_tags: Vec<String>,
+    /// A period with fewer stories is recorded as skipped (0 with `send_when_empty`).
+    pub min_stories: usize,
+    /// Its title in subjects, pages and its feed (default: the top-level `title`).
+    pub title: String,
     /// When it is sent: a cron expression in its time zone.
     pub schedule: CronSchedule,
     /// From header.
@@ -348,6 +362,13 @@ pub struct DigestConfig {
     pub unsubscribe_mailto: Option<Address>,
     /// List-Id header value, e.g. `Watch <digest.news.example.org>`.
     pub list_id: String,
+}
+
+impl Config {
+    /// The digest named `name`.
+    pub fn digest_named(&self, name: &str) -> Option<&DigestConfig> {
+        self.digests.iter().find(|d| d.name == name)
+    }
 }
 
 impl DigestConfig {
@@ -382,8 +403,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Publishing settings.
     pub publish: PublishConfig,
-    /// Digest settings, when a digest is configured.
-    pub digest: Option<DigestConfig>,
+    /// The digests: `[[digests]]` entries, and `[digest]` as one named "digest".
+    pub digests: Vec<DigestConfig>,
     /// Duplicate detection settings.
     pub dedup: DedupConfig,
     /// The feeds, in file order.
@@ -418,6 +439,8 @@ struct RawConfig {
     http: Option<RawHttp>,
     publish: Option<RawPublish>,
     digest: Option<Spanned<RawDigest>>,
+    #[serde(default)]
+    digests: Vec<Spanned<RawDigest>>,
     dedup: Option<RawDedup>,
     #[serde(default)]
     feeds: Vec<Spanned<RawFeed>>,
@@ -468,6 +491,13 @@ struct RawPublish {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDigest {
+    name: Option<Spanned<String>>,
+    title: Option<Spanned<String>>,
+    #[serde(default)]
+    tags: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude_tags: Vec<Spanned<String>>,
+    min_stories: Option<Spanned<i64>>,
     schedule: Option<Spanned<String>>,
     timezone: Option<Spanned<String>>,
     from: Option<Spanned<String>>,
@@ -622,10 +652,7 @@ impl Ctx<'_> {
         let top = self.top_level(&raw)?;
         let title = self.title(raw.title)?;
         let site_url = self.site_url(raw.site_url)?;
-        let digest = match raw.digest {
-            Some(d) => Some(self.digest(d, &title, &site_url)?),
-            None => None,
-        };
+        let digests = self.digests(raw.digest, raw.digests, &title, &site_url)?;
         Ok(Config {
             path: self.path.to_path_buf(),
             database: self.database_setting(raw.database.as_ref())?,
@@ -636,7 +663,7 @@ impl Ctx<'_> {
             tags: self.tags(raw.tags)?,
             exclude: self.exclude(raw.exclude)?,
             feeds: self.feeds(raw.feeds, top.poll_interval)?,
-            digest,
+            digests,
             title,
             site_url,
             poll_interval: top.poll_interval,
@@ -1029,20 +1056,94 @@ impl Ctx<'_> {
         }
     }
 
-    /// `[digest]`: the schedule, the addresses, the transport, the content
+    /// `[digest]` (named "digest" unless it says otherwise) and every
+    /// `[[digests]]`, each with a unique name.
+    fn digests(
+        &self,
+        single: Option<Spanned<RawDigest>>,
+        several: Vec<Spanned<RawDigest>>,
+        title: &str,
+        site_url: &Url,
+    ) -> Result<Vec<DigestConfig>, ConfigError> {
+        let mut out: Vec<DigestConfig> = Vec::new();
+        let single = single.map(|d| (d, true));
+        for (d, legacy) in single
+            .into_iter()
+            .chain(several.into_iter().map(|d| (d, false)))
+        {
+            let span = d.span();
+            let name_span = d.get_ref().name.as_ref().map(|n| n.span());
+            let cfg = self.digest(d, legacy, title, site_url)?;
+            if out.iter().any(|o| o.name == cfg.name) {
+                return Err(self.err(
+                    name_span.unwrap_or(span),
+                    format!("a digest named {:?} is already configured: each digest needs a unique name", cfg.name),
+                ));
+            }
+            out.push(cfg);
+        }
+        Ok(out)
+    }
+
+    /// One digest: the schedule, the addresses, the transport, the content
     /// and the list headers.
     fn digest(
         &self,
         d: Spanned<RawDigest>,
+        legacy: bool,
         title: &str,
         site_url: &Url,
     ) -> Result<DigestConfig, ConfigError> {
         let span = d.span();
         let d = d.into_inner();
+        let section = if legacy { "[digest]" } else { "[[digests]]" };
+        let name = match &d.name {
+            Some(n) => {
+                let s = n.get_ref();
+                let ok = !s.is_empty()
+                    && s.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                    })
+                    && !s.starts_with('-');
+                if !ok {
+                    return Err(self.err(
+                        n.span(),
+                        format!("digest name {s:?} must use lower-case letters, digits, '-' and '_' only (it is part of web addresses)"),
+                    ));
+                }
+                s.clone()
+            }
+            None if legacy => DEFAULT_DIGEST_NAME.to_string(),
+            None => return Err(self.err(span, "[[digests]] needs a `name`")),
+        };
+        let mut tags = Vec::new();
+        for t in d.tags {
+            self.slug(&t)?;
+            tags.push(t.into_inner());
+        }
+        let mut exclude_tags = Vec::new();
+        for t in d.exclude_tags {
+            self.slug(&t)?;
+            exclude_tags.push(t.into_inner());
+        }
+        let digest_title = match d.title {
+            Some(t) if t.get_ref().trim().is_empty() => {
+                return Err(self.err(t.span(), "title must not be empty"));
+            }
+            Some(t) => t.into_inner(),
+            None => title.to_string(),
+        };
+        let send_when_empty = d.send_when_empty.unwrap_or(false);
+        let min_stories = match &d.min_stories {
+            Some(m) => usize::try_from(*m.get_ref())
+                .map_err(|_| self.err(m.span(), "min_stories must be 0 or a positive number"))?,
+            None if send_when_empty => 0,
+            None => 1,
+        };
         let schedule = self.schedule(d.schedule, d.timezone.as_ref(), &span)?;
         let from = match &d.from {
             Some(f) => self.mailbox(f, "from ")?,
-            None => return Err(self.err(span, "[digest] needs a `from` address")),
+            None => return Err(self.err(span, format!("{section} needs a `from` address"))),
         };
         let to =
             d.to.iter()
@@ -1051,7 +1152,15 @@ impl Ctx<'_> {
         let transport = d.transport.unwrap_or(Transport::File);
         let smtp = d.smtp.map(|s| self.smtp(s)).transpose()?;
         if transport == Transport::Smtp && smtp.is_none() {
-            return Err(self.err(span, "transport = \"smtp\" needs a [digest.smtp] section"));
+            let smtp_section = if legacy {
+                "[digest.smtp]"
+            } else {
+                "[digests.smtp]"
+            };
+            return Err(self.err(
+                span,
+                format!("transport = \"smtp\" needs a {smtp_section} section"),
+            ));
         }
         let subject = match d.subject {
             Some(s) if s.get_ref().trim().is_empty() => {
@@ -1100,9 +1209,15 @@ impl Ctx<'_> {
                 ));
             }
             Some(l) => l.into_inner(),
-            None => default_list_id(title, site_url),
+            None if legacy => default_list_id(title, site_url),
+            None => default_list_id_named(&digest_title, &name, site_url),
         };
         Ok(DigestConfig {
+            name,
+            tags,
+            exclude_tags,
+            min_stories,
+            title: digest_title,
             schedule,
             from,
             to,
@@ -1110,7 +1225,7 @@ impl Ctx<'_> {
             transport,
             outbox: self.resolve(d.outbox.as_deref().unwrap_or(DEFAULT_OUTBOX)),
             smtp,
-            send_when_empty: d.send_when_empty.unwrap_or(false),
+            send_when_empty,
             subject,
             sections,
             unsubscribe_url,
@@ -1235,6 +1350,17 @@ fn default_list_id(title: &str, site_url: &Url) -> String {
         .filter(|c| c.is_ascii() && !matches!(c, '<' | '>' | '"' | '\\'))
         .collect();
     format!("{} <digest.{host}>", phrase.trim())
+}
+
+/// `title <NAME.digest.SITE-HOST>`: the default List-Id of a `[[digests]]` entry.
+fn default_list_id_named(title: &str, name: &str, site_url: &Url) -> String {
+    let host = site_url.host_str().unwrap_or("localhost");
+    let phrase: String = title
+        .chars()
+        .filter(|c| c.is_ascii() && !matches!(c, '<' | '>' | '"' | '\\'))
+        .collect();
+    let name = name.replace('_', "-");
+    format!("{} <{name}.digest.{host}>", phrase.trim())
 }
 
 /// `[http] listen` (or `--listen`): an address and port.
@@ -1509,7 +1635,7 @@ interval = "30m"
     #[test]
     fn digest_addresses_and_schedule_are_checked() {
         let base = "[digest]\nschedule = \"0 8 * * Mon\"\nfrom = \"Gazette <d@example.org>\"\nto = [\"team@example.org\"]\n";
-        let d = parse(base).unwrap().digest.unwrap();
+        let d = parse(base).unwrap().digests.remove(0);
         assert_eq!(d.transport, Transport::File);
         let e = parse(&base.replace("team@example.org", "team")).unwrap_err();
         assert_eq!(e.line, 4, "{e}");
@@ -1524,7 +1650,7 @@ interval = "30m"
     #[test]
     fn digest_options_have_defaults_and_located_errors() {
         let base = "title = \"Watch\"\nsite_url = \"https://news.example.org/\"\n[digest]\nfrom = \"d@example.org\"\n";
-        let d = parse(base).unwrap().digest.unwrap();
+        let d = parse(base).unwrap().digests.remove(0);
         assert!(!d.send_when_empty);
         assert_eq!(d.subject, DEFAULT_SUBJECT);
         assert_eq!(d.list_id, "Watch <digest.news.example.org>");
@@ -1532,7 +1658,7 @@ interval = "30m"
         let full = format!(
             "{base}send_when_empty = true\nsubject = \"{{count}} new\"\nsections = [\"un\", \"china\"]\nunsubscribe_url = \"https://x.org/u?e={{email}}\"\nunsubscribe_mailto = \"mailto:leave@x.org\"\nlist_id = \"W <w.x.org>\"\n[digest.smtp]\nhost = \"smtp.x.org\"\nsecurity = \"tls\"\ntimeout = \"5s\"\nretries = 0\nretry_delay = \"1s\"\n"
         );
-        let d = parse(&full).unwrap().digest.unwrap();
+        let d = parse(&full).unwrap().digests.remove(0);
         assert!(d.send_when_empty);
         assert_eq!(d.sections, ["un", "china"]);
         assert_eq!(
@@ -1559,6 +1685,40 @@ interval = "30m"
         ))
         .unwrap_err();
         assert_eq!(e.line, 7, "{e}");
+    }
+
+    #[test]
+    fn several_digests_have_names_tags_and_defaults() {
+        let text = "title = \"Watch\"\nsite_url = \"https://news.example.org/\"\n[digest]\nfrom = \"d@example.org\"\n\n[[digests]]\nname = \"china\"\ntitle = \"China desk\"\ntags = [\"china\", \"lawyers\"]\nexclude_tags = [\"sport\"]\nmin_stories = 3\nfrom = \"c@example.org\"\n\n[[digests]]\nname = \"public\"\nsend_when_empty = true\nfrom = \"p@example.org\"\n";
+        let c = parse(text).unwrap();
+        let names: Vec<&str> = c.digests.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["digest", "china", "public"]);
+        let (old, china, public) = (&c.digests[0], &c.digests[1], &c.digests[2]);
+        assert_eq!((old.title.as_str(), old.min_stories), ("Watch", 1));
+        assert!(old.tags.is_empty());
+        assert_eq!(old.list_id, "Watch <digest.news.example.org>");
+        assert_eq!(china.title, "China desk");
+        assert_eq!(china.tags, ["china", "lawyers"]);
+        assert_eq!(china.exclude_tags, ["sport"]);
+        assert_eq!(china.min_stories, 3);
+        assert_eq!(china.list_id, "China desk <china.digest.news.example.org>");
+        assert_eq!(public.min_stories, 0, "send_when_empty");
+        assert_eq!(c.digest_named("china"), Some(china));
+        let e = parse("[[digests]]\nfrom = \"d@example.org\"\n").unwrap_err();
+        assert!(e.message.contains("needs a `name`"), "{e}");
+        let e =
+            parse("[[digests]]\nname = \"China Desk\"\nfrom = \"d@example.org\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = parse("[digest]\nfrom = \"d@example.org\"\n[[digests]]\nname = \"digest\"\nfrom = \"d@example.org\"\n").unwrap_err();
+        assert!(e.message.contains("already configured"), "{e}");
+        assert_eq!(e.line, 4, "{e}");
+        let e =
+            parse("[[digests]]\nname = \"x\"\nfrom = \"d@example.org\"\ntransport = \"smtp\"\n")
+                .unwrap_err();
+        assert!(e.message.contains("[digests.smtp]"), "{e}");
+        let e = parse("[[digests]]\nname = \"x\"\nfrom = \"d@example.org\"\nmin_stories = -1\n")
+            .unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
     }
 
     #[test]

@@ -89,7 +89,8 @@ pub(crate) struct Daemon {
     /// Stories changed since the last publish.
     dirty: bool,
     last_publish: Option<Instant>,
-    cron: Option<CronSchedule>,
+    /// Every digest's schedule.
+    cron: Vec<CronSchedule>,
     next_digest: Option<Instant>,
     digest_task: Option<tokio::task::JoinHandle<anyhow::Result<delivery::SendReport>>>,
     next_prune: Instant,
@@ -130,7 +131,7 @@ impl Daemon {
                 text: std::fs::read_to_string(&config.path).unwrap_or_default(),
                 checked: Some(Instant::now()),
             },
-            cron: None,
+            cron: Vec::new(),
             next_digest: None,
             digest_task: None,
             store: ingest.store.clone(),
@@ -251,19 +252,28 @@ impl Daemon {
     /// Reads the digest schedule; `starting` sends a digest whose time
     /// passed while the daemon was down.
     fn plan_digest(&mut self, starting: bool) {
-        self.cron = self.config.digest.as_ref().map(|d| d.schedule.clone());
+        self.cron = self
+            .config
+            .digests
+            .iter()
+            .map(|d| d.schedule.clone())
+            .collect();
         let pending_retry = self.next_digest.filter(|_| !starting);
-        self.next_digest = match &self.cron {
-            Some(_) if starting => Some(Instant::now()),
+        self.next_digest = if self.cron.is_empty() {
+            None
+        } else if starting {
+            Some(Instant::now())
+        } else {
             // A retry of failed deliveries already planned stays, if sooner.
-            Some(s) => match (next_fire(s), pending_retry) {
+            match (next_fire(&self.cron), pending_retry) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
-            },
-            None => None,
+            }
         };
-        if let Some(at) = self.cron.as_ref().and_then(|s| s.next_after(Utc::now())) {
-            tracing::info!(next = %at, "digest scheduled");
+        for d in &self.config.digests {
+            if let Some(at) = d.schedule.next_after(Utc::now()) {
+                tracing::info!(digest = %d.name, next = %at, "digest scheduled");
+            }
         }
     }
 
@@ -513,7 +523,7 @@ impl Daemon {
                     true
                 }
             };
-            let next = self.cron.as_ref().and_then(next_fire);
+            let next = next_fire(&self.cron);
             self.next_digest = match (retry, next) {
                 (true, Some(n)) => Some(n.min(Instant::now() + retry_in)),
                 (true, None) => Some(Instant::now() + retry_in),
@@ -525,28 +535,34 @@ impl Daemon {
             self.next_digest = None;
             let (config, store) = (self.config.clone(), self.store.clone());
             self.digest_task = Some(tokio::spawn(async move {
-                let mailer = delivery::mailer(&config)?;
-                delivery::send_due_digest(&config, &store, &mailer, Utc::now()).await
+                delivery::send_due_digests(&config, &store, Utc::now(), None).await
             }));
         }
     }
 
     /// Logs and counts a digest run; whether deliveries are left to retry.
-    fn digest_done(&self, report: &delivery::SendReport) -> bool {
+    fn digest_done(&mut self, report: &delivery::SendReport) -> bool {
         let mut retry = false;
+        for (digest, e) in &report.errors {
+            tracing::error!(digest = %digest, error = %e, "sending the digest failed");
+            retry = true;
+        }
         for p in &report.periods {
+            let digest = &p.period.digest;
             if p.skipped {
-                tracing::info!(cutoff = %p.period.cutoff, "digest period had no stories: skipped");
+                tracing::info!(digest = %digest, cutoff = %p.period.cutoff, "digest period had too few stories: skipped");
                 continue;
             }
+            // A new issue in the archive: the published files follow.
+            self.dirty = true;
             self.metrics.delivered("sent", p.sent.len());
             self.metrics.delivered("failed", p.failed.len());
             if !p.sent.is_empty() {
                 self.metrics.digest_sent(Utc::now().timestamp());
-                tracing::info!(cutoff = %p.period.cutoff, recipients = p.sent.len(), "digest sent");
+                tracing::info!(digest = %digest, cutoff = %p.period.cutoff, recipients = p.sent.len(), "digest sent");
             }
             for (to, reply, permanent) in &p.failed {
-                tracing::warn!(recipient = %to, reply = %reply, permanent, "digest delivery failed");
+                tracing::warn!(digest = %digest, recipient = %to, reply = %reply, permanent, "digest delivery failed");
                 retry |= !permanent;
             }
         }
@@ -672,10 +688,10 @@ impl Daemon {
     }
 }
 
-/// The next fire time of `s` as an instant of the runtime's clock.
-fn next_fire(s: &CronSchedule) -> Option<Instant> {
+/// The next fire time of any of `schedules` as an instant of the runtime's clock.
+fn next_fire(schedules: &[CronSchedule]) -> Option<Instant> {
     let now = Utc::now();
-    let at = s.next_after(now)?;
+    let at = schedules.iter().filter_map(|s| s.next_after(now)).min()?;
     let wait = (at - now).to_std().unwrap_or_default();
     Some(Instant::now() + wait)
 }

@@ -63,39 +63,136 @@ pub enum DigestError {
         /// The line's text.
         text: String,
     },
+    /// A subscriber's topic is not a tag this digest can carry.
+    #[error("{path}:{line}: topic {topic:?} is not a tag of this digest ({known})")]
+    Topic {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The topic.
+        topic: String,
+        /// The tags it could be.
+        known: String,
+    },
     /// Nobody to send to.
     #[error("the digest has no recipients: set `to` or `subscribers` in [digest]")]
     NoRecipients,
+    /// Several digests are configured and none was named.
+    #[error("several digests are configured: name one with --digest ({0})")]
+    Ambiguous(String),
+    /// No digest has this name.
+    #[error("no digest named {name:?} is configured ({known})")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The configured names.
+        known: String,
+    },
+    /// An address given for one reader is not among the digest's recipients.
+    #[error("{0} is not a recipient of this digest")]
+    NotARecipient(String),
 }
 
-/// The `[digest]` section, or an error saying it is missing.
+/// The only digest, or an error saying there is none or several.
 pub fn settings(config: &Config) -> Result<&DigestConfig, DigestError> {
-    config.digest.as_ref().ok_or(DigestError::NotConfigured)
+    select(config, None)
+}
+
+/// The digest named `name`, or (no name) the only one configured.
+pub fn select<'a>(config: &'a Config, name: Option<&str>) -> Result<&'a DigestConfig, DigestError> {
+    let names = || {
+        config
+            .digests
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(n) => config.digest_named(n).ok_or_else(|| DigestError::Unknown {
+            name: n.to_string(),
+            known: if config.digests.is_empty() {
+                "none is configured".into()
+            } else {
+                format!("configured: {}", names())
+            },
+        }),
+        None => match config.digests.as_slice() {
+            [] => Err(DigestError::NotConfigured),
+            [one] => Ok(one),
+            _ => Err(DigestError::Ambiguous(names())),
+        },
+    }
+}
+
+/// One reader of a digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recipient {
+    /// Their address (with a display name when given).
+    pub mailbox: Mailbox,
+    /// Their topics: they get only these sections (empty: the whole digest).
+    pub topics: Vec<String>,
+}
+
+impl Recipient {
+    /// The address, lower-case: how readers are compared and suppressed.
+    pub fn key(&self) -> String {
+        self.mailbox.email.to_string().to_lowercase()
+    }
 }
 
 /// Every recipient: `to`, then the subscribers file (one address per line,
-/// `#` starts a comment), each address once (compared case-insensitively).
-pub fn recipients(cfg: &DigestConfig) -> Result<Vec<Mailbox>, DigestError> {
+/// optionally followed by topics; `#` starts a comment), each address once
+/// (compared case-insensitively; the first line wins). Topics must be tags
+/// the digest can carry (its `tags`, else every configured tag).
+pub fn recipients(config: &Config, cfg: &DigestConfig) -> Result<Vec<Recipient>, DigestError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    let mut push = |m: Mailbox| {
-        if seen.insert(m.email.to_string().to_lowercase()) {
-            out.push(m);
+    let mut push = |r: Recipient| {
+        if seen.insert(r.key()) {
+            out.push(r);
         }
     };
     for t in &cfg.to {
-        push(t.clone());
+        push(Recipient {
+            mailbox: t.clone(),
+            topics: Vec::new(),
+        });
     }
     if let Some(path) = &cfg.subscribers {
-        for m in read_subscribers(path)? {
-            push(m);
+        let known: std::collections::BTreeSet<String> = if cfg.tags.is_empty() {
+            crate::publish::tag_names(config)
+        } else {
+            cfg.tags.iter().cloned().collect()
+        };
+        for (line, r) in read_subscribers(path)? {
+            if let Some(t) = r.topics.iter().find(|t| !known.contains(*t)) {
+                return Err(DigestError::Topic {
+                    path: path.clone(),
+                    line,
+                    topic: t.clone(),
+                    known: if known.is_empty() {
+                        "no tags are configured".into()
+                    } else {
+                        format!(
+                            "one of: {}",
+                            known.iter().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    },
+                });
+            }
+            push(r);
         }
     }
     Ok(out)
 }
 
-/// Reads a subscribers file; errors name the file and line.
-pub fn read_subscribers(path: &Path) -> Result<Vec<Mailbox>, DigestError> {
+/// Reads a subscribers file: each line an address (`a@example.org` or
+/// `Name <a@example.org>`), then optional topics separated by spaces or
+/// commas (`alice@example.org china lawyers`). Errors name the file and
+/// line. Returns each reader with their line.
+pub fn read_subscribers(path: &Path) -> Result<Vec<(usize, Recipient)>, DigestError> {
     let text = std::fs::read_to_string(path).map_err(|source| DigestError::Subscribers {
         path: path.to_path_buf(),
         source,
@@ -106,12 +203,30 @@ pub fn read_subscribers(path: &Path) -> Result<Vec<Mailbox>, DigestError> {
         if line.is_empty() {
             continue;
         }
-        let m = mail::mailbox(line).map_err(|_| DigestError::Subscriber {
+        let bad = || DigestError::Subscriber {
             path: path.to_path_buf(),
             line: i + 1,
             text: line.to_string(),
-        })?;
-        out.push(m);
+        };
+        // `Name <addr> topics` or `addr topics`.
+        let (address, rest) = match line.find('>') {
+            Some(end) if line.contains('<') => line.split_at(end + 1),
+            _ => line.split_at(line.find(char::is_whitespace).unwrap_or(line.len())),
+        };
+        let mailbox = mail::mailbox(address.trim_end_matches(',')).map_err(|_| bad())?;
+        let mut topics: Vec<String> = Vec::new();
+        for t in rest.split(|c: char| c.is_whitespace() || c == ',') {
+            let t = t.trim().to_lowercase();
+            if t.is_empty() || topics.contains(&t) {
+                continue;
+            }
+            if t.contains('@') {
+                // Two addresses on one line: most likely a missing line break.
+                return Err(bad());
+            }
+            topics.push(t);
+        }
+        out.push((i + 1, Recipient { mailbox, topics }));
     }
     Ok(out)
 }
@@ -170,6 +285,24 @@ pub async fn stories(store: &Store, period: Period) -> Result<Vec<Story>, Digest
     Ok(stories)
 }
 
+/// The stories of `period` that `cfg` carries: with one of its `tags`
+/// (any, when it lists none) and none of its `exclude_tags`.
+pub async fn stories_for(
+    store: &Store,
+    cfg: &DigestConfig,
+    period: Period,
+) -> Result<Vec<Story>, DigestError> {
+    let mut all = stories(store, period).await?;
+    all.retain(|s| carries(cfg, s));
+    Ok(all)
+}
+
+/// Whether `cfg` carries `story` (see [`stories_for`]).
+pub fn carries(cfg: &DigestConfig, story: &Story) -> bool {
+    (cfg.tags.is_empty() || story.tags.iter().any(|t| cfg.tags.contains(t)))
+        && !story.tags.iter().any(|t| cfg.exclude_tags.contains(t))
+}
+
 /// One story as the digest shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -213,13 +346,39 @@ pub struct Digest {
     pub site_url: String,
     /// The combined Atom feed.
     pub feed_url: String,
+    /// This issue in the archive ("View in your browser"), once it is recorded.
+    pub archive_url: Option<String>,
+    /// The archive of this digest's past issues.
+    pub archive_index_url: String,
+    /// Rendered as the archive's web page (no per-reader parts), not an email.
+    pub web: bool,
 }
 
 /// Groups `stories` (newest first) into sections: the tags listed in
 /// `sections` first in that order, then other tags alphabetically, then
 /// "Other" for untagged stories. A story with several tags appears once,
 /// in the first of its sections.
-pub fn build(config: &Config, cfg: &DigestConfig, stories: &[Story], period: Period) -> Digest {
+///
+/// With `topics` (a reader's), only stories with one of those tags are in
+/// it, each in the first of its sections among those topics.
+pub fn build(
+    config: &Config,
+    cfg: &DigestConfig,
+    stories: &[Story],
+    period: Period,
+    topics: &[String],
+) -> Digest {
+    let picked: Vec<Story>;
+    let stories = if topics.is_empty() {
+        stories
+    } else {
+        picked = stories
+            .iter()
+            .filter(|s| s.tags.iter().any(|t| topics.contains(t)))
+            .cloned()
+            .collect();
+        &picked[..]
+    };
     let tz = cfg.timezone();
     let rank = |tag: &str| -> (usize, String) {
         match cfg.sections.iter().position(|s| s == tag) {
@@ -235,7 +394,11 @@ pub fn build(config: &Config, cfg: &DigestConfig, stories: &[Story], period: Per
             sources.insert(src.feed.as_str());
         }
         let entry = entry(s, tz, &config.dedup.strip_params);
-        match s.tags.iter().min_by_key(|t| rank(t)) {
+        let shown = s
+            .tags
+            .iter()
+            .filter(|t| topics.is_empty() || topics.contains(t));
+        match shown.min_by_key(|t| rank(t)) {
             Some(tag) => {
                 let (r, _) = rank(tag);
                 by_section.entry((r, tag.clone())).or_default().push(entry);
@@ -264,14 +427,21 @@ pub fn build(config: &Config, cfg: &DigestConfig, stories: &[Story], period: Per
         .map(|u| u.to_string())
         .unwrap_or_else(|_| site_url.clone());
     Digest {
-        subject: subject(&cfg.subject, &config.title, stories.len(), &period_label),
-        title: config.title.clone(),
+        subject: subject(&cfg.subject, &cfg.title, stories.len(), &period_label),
+        title: cfg.title.clone(),
         period_label,
         count: stories.len(),
         source_count: sources.len(),
         sections,
         site_url,
         feed_url,
+        archive_url: None,
+        archive_index_url: config
+            .site_url
+            .join("digests/")
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        web: false,
     }
 }
 
@@ -339,34 +509,54 @@ pub fn subject(template: &str, title: &str, count: usize, period: &str) -> Strin
 /// The unsubscribe details shown in one recipient's copy.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Unsubscribe {
-    /// One-click URL, personalised (`{email}` replaced).
+    /// One-click URL, personalised.
     pub url: Option<String>,
     /// Address to write to.
     pub mailto: Option<String>,
 }
 
-/// The unsubscribe details for `recipient`.
-pub fn unsubscribe_for(cfg: &DigestConfig, recipient: &Mailbox) -> Unsubscribe {
-    let email = recipient.email.to_string();
-    let encoded: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
-    Unsubscribe {
-        url: cfg
-            .unsubscribe_url
-            .as_ref()
-            .map(|u| u.replace("{email}", &encoded)),
-        mailto: cfg
-            .unsubscribe_mailto
-            .as_ref()
-            .map(|a| a.to_string())
-            .or_else(|| {
-                if cfg.unsubscribe_url.is_none() {
-                    // Someone must be reachable: the sender's own address.
-                    Some(cfg.from.email.to_string())
-                } else {
-                    None
-                }
-            }),
+impl Unsubscribe {
+    /// Whether the URL takes the RFC 8058 one-click POST: only an https URL may.
+    pub fn one_click(&self) -> bool {
+        self.url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
     }
+}
+
+/// The unsubscribe details for `recipient`. With `unsubscribe_url`
+/// configured, that URL (`{email}` replaced) and `unsubscribe_mailto`, as
+/// before gazette answered unsubscriptions itself; otherwise gazette's own
+/// `{site_url}unsubscribe/TOKEN` (`token`) and a mailto (`unsubscribe_mailto`,
+/// else the sender).
+pub fn unsubscribe_for(
+    config: &Config,
+    cfg: &DigestConfig,
+    recipient: &Mailbox,
+    token: &str,
+) -> Unsubscribe {
+    if let Some(template) = &cfg.unsubscribe_url {
+        let email = recipient.email.to_string();
+        let encoded: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
+        return Unsubscribe {
+            url: Some(template.replace("{email}", &encoded)),
+            mailto: cfg.unsubscribe_mailto.as_ref().map(|a| a.to_string()),
+        };
+    }
+    Unsubscribe {
+        url: Some(unsubscribe_url(config, token)),
+        mailto: Some(
+            cfg.unsubscribe_mailto
+                .as_ref()
+                .unwrap_or(&cfg.from.email)
+                .to_string(),
+        ),
+    }
+}
+
+/// `{site_url}unsubscribe/TOKEN`.
+pub fn unsubscribe_url(config: &Config, token: &str) -> String {
+    format!("{}unsubscribe/{token}", config.site_url)
 }
 
 #[derive(Template)]
@@ -393,22 +583,27 @@ pub fn render_text(d: &Digest, unsubscribe: &Unsubscribe) -> Result<String, Dige
     Ok(TextTemplate { d, unsubscribe }.render()?)
 }
 
-/// The digest that `digest send` would send at `now`, or, when that period
-/// is already recorded (or would be skipped as empty), the one building up:
-/// from the last cutoff to `now`, labelled up to the next fire time.
-/// Nothing is recorded.
+/// The digest `cfg` would send at `now`, or, when that period is already
+/// recorded (or would be skipped), the one building up: from the last
+/// cutoff to `now`, labelled up to the next fire time. With `topics`, as the
+/// reader with those topics would get it. Nothing is recorded.
 pub async fn upcoming(
     config: &Config,
+    cfg: &DigestConfig,
     store: &Store,
     now: DateTime<Utc>,
+    topics: &[String],
 ) -> Result<Digest, DigestError> {
-    let cfg = settings(config)?;
     let schedule = &cfg.schedule;
-    let mut last = store.digest_periods(1).await?.first().map(|p| p.cutoff);
+    let mut last = store
+        .periods(Some(&cfg.name), 1)
+        .await?
+        .first()
+        .map(|p| p.cutoff);
     if let Some(p) = due_period(schedule, last, now) {
-        let stories = stories(store, p).await?;
-        if !stories.is_empty() || cfg.send_when_empty {
-            return Ok(build(config, cfg, &stories, p));
+        let stories = stories_for(store, cfg, p).await?;
+        if stories.len() >= cfg.min_stories {
+            return Ok(build(config, cfg, &stories, p, topics));
         }
         last = Some(p.cutoff);
     }
@@ -418,7 +613,7 @@ pub async fn upcoming(
         start,
         cutoff: now + TimeDelta::seconds(1),
     };
-    let stories = stories(store, so_far).await?;
+    let stories = stories_for(store, cfg, so_far).await?;
     let label_end = schedule.next_after(now).unwrap_or(now);
     Ok(build(
         config,
@@ -428,17 +623,18 @@ pub async fn upcoming(
             start,
             cutoff: label_end,
         },
+        topics,
     ))
 }
 
 /// The upcoming digest as HTML, for `gazette digest preview` and the `/digest` page.
 pub async fn upcoming_html(
     config: &Config,
+    cfg: &DigestConfig,
     store: &Store,
     now: DateTime<Utc>,
 ) -> Result<String, DigestError> {
-    let cfg = settings(config)?;
-    let d = upcoming(config, store, now).await?;
+    let d = upcoming(config, cfg, store, now, &[]).await?;
     render_html(&d, &preview_unsubscribe(cfg))
 }
 
@@ -500,7 +696,7 @@ mod tests {
     #[test]
     fn first_period_is_the_last_seven_days_before_the_fire_time() {
         let c = config("");
-        let s = c.digest.as_ref().unwrap().schedule.clone();
+        let s = c.digests[0].schedule.clone();
         // Tuesday 24 Nov 2026 05:00 UTC: the due fire is Monday 23 Nov 08:00 CET (07:00 UTC).
         let p = due_period(&s, None, utc(2026, 11, 24, 5, 0)).unwrap();
         assert_eq!(p.cutoff, utc(2026, 11, 23, 7, 0));
@@ -518,7 +714,7 @@ mod tests {
     #[test]
     fn sections_follow_the_configured_order_then_other() {
         let c = config("sections = [\"un\", \"china\"]\n");
-        let cfg = c.digest.as_ref().unwrap();
+        let cfg = &c.digests[0];
         let t = utc(2026, 11, 20, 10, 0);
         let stories = vec![
             story(1, "A", &["china"], t),
@@ -530,7 +726,7 @@ mod tests {
             start: utc(2026, 11, 16, 7, 0),
             cutoff: utc(2026, 11, 23, 7, 0),
         };
-        let d = build(&c, cfg, &stories, p);
+        let d = build(&c, cfg, &stories, p, &[]);
         let names: Vec<&str> = d.sections.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["un", "china", "asia", "Other"]);
         assert_eq!(
@@ -575,7 +771,7 @@ mod tests {
     #[test]
     fn html_is_escaped_and_has_no_scripts() {
         let c = config("unsubscribe_url = \"https://news.example.org/unsub?e={email}\"\n");
-        let cfg = c.digest.as_ref().unwrap();
+        let cfg = &c.digests[0];
         let t = utc(2026, 11, 20, 10, 0);
         let mut s = story(1, "<script>alert(1)</script> & co", &[], t);
         s.link = Some("javascript:alert(1)".into());
@@ -583,9 +779,9 @@ mod tests {
             start: utc(2026, 11, 16, 7, 0),
             cutoff: utc(2026, 11, 23, 7, 0),
         };
-        let d = build(&c, cfg, &[s], p);
+        let d = build(&c, cfg, &[s], p, &[]);
         let to: Mailbox = "a+b@example.org".parse().unwrap();
-        let u = unsubscribe_for(cfg, &to);
+        let u = unsubscribe_for(&c, cfg, &to, "unused");
         assert_eq!(
             u.url.as_deref(),
             Some("https://news.example.org/unsub?e=a%2Bb%40example.org")
@@ -623,12 +819,11 @@ mod tests {
         )
         .unwrap();
         let mut c = config("");
-        let cfg = c.digest.as_mut().unwrap();
-        cfg.subscribers = Some(path);
-        let all: Vec<String> = recipients(cfg)
+        c.digests[0].subscribers = Some(path);
+        let all: Vec<String> = recipients(&c, &c.digests[0])
             .unwrap()
             .iter()
-            .map(|m| m.email.to_string())
+            .map(|m| m.mailbox.email.to_string())
             .collect();
         assert_eq!(all, ["team@example.org", "a@example.org", "b@example.org"]);
     }

@@ -7,6 +7,7 @@
 //!                                       └──────────────── pipeline ────────────────┘
 //! store ─▶ publish (Atom, RSS, JSON, HTML, OPML) ─▶ serve (HTTP)
 //! store ─▶ digest ─▶ delivery ─▶ mail
+//! store ─▶ archive (past digest issues) ─▶ serve, publish; unsubscribe (tokens) ─▶ serve
 //! ```
 //!
 //! [`pipeline`] is the only module that sees every ingest step; the others
@@ -17,6 +18,7 @@
 //! the CLI, the daemon and the tests. `docs/ARCHITECTURE.md` has the map.
 
 pub mod app;
+pub mod archive;
 pub mod config;
 pub mod daemon;
 pub mod dedup;
@@ -36,3 +38,4 @@ pub mod scheduler;
 pub mod serve;
 pub mod store;
 pub mod tag;
+pub mod unsubscribe;

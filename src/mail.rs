@@ -86,8 +86,11 @@ pub struct Outgoing {
     pub text: String,
     /// List-Id header value.
     pub list_id: String,
-    /// One-click unsubscribe URL, for List-Unsubscribe and List-Unsubscribe-Post.
+    /// Unsubscribe URL, first in List-Unsubscribe.
     pub unsubscribe_url: Option<String>,
+    /// The URL takes an RFC 8058 one-click POST (it is https): adds
+    /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click`.
+    pub one_click: bool,
     /// Unsubscribe address, for List-Unsubscribe.
     pub unsubscribe_mailto: Option<String>,
 }
@@ -152,7 +155,7 @@ pub fn build_message(o: &Outgoing) -> Result<Message, MailError> {
     if !links.is_empty() {
         b = b.header(ListUnsubscribe(links.join(", ")));
     }
-    if o.unsubscribe_url.is_some() {
+    if o.unsubscribe_url.is_some() && o.one_click {
         b = b.header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
     }
     Ok(b.multipart(MultiPart::alternative_plain_html(
@@ -490,8 +493,8 @@ mod tests {
         );
         Config::parse(std::path::Path::new("feeds.toml"), &text)
             .unwrap()
-            .digest
-            .unwrap()
+            .digests
+            .remove(0)
     }
 
     #[test]
@@ -527,6 +530,7 @@ mod tests {
             text: "x".into(),
             list_id: "Watch <digest.example.org>".into(),
             unsubscribe_url: None,
+            one_click: false,
             unsubscribe_mailto: Some("leave@example.org".into()),
         };
         let raw = String::from_utf8(build_message(&o).unwrap().formatted()).unwrap();

@@ -128,22 +128,49 @@ enum DbCommand {
 
 #[derive(Subcommand)]
 enum DigestCommand {
-    /// Send the digest for the period that is due (and finish interrupted ones); a second call sends nothing.
-    Send,
-    /// List digest periods and each recipient's delivery state.
+    /// Send the digests whose period is due (and finish interrupted ones); a second call sends nothing.
+    Send {
+        /// Only this digest.
+        #[arg(long)]
+        digest: Option<String>,
+    },
+    /// List digest periods and each recipient's delivery state, per digest.
     Status {
-        /// At most this many periods, newest first.
+        /// Only this digest.
+        #[arg(long)]
+        digest: Option<String>,
+        /// At most this many periods per digest, newest first.
         #[arg(long, default_value_t = 10)]
         limit: i64,
     },
     /// Render the digest that would be sent now, without sending or recording anything.
     Preview {
+        /// The digest (needed when several are configured).
+        #[arg(long)]
+        digest: Option<String>,
+        /// As this recipient would get it (their topics, their unsubscribe link).
+        #[arg(long)]
+        to: Option<String>,
         /// Write it to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
         /// The plain-text version instead of the HTML.
         #[arg(long)]
         text: bool,
+    },
+    /// Who gets which digest, with which topics, and who unsubscribed.
+    Subscribers {
+        /// Only this digest.
+        #[arg(long)]
+        digest: Option<String>,
+    },
+    /// Undo an unsubscription: the address gets the digest again.
+    Resubscribe {
+        /// The digest.
+        #[arg(long)]
+        digest: String,
+        /// The address.
+        address: String,
     },
 }
 
@@ -226,12 +253,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Check => {
-            // The subscribers file lives outside the configuration: check it too.
-            if let Some(d) = &config.digest
-                && let Err(e) = gazette::digest::recipients(d)
-            {
-                eprintln!("{e}");
-                return Ok(ExitCode::from(2));
+            // The subscribers files live outside the configuration: check them too.
+            for d in &config.digests {
+                if let Err(e) = gazette::digest::recipients(&config, d) {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(2));
+                }
             }
             println!(
                 "{}: ok ({} feeds, {} tag rules)",
@@ -543,30 +570,56 @@ fn parse_since(s: &str) -> anyhow::Result<DateTime<Utc>> {
 
 async fn digest(app: &Application, command: DigestCommand) -> anyhow::Result<ExitCode> {
     let config = app.config();
-    let cfg = gazette::digest::settings(&config)?.clone();
     let store = app.store();
+    // With one digest, output is as it was before there could be several.
+    let several = config.digests.len() > 1;
+    let tag = |name: &str| {
+        if several {
+            format!("{name}: ")
+        } else {
+            String::new()
+        }
+    };
     let code = match command {
-        DigestCommand::Send => {
-            let report = app.send_due_digest().await?;
+        DigestCommand::Send { digest } => {
+            let report = app.send_due_digests(digest.as_deref()).await?;
             let mut out = std::io::stdout().lock();
-            if report.periods.is_empty() {
+            if report.periods.is_empty() && report.errors.is_empty() {
                 writeln!(
                     out,
                     "nothing due: the latest digest period is already recorded"
                 )?;
             }
             for p in &report.periods {
-                let label = period_label(&cfg, &p.period);
+                let cfg = config.digest_named(&p.period.digest);
+                let label = format!("{}{}", tag(&p.period.digest), period_label(cfg, &p.period));
                 if p.skipped {
-                    writeln!(out, "{label}: no stories; recorded as skipped")?;
+                    let too_few = cfg.is_none_or(|c| p.period.stories < c.min_stories as i64);
+                    let why = if too_few {
+                        "too few stories"
+                    } else if p.skipped_readers.is_empty() {
+                        "every reader unsubscribed"
+                    } else {
+                        "no reader had a story on their topics"
+                    };
+                    writeln!(
+                        out,
+                        "{label}: {} stories; {why}; recorded as skipped",
+                        p.period.stories
+                    )?;
                     continue;
                 }
                 writeln!(
                     out,
-                    "{label}: {} stories; {} sent, {} failed{}",
+                    "{label}: {} stories; {} sent, {} failed{}{}",
                     p.period.stories,
                     p.sent.len(),
                     p.failed.len(),
+                    if p.skipped_readers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} skipped", p.skipped_readers.len())
+                    },
                     if p.resumed.is_empty() {
                         String::new()
                     } else {
@@ -582,8 +635,11 @@ async fn digest(app: &Application, command: DigestCommand) -> anyhow::Result<Exi
                     } else {
                         "will retry on the next send"
                     };
-                    eprintln!("{r}: {kind}: {e}");
+                    eprintln!("{}{r}: {kind}: {e}", tag(&p.period.digest));
                 }
+            }
+            for (name, e) in &report.errors {
+                eprintln!("{}{e}", tag(name));
             }
             if report.has_failures() {
                 ExitCode::from(1)
@@ -591,40 +647,92 @@ async fn digest(app: &Application, command: DigestCommand) -> anyhow::Result<Exi
                 ExitCode::SUCCESS
             }
         }
-        DigestCommand::Status { limit } => {
+        DigestCommand::Status { digest, limit } => {
+            let chosen: Vec<&gazette::config::DigestConfig> = match &digest {
+                Some(name) => vec![gazette::digest::select(&config, Some(name))?],
+                None => config.digests.iter().collect(),
+            };
             let mut out = std::io::stdout().lock();
-            let periods = gazette::delivery::digest_status(store, limit).await?;
-            if periods.is_empty() {
-                writeln!(out, "no digest recorded yet")?;
+            // Periods of digests no longer configured are shown too.
+            let mut names: Vec<String> = chosen.iter().map(|d| d.name.clone()).collect();
+            if digest.is_none() {
+                for p in store.periods(None, 1000).await? {
+                    if !names.contains(&p.digest) {
+                        names.push(p.digest);
+                    }
+                }
             }
-            for (p, deliveries) in periods {
-                writeln!(
-                    out,
-                    "{}  {}  {} stories",
-                    period_label(&cfg, &p),
-                    p.status.as_str(),
-                    p.stories
-                )?;
-                for d in deliveries {
+            let mut any = false;
+            for name in &names {
+                let periods = gazette::delivery::digest_status(store, Some(name), limit).await?;
+                if names.len() > 1 {
+                    writeln!(out, "== {name} ==")?;
+                }
+                if periods.is_empty() && names.len() > 1 {
+                    writeln!(out, "no period recorded yet")?;
+                }
+                let cfg = config.digest_named(name);
+                for (p, deliveries) in periods {
+                    any = true;
                     writeln!(
                         out,
-                        "    {:<8} {}  {}  attempts {}{}",
-                        d.state.as_str(),
-                        d.recipient,
-                        d.message_id,
-                        d.attempts,
-                        d.reply.map(|r| format!("  {r}")).unwrap_or_default()
+                        "{}  {}  {} stories",
+                        period_label(cfg, &p),
+                        p.status.as_str(),
+                        p.stories
                     )?;
+                    for d in deliveries {
+                        let topics = if d.topics.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  [{}]", d.topics.join(" "))
+                        };
+                        writeln!(
+                            out,
+                            "    {:<8} {}  {}  attempts {}{}{topics}",
+                            d.state.as_str(),
+                            d.recipient,
+                            d.message_id,
+                            d.attempts,
+                            d.reply.map(|r| format!("  {r}")).unwrap_or_default()
+                        )?;
+                    }
                 }
+            }
+            if !any && names.len() <= 1 {
+                writeln!(out, "no digest recorded yet")?;
             }
             ExitCode::SUCCESS
         }
-        DigestCommand::Preview { out, text } => {
+        DigestCommand::Preview {
+            digest,
+            to,
+            out,
+            text,
+        } => {
+            let cfg = gazette::digest::select(&config, digest.as_deref())?;
+            let now = Utc::now();
+            let (topics, unsubscribe) = match &to {
+                Some(address) => {
+                    let want = gazette::mail::mailbox(address)?;
+                    let reader = gazette::digest::recipients(&config, cfg)?
+                        .into_iter()
+                        .find(|r| r.mailbox.email == want.email)
+                        .ok_or_else(|| {
+                            gazette::digest::DigestError::NotARecipient(want.email.to_string())
+                        })?;
+                    let signer = gazette::unsubscribe::Signer::for_store(store).await?;
+                    let token = signer.token(&cfg.name, reader.mailbox.email.as_ref());
+                    let u = gazette::digest::unsubscribe_for(&config, cfg, &reader.mailbox, &token);
+                    (reader.topics, u)
+                }
+                None => (Vec::new(), gazette::digest::preview_unsubscribe(cfg)),
+            };
+            let d = gazette::digest::upcoming(&config, cfg, store, now, &topics).await?;
             let rendered = if text {
-                let d = gazette::digest::upcoming(&config, store, Utc::now()).await?;
-                gazette::digest::render_text(&d, &gazette::digest::preview_unsubscribe(&cfg))?
+                gazette::digest::render_text(&d, &unsubscribe)?
             } else {
-                gazette::digest::upcoming_html(&config, store, Utc::now()).await?
+                gazette::digest::render_html(&d, &unsubscribe)?
             };
             match out {
                 Some(path) => std::fs::write(&path, rendered)
@@ -633,13 +741,88 @@ async fn digest(app: &Application, command: DigestCommand) -> anyhow::Result<Exi
             }
             ExitCode::SUCCESS
         }
+        DigestCommand::Subscribers { digest } => {
+            let chosen: Vec<&gazette::config::DigestConfig> = match &digest {
+                Some(name) => vec![gazette::digest::select(&config, Some(name))?],
+                None => config.digests.iter().collect(),
+            };
+            if chosen.is_empty() {
+                return Err(gazette::digest::DigestError::NotConfigured.into());
+            }
+            let mut out = std::io::stdout().lock();
+            for cfg in chosen {
+                let left: std::collections::HashMap<String, gazette::model::Suppression> = store
+                    .suppressions(Some(&cfg.name))
+                    .await?
+                    .into_iter()
+                    .map(|s| (s.recipient.clone(), s))
+                    .collect();
+                let readers = gazette::digest::recipients(&config, cfg)?;
+                let active = readers
+                    .iter()
+                    .filter(|r| !left.contains_key(&r.key()))
+                    .count();
+                writeln!(
+                    out,
+                    "{} ({}): {active} active, {} unsubscribed",
+                    cfg.name,
+                    cfg.title,
+                    left.len()
+                )?;
+                for r in &readers {
+                    let topics = if r.topics.is_empty() {
+                        "all sections".to_string()
+                    } else {
+                        r.topics.join(" ")
+                    };
+                    match left.get(&r.key()) {
+                        Some(s) => writeln!(
+                            out,
+                            "    unsubscribed  {}  {topics}  (since {}, {})",
+                            r.mailbox.email,
+                            s.at.format("%Y-%m-%d %H:%M UTC"),
+                            s.how
+                        )?,
+                        None => writeln!(out, "    active        {}  {topics}", r.mailbox.email)?,
+                    }
+                }
+                // Left, and no longer listed either.
+                for s in left.values() {
+                    if !readers.iter().any(|r| r.key() == s.recipient) {
+                        writeln!(
+                            out,
+                            "    unsubscribed  {}  (no longer listed; since {}, {})",
+                            s.recipient,
+                            s.at.format("%Y-%m-%d %H:%M UTC"),
+                            s.how
+                        )?;
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        DigestCommand::Resubscribe { digest, address } => {
+            let cfg = gazette::digest::select(&config, Some(&digest))?;
+            let mailbox = gazette::mail::mailbox(&address)?;
+            let email = mailbox.email.to_string();
+            if store.unsuppress(&cfg.name, &email).await? {
+                println!("{email} gets {} again", cfg.name);
+            } else {
+                println!("{email} had not unsubscribed from {}", cfg.name);
+            }
+            ExitCode::SUCCESS
+        }
     };
     Ok(code)
 }
 
-/// `2026-11-16 08:00 → 2026-11-23 08:00 Europe/Zurich`.
-fn period_label(cfg: &gazette::config::DigestConfig, p: &gazette::model::DigestPeriod) -> String {
-    let tz = cfg.timezone();
+/// `2026-11-16 08:00 → 2026-11-23 08:00 Europe/Zurich` (in UTC for a digest
+/// no longer configured).
+fn period_label(
+    cfg: Option<&gazette::config::DigestConfig>,
+    p: &gazette::model::DigestPeriod,
+) -> String {
+    let tz = cfg.map_or(chrono_tz::UTC, |c| c.timezone());
     format!(
         "{} → {} {}",
         p.start.with_timezone(&tz).format("%Y-%m-%d %H:%M"),

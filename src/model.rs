@@ -320,6 +320,8 @@ impl PeriodStatus {
 pub struct DigestPeriod {
     /// Store id.
     pub id: i64,
+    /// The digest it belongs to.
+    pub digest: String,
     /// Stories first stored at or after this time are in it.
     pub start: DateTime<Utc>,
     /// The scheduled time that closed it; stories stored before it are in it.
@@ -342,6 +344,9 @@ pub enum DeliveryState {
     Sent,
     /// Refused; see the reply.
     Failed,
+    /// Not sent, on purpose: none of the reader's topics had a story, or
+    /// the reader unsubscribed (see the reply).
+    Skipped,
 }
 
 impl DeliveryState {
@@ -352,6 +357,7 @@ impl DeliveryState {
             DeliveryState::Pending => "pending",
             DeliveryState::Sent => "sent",
             DeliveryState::Failed => "failed",
+            DeliveryState::Skipped => "skipped",
         }
     }
 
@@ -362,6 +368,7 @@ impl DeliveryState {
             "pending" => DeliveryState::Pending,
             "sent" => DeliveryState::Sent,
             "failed" => DeliveryState::Failed,
+            "skipped" => DeliveryState::Skipped,
             _ => return None,
         })
     }
@@ -374,6 +381,8 @@ pub struct Delivery {
     pub period_id: i64,
     /// The recipient's mailbox.
     pub recipient: String,
+    /// The reader's topics: only these sections (empty: the whole digest).
+    pub topics: Vec<String>,
     /// Where it stands.
     pub state: DeliveryState,
     /// Message-ID chosen when the period was recorded; kept across retries
@@ -387,4 +396,83 @@ pub struct Delivery {
     pub reply: Option<String>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A digest period to record, with its deliveries and its archived issue.
+#[derive(Debug, Clone)]
+pub struct NewPeriod {
+    /// The digest.
+    pub digest: String,
+    /// Stories first stored at or after this time are in it.
+    pub start: DateTime<Utc>,
+    /// The scheduled time that closed it.
+    pub cutoff: DateTime<Utc>,
+    /// How many stories it holds.
+    pub stories: i64,
+    /// One row per recipient, in sending order.
+    pub deliveries: Vec<NewDelivery>,
+    /// The issue kept in the archive (none when the period is skipped).
+    pub issue: Option<NewIssue>,
+    /// When it is recorded.
+    pub now: DateTime<Utc>,
+}
+
+/// One recipient's row of a new period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDelivery {
+    /// The recipient's mailbox.
+    pub recipient: String,
+    /// Message-ID of their copy.
+    pub message_id: String,
+    /// Their topics (empty: the whole digest).
+    pub topics: Vec<String>,
+    /// `Queued`, or `Skipped` with `reply` saying why.
+    pub state: DeliveryState,
+    /// Why it is skipped.
+    pub reply: Option<String>,
+}
+
+/// An issue of a digest to archive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewIssue {
+    /// Its address under `/digests/NAME/`, e.g. `2026-11-23-0800`.
+    pub slug: String,
+    /// Its subject.
+    pub subject: String,
+    /// The whole digest as a web page (no per-reader parts).
+    pub html: String,
+}
+
+/// An archived issue of a digest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Issue {
+    /// The digest.
+    pub digest: String,
+    /// Its period.
+    pub period_id: i64,
+    /// Its address under `/digests/NAME/`.
+    pub slug: String,
+    /// Its subject.
+    pub subject: String,
+    /// The period's start.
+    pub start: DateTime<Utc>,
+    /// The period's cutoff.
+    pub cutoff: DateTime<Utc>,
+    /// How many stories.
+    pub stories: i64,
+    /// The page, when asked for.
+    pub html: Option<String>,
+}
+
+/// A reader who left a digest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Suppression {
+    /// The digest.
+    pub digest: String,
+    /// The address, lower-case.
+    pub recipient: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// How: `one-click` (RFC 8058 POST), `web` (the page's button) or `cli`.
+    pub how: String,
 }

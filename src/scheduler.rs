@@ -377,6 +377,11 @@ impl PartialEq for CronSchedule {
 const DST_SLACK: chrono::TimeDelta = chrono::TimeDelta::hours(3);
 
 impl CronSchedule {
+    /// The expression as written.
+    pub fn expression(&self) -> &str {
+        &self.expr
+    }
+
     /// Parses `expr` (minute hour day-of-month month day-of-week; day-of-week
     /// 0–7 or names, 0 and 7 are Sunday) for the IANA zone `tz`.
     pub fn parse(expr: &str, tz: &str) -> Result<CronSchedule, ScheduleError> {

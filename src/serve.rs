@@ -16,10 +16,14 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::config::Config;
+use askama::Template;
+
+use crate::archive;
+use crate::config::{Config, DigestConfig};
 use crate::metrics::Metrics;
 use crate::publish::{self, Kind};
 use crate::store::{HttpValidator, Store};
+use crate::unsubscribe::{Claim, Signer};
 
 /// How long a cached document is served before the store is asked whether
 /// its content changed: a change shows over HTTP within this time.
@@ -59,6 +63,8 @@ pub struct Site {
     render_lock: tokio::sync::Mutex<()>,
     /// The daemon's metrics and heartbeat, when a daemon runs this site.
     metrics: Option<Arc<Metrics>>,
+    /// Checks unsubscribe tokens; made on first use (its key may come from the store).
+    signer: tokio::sync::OnceCell<Signer>,
 }
 
 /// The configuration a site serves, and the tags it knows.
@@ -82,6 +88,7 @@ impl Site {
             cache: Mutex::default(),
             render_lock: tokio::sync::Mutex::new(()),
             metrics: None,
+            signer: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -227,6 +234,11 @@ pub fn router(site: Arc<Site>) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(healthz))
         .route("/digest", axum::routing::get(upcoming_digest))
+        .route("/digest/{name}", axum::routing::get(upcoming_named))
+        .route(
+            "/unsubscribe/{token}",
+            axum::routing::get(unsubscribe_page).post(unsubscribe_now),
+        )
         .route("/metrics", axum::routing::get(metrics))
         .fallback(published)
         .with_state(site)
@@ -480,9 +492,33 @@ async fn metrics(State(site): State<Arc<Site>>) -> Response {
         .into_response()
 }
 
-/// The digest as it stands now (not cached: it follows the clock too).
+/// The (first) digest as it stands now (not cached: it follows the clock too).
 async fn upcoming_digest(State(site): State<Arc<Site>>) -> Response {
-    match crate::digest::upcoming_html(&site.config(), &site.store, Utc::now()).await {
+    let config = site.config();
+    match config.digests.first() {
+        Some(cfg) => upcoming(&site, &config, cfg).await,
+        None => (
+            StatusCode::NOT_FOUND,
+            "no digest: the configuration has no [digest] section\n",
+        )
+            .into_response(),
+    }
+}
+
+/// The digest named in the path as it stands now.
+async fn upcoming_named(
+    State(site): State<Arc<Site>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let config = site.config();
+    match config.digest_named(&name) {
+        Some(cfg) => upcoming(&site, &config, cfg).await,
+        None => (StatusCode::NOT_FOUND, "no digest of this name\n").into_response(),
+    }
+}
+
+async fn upcoming(site: &Site, config: &Config, cfg: &DigestConfig) -> Response {
+    match crate::digest::upcoming_html(config, cfg, &site.store, Utc::now()).await {
         Ok(html) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -491,16 +527,198 @@ async fn upcoming_digest(State(site): State<Arc<Site>>) -> Response {
             html,
         )
             .into_response(),
-        Err(crate::digest::DigestError::NotConfigured) => (
-            StatusCode::NOT_FOUND,
-            "no digest: the configuration has no [digest] section\n",
-        )
-            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "rendering the digest page failed");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the digest could not be rendered; see the server log\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "unsubscribe.html")]
+struct UnsubscribePage<'a> {
+    heading: &'a str,
+    message: &'a str,
+    form: bool,
+}
+
+/// A small page that no cache, search engine or referrer keeps.
+fn small_page(status: StatusCode, heading: &str, message: &str, form: bool) -> Response {
+    let body = UnsubscribePage {
+        heading,
+        message,
+        form,
+    }
+    .render()
+    .unwrap_or_else(|_| format!("{heading}\n{message}\n"));
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+/// What a token says, when it is valid; `Err` is the response to give.
+async fn check_token(site: &Site, token: &str) -> Result<Option<Claim>, Response> {
+    let signer = site
+        .signer
+        .get_or_try_init(|| Signer::for_store(&site.store))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot check unsubscribe links");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unsubscribing is not possible right now; see the server log\n",
+            )
+                .into_response()
+        })?;
+    Ok(signer.verify(token))
+}
+
+/// The digest's title, for pages.
+fn digest_title(config: &Config, claim: &Claim) -> String {
+    config
+        .digest_named(&claim.digest)
+        .map_or_else(|| claim.digest.clone(), |d| d.title.clone())
+}
+
+/// `GET /unsubscribe/TOKEN`: one button, nothing changed (mail scanners
+/// fetch links); 404 for an invalid token.
+async fn unsubscribe_page(
+    State(site): State<Arc<Site>>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    let claim = match check_token(&site, &token).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return not_found(),
+        Err(r) => return r,
+    };
+    let title = digest_title(&site.config(), &claim);
+    small_page(
+        StatusCode::OK,
+        "Unsubscribe",
+        &format!(
+            "Stop sending the digest \u{201c}{title}\u{201d} to {}?",
+            claim.recipient
+        ),
+        true,
+    )
+}
+
+/// `POST /unsubscribe/TOKEN`: unsubscribes at once (RFC 8058: no login, no
+/// confirmation) and answers 200; 404 for an invalid token.
+async fn unsubscribe_now(
+    State(site): State<Arc<Site>>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    body: Bytes,
+) -> Response {
+    let claim = match check_token(&site, &token).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return not_found(),
+        Err(r) => return r,
+    };
+    // A mailbox provider's one-click POST says so; the page's button does not.
+    let how = if memchr::memmem::find(&body, b"List-Unsubscribe=One-Click").is_some() {
+        "one-click"
+    } else {
+        "web"
+    };
+    match site
+        .store
+        .suppress(&claim.digest, &claim.recipient, how, Utc::now())
+        .await
+    {
+        Ok(new) => {
+            if new {
+                tracing::info!(digest = %claim.digest, recipient = %claim.recipient, how, "reader unsubscribed");
+            }
+            let title = digest_title(&site.config(), &claim);
+            small_page(
+                StatusCode::OK,
+                "Unsubscribed",
+                &format!(
+                    "{} will not receive \u{201c}{title}\u{201d} any more.",
+                    claim.recipient
+                ),
+                false,
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording an unsubscription failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "60")],
+                "unsubscribing failed; please try again in a minute\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// An archive page or feed (see [`crate::archive`]); read from the store
+/// on each request (issues are few and change once a period).
+async fn archived(site: &Site, route: archive::Route, head: bool) -> Response {
+    let config = site.config();
+    let found: Result<Option<(&'static str, Vec<u8>)>, String> = match &route {
+        archive::Route::Index => archive::index(&config, &site.store)
+            .await
+            .map(|h| Some(("text/html; charset=utf-8", h.into_bytes())))
+            .map_err(|e| e.to_string()),
+        archive::Route::Feed(name) => archive::feed(&config, &site.store, name)
+            .await
+            .map(|f| f.map(|b| ("application/atom+xml; charset=utf-8", b)))
+            .map_err(|e| e.to_string()),
+        archive::Route::Issue(name, slug) => archive::issue_page(&config, &site.store, name, slug)
+            .await
+            .map(|p| p.map(|h| ("text/html; charset=utf-8", h.into_bytes())))
+            .map_err(|e| e.to_string()),
+    };
+    match found {
+        Ok(Some((content_type, body))) => {
+            let len = body.len().to_string();
+            let body = if head {
+                Body::empty()
+            } else {
+                Body::from(body)
+            };
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    (header::CACHE_CONTROL, "public, max-age=60"),
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:",
+                    ),
+                    (header::CONTENT_LENGTH, len.as_str()),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Ok(None) => not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering the digest archive failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered; see the server log\n",
             )
                 .into_response()
         }
@@ -515,6 +733,9 @@ async fn published(State(site): State<Arc<Site>>, req: Request) -> Response {
             "method not allowed\n",
         )
             .into_response();
+    }
+    if let Some(route) = archive::route(req.uri().path()) {
+        return archived(&site, route, *req.method() == Method::HEAD).await;
     }
     let kind = {
         let settings = site.settings.read().expect("settings lock");

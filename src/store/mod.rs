@@ -21,8 +21,8 @@ use crate::config::{DatabaseUrl, FeedConfig};
 use crate::dedup;
 use crate::filing::{self, MergeReason, Policy};
 use crate::model::{
-    Delivery, DeliveryState, DigestPeriod, Enclosure, FeedRow, FetchState, Item, ItemQuery,
-    PeriodStatus, Source, Story, TaggingInput,
+    Delivery, DeliveryState, DigestPeriod, Enclosure, FeedRow, FetchState, Issue, Item, ItemQuery,
+    NewDelivery, NewPeriod, PeriodStatus, Source, Story, Suppression, TaggingInput,
 };
 use crate::tag::Tagging;
 
@@ -245,12 +245,58 @@ where
     let status: String = r.try_get("status")?;
     Ok(DigestPeriod {
         id: r.try_get("id")?,
+        digest: r.try_get("digest")?,
         start: at(r.try_get("start_at")?),
         cutoff: at(r.try_get("cutoff_at")?),
         stories: r.try_get("stories")?,
         status: PeriodStatus::parse(&status).unwrap_or(PeriodStatus::Open),
     })
 }
+
+/// A `digest_issues` row joined with its period (`html` may be absent).
+fn issue_row<'r, R: sqlx::Row>(r: &'r R) -> Result<Issue, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Issue {
+        digest: r.try_get("digest")?,
+        period_id: r.try_get("period_id")?,
+        slug: r.try_get("slug")?,
+        subject: r.try_get("subject")?,
+        start: at(r.try_get("start_at")?),
+        cutoff: at(r.try_get("cutoff_at")?),
+        stories: r.try_get("stories")?,
+        html: r.try_get("html")?,
+    })
+}
+
+/// A `digest_suppressions` row.
+fn suppression_row<'r, R: sqlx::Row>(r: &'r R) -> Result<Suppression, StoreError>
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Suppression {
+        digest: r.try_get("digest")?,
+        recipient: r.try_get("recipient")?,
+        at: at(r.try_get("at")?),
+        how: r.try_get("how")?,
+    })
+}
+
+/// The `meta` key of the key unsubscribe links are signed with (when
+/// `GAZETTE_SECRET` is not set).
+const UNSUBSCRIBE_KEY: &str = "unsubscribe_key";
+
+/// The SQL of [`Backend::issues`]: `{html}` is the html column or NULL,
+/// `{digest}` a condition on the digest; both backends fill them.
+const ISSUES_SQL: &str = "SELECT i.digest, i.period_id, i.slug, i.subject, p.start_at, p.cutoff_at, p.stories, {html} AS html
+     FROM digest_issues i JOIN digest_periods p ON p.id = i.period_id
+     WHERE {digest} ORDER BY p.cutoff_at DESC, i.period_id DESC LIMIT {limit}";
 
 /// A `digest_deliveries` row.
 fn delivery_row<'r, R: sqlx::Row>(r: &'r R) -> Result<Delivery, StoreError>
@@ -263,6 +309,11 @@ where
     Ok(Delivery {
         period_id: r.try_get("period_id")?,
         recipient: r.try_get("recipient")?,
+        topics: r
+            .try_get::<String, _>("topics")?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
         state: DeliveryState::parse(&state).unwrap_or(DeliveryState::Pending),
         message_id: r.try_get("message_id")?,
         attempts: r.try_get("attempts")?,
@@ -619,16 +670,37 @@ pub trait Backend: Send + Sync {
     /// sender's message in flight.
     async fn lock_digest_sender(&self) -> Result<SenderLock, StoreError>;
 
-    /// The most recent digest periods, newest first.
-    async fn digest_periods(&self, limit: i64) -> Result<Vec<DigestPeriod>, StoreError>;
+    /// The most recent periods of `digest` (of every digest when `None`),
+    /// newest first.
+    async fn periods(
+        &self,
+        digest: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DigestPeriod>, StoreError>;
 
-    /// Digest periods with deliveries still to make, oldest first.
-    async fn open_digest_periods(&self) -> Result<Vec<DigestPeriod>, StoreError>;
+    /// The most recent digest periods of every digest, newest first.
+    async fn digest_periods(&self, limit: i64) -> Result<Vec<DigestPeriod>, StoreError> {
+        self.periods(None, limit).await
+    }
 
-    /// Records the period `[start, cutoff)` with a queued delivery per
-    /// `(recipient, message_id)` (none: the period is skipped), in one
-    /// transaction. When a period with this cutoff is already recorded,
-    /// returns it unchanged and `false`.
+    /// Periods of `digest` (of every digest when `None`) with deliveries
+    /// still to make, oldest first.
+    async fn open_periods(&self, digest: Option<&str>) -> Result<Vec<DigestPeriod>, StoreError>;
+
+    /// Digest periods of every digest with deliveries still to make, oldest first.
+    async fn open_digest_periods(&self) -> Result<Vec<DigestPeriod>, StoreError> {
+        self.open_periods(None).await
+    }
+
+    /// Records a period with its deliveries and its archived issue, in one
+    /// transaction. It is `skipped` when no delivery is queued, `open`
+    /// otherwise. When a period of this digest with this cutoff is already
+    /// recorded, returns it unchanged and `false`.
+    async fn record_period(&self, p: &NewPeriod) -> Result<(DigestPeriod, bool), StoreError>;
+
+    /// Records the period `[start, cutoff)` of the digest named "digest"
+    /// (the single `[digest]`) with a queued delivery per `(recipient,
+    /// message_id)` (none: the period is skipped); see [`Backend::record_period`].
     async fn create_digest_period(
         &self,
         start: DateTime<Utc>,
@@ -636,7 +708,27 @@ pub trait Backend: Send + Sync {
         stories: i64,
         recipients: &[(String, String)],
         now: DateTime<Utc>,
-    ) -> Result<(DigestPeriod, bool), StoreError>;
+    ) -> Result<(DigestPeriod, bool), StoreError> {
+        let p = NewPeriod {
+            digest: crate::config::DEFAULT_DIGEST_NAME.to_string(),
+            start,
+            cutoff,
+            stories,
+            deliveries: recipients
+                .iter()
+                .map(|(r, m)| NewDelivery {
+                    recipient: r.clone(),
+                    message_id: m.clone(),
+                    topics: Vec::new(),
+                    state: DeliveryState::Queued,
+                    reply: None,
+                })
+                .collect(),
+            issue: None,
+            now,
+        };
+        self.record_period(&p).await
+    }
 
     /// A period's deliveries, in recipient order.
     async fn deliveries(&self, period_id: i64) -> Result<Vec<Delivery>, StoreError>;
@@ -658,6 +750,51 @@ pub trait Backend: Send + Sync {
 
     /// Marks an open period done.
     async fn close_digest_period(&self, period_id: i64) -> Result<(), StoreError>;
+
+    /// Marks a queued (or failed) delivery `skipped` with `reason` (the
+    /// reader unsubscribed after the period was recorded); `false` when it
+    /// was no longer in that state.
+    async fn skip_delivery(
+        &self,
+        seen: &Delivery,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    // ---- readers who left, the archive, the unsubscribe key ----
+
+    /// Records that `recipient` (lower-cased) left `digest`; `false` when
+    /// already recorded (the first time is kept).
+    async fn suppress(
+        &self,
+        digest: &str,
+        recipient: &str,
+        how: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Forgets that `recipient` left `digest`; `false` when they had not.
+    async fn unsuppress(&self, digest: &str, recipient: &str) -> Result<bool, StoreError>;
+
+    /// Who left `digest` (every digest when `None`), by digest and address.
+    async fn suppressions(&self, digest: Option<&str>) -> Result<Vec<Suppression>, StoreError>;
+
+    /// The archived issues of `digest` (every digest when `None`), newest
+    /// first, with their HTML when `with_html`.
+    async fn issues(
+        &self,
+        digest: Option<&str>,
+        limit: i64,
+        with_html: bool,
+    ) -> Result<Vec<Issue>, StoreError>;
+
+    /// One archived issue, with its HTML.
+    async fn issue(&self, digest: &str, slug: &str) -> Result<Option<Issue>, StoreError>;
+
+    /// The key unsubscribe links are signed with: the stored one, or
+    /// `fresh`, stored now, when there is none yet (every instance on one
+    /// database gets the same).
+    async fn unsubscribe_key(&self, fresh: &str) -> Result<String, StoreError>;
 
     // ---- moving a store (`gazette db copy`) ----
 
@@ -811,6 +948,7 @@ pub const TABLES: &[Table] = &[
         name: "digest_periods",
         columns: &[
             ("id", I),
+            ("digest", T),
             ("start_at", I),
             ("cutoff_at", I),
             ("stories", I),
@@ -831,8 +969,26 @@ pub const TABLES: &[Table] = &[
             ("permanent", I),
             ("reply", T),
             ("updated_at", I),
+            ("topics", T),
         ],
         key: &["period_id", "recipient"],
+    },
+    Table {
+        name: "digest_suppressions",
+        columns: &[("digest", T), ("recipient", T), ("at", I), ("how", T)],
+        key: &["digest", "recipient"],
+    },
+    Table {
+        name: "digest_issues",
+        columns: &[
+            ("period_id", I),
+            ("digest", T),
+            ("slug", T),
+            ("subject", T),
+            ("html", T),
+            ("created_at", I),
+        ],
+        key: &["period_id"],
     },
 ];
 

@@ -29,16 +29,17 @@ use sqlx::{Connection, PgConnection, Postgres, QueryBuilder, Row, Transaction};
 
 use super::gather::{Gathering, Rows};
 use super::{
-    Backend, DeliveryOutcome, Document, HttpValidator, Kind, Leases, NEAR_MAX_POSTINGS, Prepared,
-    STORED_ITEM_COLUMNS, SaveCounts, SenderLock, StoreError, StoredItem, Table, Value, bind_value,
-    delivery_row, feed_row, known_from_json, period_row, row_values, story_from_items,
+    Backend, DeliveryOutcome, Document, HttpValidator, ISSUES_SQL, Kind, Leases, NEAR_MAX_POSTINGS,
+    Prepared, STORED_ITEM_COLUMNS, SaveCounts, SenderLock, StoreError, StoredItem, Table,
+    UNSUBSCRIBE_KEY, Value, bind_value, delivery_row, feed_row, issue_row, known_from_json,
+    period_row, row_values, story_from_items, suppression_row,
 };
 use crate::config::FeedConfig;
 use crate::dedup::{self, NearIndex};
 use crate::filing::Known;
 use crate::model::{
-    Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, ItemQuery, PeriodStatus, Story,
-    TaggingInput,
+    Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, Issue, ItemQuery, NewPeriod,
+    PeriodStatus, Story, Suppression, TaggingInput,
 };
 use crate::tag::Tagging;
 
@@ -48,11 +49,18 @@ const FILING_LOCK: i64 = 0x6761_7a65_7474_6501;
 const SENDER_LOCK: i64 = 0x6761_7a65_7474_6502;
 
 /// The schema migrations, embedded.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "digests",
+        include_str!("../../migrations/postgres/0002_digests.sql"),
+    ),
+];
 
 /// [`MIGRATIONS`] as sqlx wants them.
 #[derive(Debug)]
@@ -601,87 +609,122 @@ impl Backend for PgStore {
         Ok(SenderLock::new(std::sync::Mutex::new(conn)))
     }
 
-    async fn digest_periods(&self, limit: i64) -> Result<Vec<DigestPeriod>, StoreError> {
+    async fn periods(
+        &self,
+        digest: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DigestPeriod>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods
-             ORDER BY cutoff_at DESC LIMIT $1",
+            "SELECT id, digest, start_at, cutoff_at, stories, status FROM digest_periods
+             WHERE $1::text IS NULL OR digest = $1 ORDER BY cutoff_at DESC, id DESC LIMIT $2",
         )
+        .bind(digest)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(period_row).collect()
     }
 
-    async fn open_digest_periods(&self) -> Result<Vec<DigestPeriod>, StoreError> {
+    async fn open_periods(&self, digest: Option<&str>) -> Result<Vec<DigestPeriod>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods
-             WHERE status = 'open' ORDER BY cutoff_at",
+            "SELECT id, digest, start_at, cutoff_at, stories, status FROM digest_periods
+             WHERE status = 'open' AND ($1::text IS NULL OR digest = $1) ORDER BY cutoff_at, id",
         )
+        .bind(digest)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(period_row).collect()
     }
 
-    async fn create_digest_period(
-        &self,
-        start: DateTime<Utc>,
-        cutoff: DateTime<Utc>,
-        stories: i64,
-        recipients: &[(String, String)],
-        now: DateTime<Utc>,
-    ) -> Result<(DigestPeriod, bool), StoreError> {
+    async fn record_period(&self, p: &NewPeriod) -> Result<(DigestPeriod, bool), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let status = if recipients.is_empty() {
-            PeriodStatus::Skipped
-        } else {
+        let status = if p
+            .deliveries
+            .iter()
+            .any(|d| d.state == DeliveryState::Queued)
+        {
             PeriodStatus::Open
+        } else {
+            PeriodStatus::Skipped
         };
         // Another instance may record the same period at the same moment:
-        // the cutoff is unique, and the loser reads the winner's.
+        // (digest, cutoff) is unique, and the loser reads the winner's.
         let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO digest_periods (start_at, cutoff_at, stories, status, created_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (cutoff_at) DO NOTHING RETURNING id",
+            "INSERT INTO digest_periods (digest, start_at, cutoff_at, stories, status, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (digest, cutoff_at) DO NOTHING RETURNING id",
         )
-        .bind(secs(start))
-        .bind(secs(cutoff))
-        .bind(stories)
+        .bind(&p.digest)
+        .bind(secs(p.start))
+        .bind(secs(p.cutoff))
+        .bind(p.stories)
         .bind(status.as_str())
-        .bind(secs(now))
+        .bind(secs(p.now))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(id) = id else {
             let r = sqlx::query(
-                "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods WHERE cutoff_at = $1",
+                "SELECT id, digest, start_at, cutoff_at, stories, status FROM digest_periods
+                 WHERE digest = $1 AND cutoff_at = $2",
             )
-            .bind(secs(cutoff))
+            .bind(&p.digest)
+            .bind(secs(p.cutoff))
             .fetch_one(&mut *tx)
             .await?;
             return Ok((period_row(&r)?, false));
         };
-        if !recipients.is_empty() {
-            let (who, ids): (Vec<&str>, Vec<&str>) = recipients
-                .iter()
-                .map(|(r, m)| (r.as_str(), m.as_str()))
-                .unzip();
-            let positions: Vec<i64> = (0..recipients.len() as i64).collect();
+        if !p.deliveries.is_empty() {
+            let n = p.deliveries.len();
+            let mut who = Vec::with_capacity(n);
+            let mut ids = Vec::with_capacity(n);
+            let mut states = Vec::with_capacity(n);
+            let mut replies = Vec::with_capacity(n);
+            let mut topics = Vec::with_capacity(n);
+            for d in &p.deliveries {
+                who.push(d.recipient.as_str());
+                ids.push(d.message_id.as_str());
+                states.push(d.state.as_str());
+                replies.push(d.reply.as_deref());
+                topics.push(d.topics.join(" "));
+            }
+            let positions: Vec<i64> = (0..n as i64).collect();
             sqlx::query(
-                "INSERT INTO digest_deliveries (period_id, recipient, position, state, message_id, updated_at)
-                 SELECT $1, r, p, 'queued', m, $5 FROM UNNEST($2::text[], $3::bigint[], $4::text[]) AS u(r, p, m)",
+                "INSERT INTO digest_deliveries (period_id, recipient, position, state, message_id, reply, topics, updated_at)
+                 SELECT $1, r, p, s, m, y, t, $8
+                 FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+                   AS u(r, p, s, m, y, t)",
             )
             .bind(id)
             .bind(&who)
             .bind(&positions)
+            .bind(&states)
             .bind(&ids)
-            .bind(secs(now))
+            .bind(&replies)
+            .bind(&topics)
+            .bind(secs(p.now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(issue) = &p.issue {
+            sqlx::query(
+                "INSERT INTO digest_issues (period_id, digest, slug, subject, html, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(&p.digest)
+            .bind(&issue.slug)
+            .bind(&issue.subject)
+            .bind(&issue.html)
+            .bind(secs(p.now))
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
         let period = DigestPeriod {
             id,
-            start: at(secs(start)),
-            cutoff: at(secs(cutoff)),
-            stories,
+            digest: p.digest.clone(),
+            start: at(secs(p.start)),
+            cutoff: at(secs(p.cutoff)),
+            stories: p.stories,
             status,
         };
         Ok((period, true))
@@ -689,7 +732,7 @@ impl Backend for PgStore {
 
     async fn deliveries(&self, period_id: i64) -> Result<Vec<Delivery>, StoreError> {
         let rows = sqlx::query(
-            "SELECT period_id, recipient, state, message_id, attempts, permanent, reply, updated_at
+            "SELECT period_id, recipient, topics, state, message_id, attempts, permanent, reply, updated_at
              FROM digest_deliveries WHERE period_id = $1 ORDER BY position",
         )
         .bind(period_id)
@@ -751,6 +794,110 @@ impl Backend for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn skip_delivery(
+        &self,
+        seen: &Delivery,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE digest_deliveries SET state = 'skipped', reply = $3, updated_at = $4
+             WHERE period_id = $1 AND recipient = $2 AND state = $5 AND attempts = $6",
+        )
+        .bind(seen.period_id)
+        .bind(&seen.recipient)
+        .bind(reason)
+        .bind(secs(now))
+        .bind(seen.state.as_str())
+        .bind(seen.attempts)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn suppress(
+        &self,
+        digest: &str,
+        recipient: &str,
+        how: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO digest_suppressions (digest, recipient, at, how) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (digest, recipient) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(recipient.to_lowercase())
+        .bind(secs(now))
+        .bind(how)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn unsuppress(&self, digest: &str, recipient: &str) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM digest_suppressions WHERE digest = $1 AND recipient = $2")
+                .bind(digest)
+                .bind(recipient.to_lowercase())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn suppressions(&self, digest: Option<&str>) -> Result<Vec<Suppression>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT digest, recipient, at, how FROM digest_suppressions
+             WHERE $1::text IS NULL OR digest = $1 ORDER BY digest, recipient",
+        )
+        .bind(digest)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(suppression_row).collect()
+    }
+
+    async fn issues(
+        &self,
+        digest: Option<&str>,
+        limit: i64,
+        with_html: bool,
+    ) -> Result<Vec<Issue>, StoreError> {
+        let sql = ISSUES_SQL
+            .replace("{html}", if with_html { "i.html" } else { "NULL::text" })
+            .replace("{digest}", "($1::text IS NULL OR i.digest = $1)")
+            .replace("{limit}", "$2");
+        let rows = sqlx::query(&sql)
+            .bind(digest)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(issue_row).collect()
+    }
+
+    async fn issue(&self, digest: &str, slug: &str) -> Result<Option<Issue>, StoreError> {
+        let sql = ISSUES_SQL
+            .replace("{html}", "i.html")
+            .replace("{digest}", "i.digest = $1 AND i.slug = $2")
+            .replace("{limit}", "1");
+        let row = sqlx::query(&sql)
+            .bind(digest)
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(issue_row).transpose()
+    }
+
+    async fn unsubscribe_key(&self, fresh: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(UNSUBSCRIBE_KEY)
+            .bind(fresh)
+            .execute(&self.pool)
+            .await?;
+        self.meta(UNSUBSCRIBE_KEY)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the unsubscribe key was not stored".into()))
     }
 
     async fn count_rows(&self, table: &Table) -> Result<i64, StoreError> {

@@ -18,17 +18,17 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::gather::{Gathering, Rows};
 use super::{
-    Backend, DeliveryOutcome, Document, HttpValidator, Kind, Leases, NEAR_MAX_POSTINGS, Prepared,
-    STORED_ITEM_COLUMNS, SaveCounts, SenderLock, StoreError, StoredItem, Table, Value, at,
-    bind_value, decode_html, delivery_row, feed_row, known_from_json, period_row, row_values,
-    story_from_items,
+    Backend, DeliveryOutcome, Document, HttpValidator, ISSUES_SQL, Kind, Leases, NEAR_MAX_POSTINGS,
+    Prepared, STORED_ITEM_COLUMNS, SaveCounts, SenderLock, StoreError, StoredItem, Table,
+    UNSUBSCRIBE_KEY, Value, at, bind_value, decode_html, delivery_row, feed_row, issue_row,
+    known_from_json, period_row, row_values, story_from_items, suppression_row,
 };
 use crate::config::FeedConfig;
 use crate::dedup::{self, NearIndex};
 use crate::filing::Known;
 use crate::model::{
-    Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, ItemQuery, PeriodStatus, Story,
-    TaggingInput,
+    Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, Issue, ItemQuery, NewPeriod,
+    PeriodStatus, Story, Suppression, TaggingInput,
 };
 use crate::tag::Tagging;
 
@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0006_signatures_v2.sql"),
     include_str!("../../migrations/sqlite/0007_bands_in_memory.sql"),
     include_str!("../../migrations/sqlite/0008_leases.sql"),
+    include_str!("../../migrations/sqlite/0009_digests.sql"),
 ];
 
 /// A store in an SQLite file.
@@ -668,81 +669,105 @@ impl Backend for SqliteStore {
         }
     }
 
-    async fn digest_periods(&self, limit: i64) -> Result<Vec<DigestPeriod>, StoreError> {
+    async fn periods(
+        &self,
+        digest: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DigestPeriod>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods
-             ORDER BY cutoff_at DESC LIMIT ?1",
+            "SELECT id, digest, start_at, cutoff_at, stories, status FROM digest_periods
+             WHERE ?1 IS NULL OR digest = ?1 ORDER BY cutoff_at DESC, id DESC LIMIT ?2",
         )
+        .bind(digest)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(period_row).collect()
     }
 
-    async fn open_digest_periods(&self) -> Result<Vec<DigestPeriod>, StoreError> {
+    async fn open_periods(&self, digest: Option<&str>) -> Result<Vec<DigestPeriod>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods
-             WHERE status = 'open' ORDER BY cutoff_at",
+            "SELECT id, digest, start_at, cutoff_at, stories, status FROM digest_periods
+             WHERE status = 'open' AND (?1 IS NULL OR digest = ?1) ORDER BY cutoff_at, id",
         )
+        .bind(digest)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(period_row).collect()
     }
 
-    async fn create_digest_period(
-        &self,
-        start: DateTime<Utc>,
-        cutoff: DateTime<Utc>,
-        stories: i64,
-        recipients: &[(String, String)],
-        now: DateTime<Utc>,
-    ) -> Result<(DigestPeriod, bool), StoreError> {
+    async fn record_period(&self, p: &NewPeriod) -> Result<(DigestPeriod, bool), StoreError> {
         let mut w = self.begin_write().await?;
         let tx = &mut w.tx;
         if let Some(r) = sqlx::query(
-            "SELECT id, start_at, cutoff_at, stories, status FROM digest_periods WHERE cutoff_at = ?1",
+            "SELECT id, digest, start_at, cutoff_at, stories, status FROM digest_periods
+             WHERE digest = ?1 AND cutoff_at = ?2",
         )
-        .bind(secs(cutoff))
+        .bind(&p.digest)
+        .bind(secs(p.cutoff))
         .fetch_optional(&mut **tx)
         .await?
         {
             return Ok((period_row(&r)?, false));
         }
-        let status = if recipients.is_empty() {
-            PeriodStatus::Skipped
-        } else {
+        let status = if p
+            .deliveries
+            .iter()
+            .any(|d| d.state == DeliveryState::Queued)
+        {
             PeriodStatus::Open
+        } else {
+            PeriodStatus::Skipped
         };
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO digest_periods (start_at, cutoff_at, stories, status, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            "INSERT INTO digest_periods (digest, start_at, cutoff_at, stories, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
         )
-        .bind(secs(start))
-        .bind(secs(cutoff))
-        .bind(stories)
+        .bind(&p.digest)
+        .bind(secs(p.start))
+        .bind(secs(p.cutoff))
+        .bind(p.stories)
         .bind(status.as_str())
-        .bind(secs(now))
+        .bind(secs(p.now))
         .fetch_one(&mut **tx)
         .await?;
-        for (pos, (recipient, message_id)) in recipients.iter().enumerate() {
+        for (pos, d) in p.deliveries.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO digest_deliveries (period_id, recipient, position, state, message_id, updated_at)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
+                "INSERT INTO digest_deliveries (period_id, recipient, position, state, message_id, reply, topics, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .bind(id)
-            .bind(recipient)
+            .bind(&d.recipient)
             .bind(pos as i64)
-            .bind(message_id)
-            .bind(secs(now))
+            .bind(d.state.as_str())
+            .bind(&d.message_id)
+            .bind(&d.reply)
+            .bind(d.topics.join(" "))
+            .bind(secs(p.now))
+            .execute(&mut **tx)
+            .await?;
+        }
+        if let Some(issue) = &p.issue {
+            sqlx::query(
+                "INSERT INTO digest_issues (period_id, digest, slug, subject, html, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .bind(id)
+            .bind(&p.digest)
+            .bind(&issue.slug)
+            .bind(&issue.subject)
+            .bind(&issue.html)
+            .bind(secs(p.now))
             .execute(&mut **tx)
             .await?;
         }
         w.tx.commit().await?;
         let period = DigestPeriod {
             id,
-            start: at(secs(start)),
-            cutoff: at(secs(cutoff)),
-            stories,
+            digest: p.digest.clone(),
+            start: at(secs(p.start)),
+            cutoff: at(secs(p.cutoff)),
+            stories: p.stories,
             status,
         };
         Ok((period, true))
@@ -750,7 +775,7 @@ impl Backend for SqliteStore {
 
     async fn deliveries(&self, period_id: i64) -> Result<Vec<Delivery>, StoreError> {
         let rows = sqlx::query(
-            "SELECT period_id, recipient, state, message_id, attempts, permanent, reply, updated_at
+            "SELECT period_id, recipient, topics, state, message_id, attempts, permanent, reply, updated_at
              FROM digest_deliveries WHERE period_id = ?1 ORDER BY position",
         )
         .bind(period_id)
@@ -818,6 +843,121 @@ impl Backend for SqliteStore {
             .await?;
         w.tx.commit().await?;
         Ok(())
+    }
+
+    async fn skip_delivery(
+        &self,
+        seen: &Delivery,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut w = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE digest_deliveries SET state = 'skipped', reply = ?3, updated_at = ?4
+             WHERE period_id = ?1 AND recipient = ?2 AND state = ?5 AND attempts = ?6",
+        )
+        .bind(seen.period_id)
+        .bind(&seen.recipient)
+        .bind(reason)
+        .bind(secs(now))
+        .bind(seen.state.as_str())
+        .bind(seen.attempts)
+        .execute(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn suppress(
+        &self,
+        digest: &str,
+        recipient: &str,
+        how: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut w = self.begin_write().await?;
+        let done = sqlx::query(
+            "INSERT INTO digest_suppressions (digest, recipient, at, how) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (digest, recipient) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(recipient.to_lowercase())
+        .bind(secs(now))
+        .bind(how)
+        .execute(&mut *w.tx)
+        .await?;
+        w.tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn unsuppress(&self, digest: &str, recipient: &str) -> Result<bool, StoreError> {
+        let mut w = self.begin_write().await?;
+        let done =
+            sqlx::query("DELETE FROM digest_suppressions WHERE digest = ?1 AND recipient = ?2")
+                .bind(digest)
+                .bind(recipient.to_lowercase())
+                .execute(&mut *w.tx)
+                .await?;
+        w.tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn suppressions(&self, digest: Option<&str>) -> Result<Vec<Suppression>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT digest, recipient, at, how FROM digest_suppressions
+             WHERE ?1 IS NULL OR digest = ?1 ORDER BY digest, recipient",
+        )
+        .bind(digest)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(suppression_row).collect()
+    }
+
+    async fn issues(
+        &self,
+        digest: Option<&str>,
+        limit: i64,
+        with_html: bool,
+    ) -> Result<Vec<Issue>, StoreError> {
+        let sql = ISSUES_SQL
+            .replace("{html}", if with_html { "i.html" } else { "NULL" })
+            .replace("{digest}", "(?1 IS NULL OR i.digest = ?1)")
+            .replace("{limit}", "?2");
+        let rows = sqlx::query(&sql)
+            .bind(digest)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(issue_row).collect()
+    }
+
+    async fn issue(&self, digest: &str, slug: &str) -> Result<Option<Issue>, StoreError> {
+        let sql = ISSUES_SQL
+            .replace("{html}", "i.html")
+            .replace("{digest}", "i.digest = ?1 AND i.slug = ?2")
+            .replace("{limit}", "1");
+        let row = sqlx::query(&sql)
+            .bind(digest)
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(issue_row).transpose()
+    }
+
+    async fn unsubscribe_key(&self, fresh: &str) -> Result<String, StoreError> {
+        if let Some(k) = self.meta(UNSUBSCRIBE_KEY).await? {
+            return Ok(k);
+        }
+        let mut w = self.begin_write().await?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING")
+            .bind(UNSUBSCRIBE_KEY)
+            .bind(fresh)
+            .execute(&mut *w.tx)
+            .await?;
+        w.tx.commit().await?;
+        self.meta(UNSUBSCRIBE_KEY)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the unsubscribe key was not stored".into()))
     }
 
     async fn count_rows(&self, table: &Table) -> Result<i64, StoreError> {

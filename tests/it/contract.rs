@@ -70,6 +70,7 @@ macro_rules! contract_suite {
             case!(http_validators_store_key_and_content_version);
             case!(digest_ledger_moves_queued_pending_sent_failed_with_compare_and_set);
             case!(one_digest_sender_at_a_time);
+            case!(periods_are_per_digest_with_topics_skips_issues_and_suppressions);
             case!(a_due_feed_is_leased_by_one_owner_and_taken_over_when_its_lease_expires);
             case!(two_handles_writing_alternately_see_each_others_stories);
         }
@@ -782,6 +783,173 @@ async fn digest_ledger_moves_queued_pending_sent_failed_with_compare_and_set(db:
         vec![skipped.id, p.id],
         "newest first"
     );
+    store.close().await;
+}
+
+async fn periods_are_per_digest_with_topics_skips_issues_and_suppressions(db: &impl TestDb) {
+    use gazette::model::{NewDelivery, NewIssue, NewPeriod};
+    let store = db.open().await;
+    let delivery = |who: &str, topics: &[&str], state: DeliveryState| NewDelivery {
+        recipient: who.to_string(),
+        message_id: format!("<{who}>"),
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        state,
+        reply: (state == DeliveryState::Skipped).then(|| "no story on their topics".into()),
+    };
+    let period = |digest: &str, deliveries: Vec<NewDelivery>, slug: Option<&str>| NewPeriod {
+        digest: digest.into(),
+        start: days_ago(7),
+        cutoff: days_ago(0),
+        stories: 2,
+        deliveries,
+        issue: slug.map(|s| NewIssue {
+            slug: s.into(),
+            subject: format!("{digest} issue"),
+            html: format!("<p>{digest}</p>"),
+        }),
+        now: now(),
+    };
+    // Two digests may close a period at the same time.
+    let (china, created) = store
+        .record_period(&period(
+            "china",
+            vec![
+                delivery("a@example.org", &[], DeliveryState::Queued),
+                delivery(
+                    "c@example.org",
+                    &["lawyers", "china"],
+                    DeliveryState::Queued,
+                ),
+                delivery("d@example.org", &["climate"], DeliveryState::Skipped),
+            ],
+            Some("2026-11-23-0800"),
+        ))
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(
+        (china.digest.as_str(), china.status),
+        ("china", PeriodStatus::Open)
+    );
+    let (board, created) = store
+        .record_period(&period(
+            "board",
+            vec![delivery(
+                "d@example.org",
+                &["climate"],
+                DeliveryState::Skipped,
+            )],
+            None,
+        ))
+        .await
+        .unwrap();
+    assert!(created, "another digest's period with the same cutoff");
+    assert_eq!(board.status, PeriodStatus::Skipped, "nobody queued");
+    let (again, created) = store
+        .record_period(&period("china", vec![], None))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, china.id);
+    let d = store.deliveries(china.id).await.unwrap();
+    assert_eq!(d[1].topics, ["lawyers", "china"]);
+    assert!(d[0].topics.is_empty());
+    assert_eq!(
+        (d[2].state, d[2].reply.as_deref()),
+        (DeliveryState::Skipped, Some("no story on their topics"))
+    );
+    assert_eq!(
+        store.periods(Some("board"), 5).await.unwrap()[0].id,
+        board.id
+    );
+    assert_eq!(store.periods(None, 5).await.unwrap().len(), 2);
+    let open = store.open_periods(Some("china")).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert!(store.open_periods(Some("board")).await.unwrap().is_empty());
+    // A reader who left meanwhile is skipped, by compare-and-set.
+    assert!(
+        store
+            .skip_delivery(&d[0], "unsubscribed", now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .skip_delivery(&d[0], "unsubscribed", now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.deliveries(china.id).await.unwrap()[0].state,
+        DeliveryState::Skipped
+    );
+
+    // The archive: the issue and its period.
+    let issues = store.issues(None, 10, false).await.unwrap();
+    assert_eq!(issues.len(), 1);
+    assert_eq!(
+        (
+            issues[0].slug.as_str(),
+            issues[0].html.as_deref(),
+            issues[0].stories
+        ),
+        ("2026-11-23-0800", None, 2)
+    );
+    let issue = store
+        .issue("china", "2026-11-23-0800")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(issue.html.as_deref(), Some("<p>china</p>"));
+    assert_eq!((issue.cutoff, issue.period_id), (days_ago(0), china.id));
+    assert!(
+        store
+            .issue("board", "2026-11-23-0800")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .issues(Some("board"), 10, true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Suppressions: per digest, case-insensitive, the first time kept.
+    assert!(
+        store
+            .suppress("china", "A@Example.org", "one-click", now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .suppress("china", "a@example.org", "web", now())
+            .await
+            .unwrap()
+    );
+    let left = store.suppressions(None).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        (
+            left[0].digest.as_str(),
+            left[0].recipient.as_str(),
+            left[0].how.as_str()
+        ),
+        ("china", "a@example.org", "one-click")
+    );
+    assert!(store.suppressions(Some("board")).await.unwrap().is_empty());
+    assert!(store.unsuppress("china", "A@EXAMPLE.ORG").await.unwrap());
+    assert!(!store.unsuppress("china", "a@example.org").await.unwrap());
+
+    // One unsubscribe key for every handle on the store.
+    let key = store.unsubscribe_key("first").await.unwrap();
+    assert_eq!(key, "first");
+    let other = db.open().await;
+    assert_eq!(other.unsubscribe_key("second").await.unwrap(), "first");
+    other.close().await;
     store.close().await;
 }
 

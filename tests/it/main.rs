@@ -5,6 +5,7 @@ mod contract;
 mod daemon;
 mod dedup;
 mod digest;
+mod digests;
 mod fastparse;
 mod ingest;
 mod postgres;

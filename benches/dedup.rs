@@ -8,8 +8,13 @@
 //! that many are dated within the last 7 days and the rest 15 to 365 days
 //! ago: the same traffic, a longer archive.
 //! New items are stored 25 at a time, a feed's worth, as a poll does.
+//!
+//! With `DEDUP_PG_URL=postgres://user@host:port` the stores are PostgreSQL
+//! databases (`gazette_bench_dedup`, created afresh for each size and
+//! dropped after) instead of SQLite files.
 
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +27,7 @@ use gazette::tag::Tagger;
 use rand::{Rng, SeedableRng};
 
 mod common;
-use common::{populate, text};
+use common::{populate, populate_pg, text};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -52,10 +57,30 @@ async fn main() {
         "| stored stories | new items | µs per new item (tag + dedup + store) | of which tag + fingerprint |"
     );
     println!("|---|---|---|---|");
+    let pg = std::env::var("DEDUP_PG_URL").ok();
     for n in sizes {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("bench.db");
-        let store = Store::open(&DatabaseUrl::Sqlite(db.clone())).await.unwrap();
+        let url = match &pg {
+            Some(server) => {
+                use sqlx::ConnectOptions;
+                let admin = format!("{server}/postgres");
+                let mut c = sqlx::postgres::PgConnectOptions::from_str(&admin)
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap();
+                for sql in [
+                    "DROP DATABASE IF EXISTS gazette_bench_dedup",
+                    "CREATE DATABASE gazette_bench_dedup",
+                ] {
+                    sqlx::query(sql).execute(&mut c).await.unwrap();
+                }
+                DatabaseUrl::Postgres(format!("{server}/gazette_bench_dedup"))
+            }
+            None => DatabaseUrl::Sqlite(db.clone()),
+        };
+        let store = Store::open(&url).await.unwrap();
         let mut feeds = config.feeds.clone();
         for name in ["bulk", "new"] {
             feeds.push(gazette::config::FeedConfig {
@@ -67,7 +92,12 @@ async fn main() {
             });
         }
         let rows = store.sync_feeds(&feeds).await.unwrap();
-        populate(&db, n, rows[0].id, recent.map(|r| r.min(n))).await;
+        match &url {
+            DatabaseUrl::Postgres(u) => {
+                populate_pg(u, n, rows[0].id, recent.map(|r| r.min(n))).await
+            }
+            DatabaseUrl::Sqlite(_) => populate(&db, n, rows[0].id, recent.map(|r| r.min(n))).await,
+        }
         let now = chrono::Utc::now();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let started = Instant::now();

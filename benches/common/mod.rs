@@ -123,6 +123,55 @@ pub async fn populate(db: &Path, n: i64, feed_id: i64, recent: Option<i64>) {
     );
 }
 
+/// [`populate`] for a PostgreSQL store at `url` (its schema already made).
+#[allow(dead_code)]
+pub async fn populate_pg(url: &str, n: i64, feed_id: i64, recent: Option<i64>) {
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
+    let mut conn = sqlx::postgres::PgConnectOptions::from_str(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let t = Instant::now();
+    let date = match recent {
+        None => format!("{now} - floor(random() * 180 * 86400)::bigint"),
+        Some(k) => format!(
+            "CASE WHEN x <= {k} THEN {now} - floor(random() * 7 * 86400)::bigint
+                  ELSE {now} - 15 * 86400 - floor(random() * 350 * 86400)::bigint END"
+        ),
+    };
+    // 256 random bytes: sixteen MD5s of random numbers.
+    let signature = format!(
+        "decode({}, 'hex')",
+        vec!["md5(random()::text)"; 16].join(" || ")
+    );
+    for sql in [
+        "DROP INDEX items_canonical_link".to_string(),
+        "DROP INDEX items_story".into(),
+        format!(
+            "INSERT INTO stories (id, signature, sort_date, created_at)
+             SELECT x, {signature}, {date}, {now} FROM generate_series(1, {n}) AS x"
+        ),
+        format!(
+            "INSERT INTO items (id, feed_id, item_key, raw_hash, link, title, excerpt, authors, categories,
+               enclosures, first_seen, sort_date, canonical_link, story_id, merge_reason)
+             SELECT id, {feed_id}, 'k' || id, 0, 'https://bulk.example/' || id, 'bulk story ' || id, '', '[]', '[]', '[]',
+               {now}, sort_date, 'https://bulk.example/' || id, id, 'first' FROM stories"
+        ),
+        "CREATE INDEX items_canonical_link ON items (canonical_link)".into(),
+        "CREATE INDEX items_story ON items (story_id)".into(),
+        "ANALYZE".into(),
+    ] {
+        sqlx::query(&sql).execute(&mut conn).await.unwrap();
+    }
+    eprintln!(
+        "populated {n} stories in PostgreSQL in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
 /// Gives every bulk story a body (about 600 characters of HTML and a
 /// 250-character excerpt) and tags: `china` on one story in 10, `sogie` on
 /// one in 1,000.

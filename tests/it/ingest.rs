@@ -934,5 +934,5 @@ async fn a_store_written_before_compression_and_new_bands_still_reads_after_upgr
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    assert_eq!((version, bands), (8, 0));
+    assert_eq!((version, bands), (9, 0));
 }

@@ -1052,7 +1052,7 @@ fn attribute(html: &str, mut i: usize) -> Option<(&str, Option<&str>, usize)> {
             return None;
         }
         let v_start = j + 1;
-        let v_end = v_start + html[v_start..].find(quote as char)?;
+        let v_end = v_start + memchr::memchr(quote, &b[v_start..])?;
         let v = &html[v_start..v_end];
         if memchr::memchr2(b'<', 0, v.as_bytes()).is_some() {
             return None;
@@ -1179,7 +1179,7 @@ fn clean_url(raw: &str, base: Option<&Url>) -> Option<Option<String>> {
     // reference would be decoded by a browser: leave those to ammonia.
     let mut v = String::with_capacity(raw.len());
     let mut rest = raw;
-    while let Some(p) = rest.find('&') {
+    while let Some(p) = memchr::memchr(b'&', rest.as_bytes()) {
         v.push_str(&rest[..p]);
         rest = &rest[p..];
         if let Some(after) = rest.strip_prefix("&amp;") {
@@ -1559,13 +1559,14 @@ pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
 
 /// At most `max` characters of `text`, cut on a word boundary, with an ellipsis when cut.
 pub fn excerpt(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
+    // Where the character after the first `max` starts: none, no cut.
+    let Some((end, _)) = text.char_indices().nth(max) else {
         return text.to_string();
-    }
-    let cut: String = text.chars().take(max).collect();
+    };
+    let cut = &text[..end];
     let cut = match cut.rfind(char::is_whitespace) {
         Some(i) if i > max / 2 => &cut[..i],
-        _ => &cut[..],
+        _ => cut,
     };
     format!(
         "{}…",

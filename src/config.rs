@@ -1,9 +1,12 @@
 //! `feeds.toml` → a validated [`Config`].
 //!
 //! Every error carries the file, line and column it comes from, so the CLI can
-//! print `feeds.toml:12:7: message` and an editor can jump to it. This module
-//! reads the file and nothing else: no network, no database.
+//! print `feeds.toml:12:7: message` and an editor can jump to it; a file's
+//! errors are reported all at once, sorted by line ([`ConfigErrors`]), with
+//! its warnings. This module reads the file (and looks whether local feed
+//! files exist) and nothing else: no network, no database.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -49,6 +52,49 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Everything wrong with a configuration file, sorted by line: its errors
+/// (at least one) and its warnings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    /// The errors, sorted by line and column.
+    pub errors: Vec<ConfigError>,
+    /// The warnings (see [`Config::warnings`]), sorted by line and column.
+    pub warnings: Vec<ConfigError>,
+}
+
+impl ConfigErrors {
+    /// The first error.
+    pub fn first(&self) -> &ConfigError {
+        &self.errors[0]
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> ConfigErrors {
+        ConfigErrors {
+            errors: vec![e],
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    /// One line each, errors and warnings together in line order.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut all: Vec<&ConfigError> = self.errors.iter().chain(&self.warnings).collect();
+        all.sort_by_key(|e| (e.line, e.col));
+        for (i, e) in all.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
 
 /// Where the stories are stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -413,6 +459,9 @@ pub struct Config {
     pub tags: Vec<TagRule>,
     /// Exclusion rules: matching stories are kept but left out of every output.
     pub exclude: Vec<Matcher>,
+    /// What is allowed but probably not meant (an interval below
+    /// `min_interval`), located like errors; messages start with `warning:`.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// The top-level durations, validated.
@@ -567,7 +616,7 @@ struct RawExclude {
 
 impl Config {
     /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let bytes = std::fs::read(path).map_err(|e| ConfigError {
             path: path.to_path_buf(),
             line: 0,
@@ -579,21 +628,86 @@ impl Config {
 
     /// Validates the bytes of a file read from `path`: invalid UTF-8 is an
     /// error at its first bad byte.
-    pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
+    pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Config, ConfigErrors> {
         let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(path, bytes, e))?;
         Config::parse(path, text)
     }
 
-    /// Validates `text` as if read from `path` (relative paths resolve beside it).
-    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let ctx = Ctx { path, text };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            ctx.err(span, improve_serde_message(e.message()))
-        })?;
-        ctx.validate(raw)
+    /// Validates `text` as if read from `path` (relative paths resolve
+    /// beside it): every error of the file, or the configuration with its
+    /// warnings.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let ctx = Ctx {
+            path,
+            text,
+            errors: RefCell::new(Vec::new()),
+            warnings: RefCell::new(Vec::new()),
+        };
+        let config = ctx.raw().and_then(|raw| ctx.validate(raw));
+        let sorted = |cell: RefCell<Vec<ConfigError>>| {
+            let mut v = cell.into_inner();
+            v.sort_by_key(|e| (e.line, e.col));
+            v
+        };
+        let errors = sorted(ctx.errors);
+        let warnings = sorted(ctx.warnings);
+        match config {
+            Some(mut c) if errors.is_empty() => {
+                c.warnings = warnings;
+                Ok(c)
+            }
+            _ => Err(ConfigErrors {
+                errors: if errors.is_empty() {
+                    // Unreachable: a section that fails reports why.
+                    vec![ctx_less_error(path)]
+                } else {
+                    errors
+                },
+                warnings,
+            }),
+        }
     }
 }
+
+/// Removes the table key written at `at` from `value` (searched through
+/// nested tables and arrays); whether there was one.
+fn drop_key_at(value: &mut Spanned<toml::de::DeValue>, at: &Range<usize>) -> bool {
+    use toml::de::DeValue;
+    match value.get_mut() {
+        DeValue::Table(t) => {
+            let before = t.len();
+            let found = t.iter().any(|(k, _)| k.span() == *at);
+            if found {
+                let mut kept = toml::de::DeTable::new();
+                for (k, v) in std::mem::take(t) {
+                    if k.span() != *at {
+                        kept.insert(k, v);
+                    }
+                }
+                *t = kept;
+                return t.len() < before;
+            }
+            t.iter_mut().any(|(_, v)| drop_key_at(v, at))
+        }
+        DeValue::Array(a) => a.iter_mut().any(|v| drop_key_at(v, at)),
+        _ => false,
+    }
+}
+
+/// The error of a configuration that failed without saying why (never
+/// expected; better than an empty list).
+fn ctx_less_error(path: &Path) -> ConfigError {
+    ConfigError {
+        path: path.to_path_buf(),
+        line: 0,
+        col: 0,
+        message: "invalid configuration".into(),
+    }
+}
+
+/// The top-level keys holding arrays of tables: each table is read on its
+/// own, so that one bad entry does not hide the others' errors.
+const TABLE_LISTS: &[&str] = &["feeds", "tags", "exclude"];
 
 fn base_dir_of(path: &Path) -> PathBuf {
     match path.parent() {
@@ -605,9 +719,94 @@ fn base_dir_of(path: &Path) -> PathBuf {
 struct Ctx<'a> {
     path: &'a Path,
     text: &'a str,
+    /// Errors found so far.
+    errors: RefCell<Vec<ConfigError>>,
+    /// Warnings found so far.
+    warnings: RefCell<Vec<ConfigError>>,
 }
 
 impl Ctx<'_> {
+    /// `r`'s value; its error is recorded.
+    fn ok<T>(&self, r: Result<T, ConfigError>) -> Option<T> {
+        r.map_err(|e| self.errors.borrow_mut().push(e)).ok()
+    }
+
+    /// Records a warning at `span`.
+    fn warn(&self, span: Range<usize>, message: impl fmt::Display) {
+        let w = self.err(span, format!("warning: {message}"));
+        self.warnings.borrow_mut().push(w);
+    }
+
+    /// A TOML error, located, with a "did you mean" for unknown keys.
+    fn toml_err(&self, e: &toml::de::Error) -> ConfigError {
+        self.err(e.span().unwrap_or(0..0), improve_serde_message(e.message()))
+    }
+
+    /// `key = value` alone, as a (partial) RawConfig: an unknown key is
+    /// recorded and dropped (the rest is still read), another error is
+    /// recorded and the value left out.
+    fn fit<'i>(
+        &self,
+        key: &Spanned<toml::de::DeString<'i>>,
+        mut value: Spanned<toml::de::DeValue<'i>>,
+    ) -> Option<Spanned<toml::de::DeValue<'i>>> {
+        loop {
+            let mut one = toml::de::DeTable::new();
+            one.insert(key.clone(), value.clone());
+            let de = toml::de::Deserializer::from(Spanned::new(value.span(), one));
+            let Err(e) = RawConfig::deserialize(de) else {
+                return Some(value);
+            };
+            self.ok::<()>(Err(self.toml_err(&e)));
+            let unknown = e.message().starts_with("unknown field");
+            match e.span() {
+                Some(at) if unknown && drop_key_at(&mut value, &at) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// The file's shape: every syntax error, else each top-level key and
+    /// each `[[feeds]]`, `[[tags]]` and `[[exclude]]` entry read on its
+    /// own, so that every unknown key, wrong type and missing field is
+    /// reported (a wrong entry is left out, the others are still checked).
+    fn raw(&self) -> Option<RawConfig> {
+        use toml::de::{DeArray, DeTable, DeValue, Deserializer};
+        let (root, syntax) = DeTable::parse_recoverable(self.text);
+        if !syntax.is_empty() {
+            let mut errors = self.errors.borrow_mut();
+            errors.extend(syntax.iter().map(|e| self.toml_err(e)));
+            // Several messages at one place say the same thing.
+            errors.dedup_by_key(|e| (e.line, e.col));
+            return None;
+        }
+        let span = root.span();
+        let mut kept = DeTable::new();
+        for (key, mut value) in root.into_inner() {
+            let list = TABLE_LISTS.contains(&key.get_ref().as_ref());
+            if list && let DeValue::Array(items) = value.get_mut() {
+                let good: DeArray = items
+                    .iter()
+                    .filter_map(|item| {
+                        let alone: DeArray = std::iter::once(item.clone()).collect();
+                        let fitted =
+                            self.fit(&key, Spanned::new(item.span(), DeValue::Array(alone)))?;
+                        match fitted.into_inner() {
+                            DeValue::Array(a) => a.into_iter().next(),
+                            _ => None,
+                        }
+                    })
+                    .collect();
+                *items = good;
+                kept.insert(key, value);
+            } else if let Some(value) = self.fit(&key, value) {
+                kept.insert(key, value);
+            }
+        }
+        let de = Deserializer::from(Spanned::new(span, kept));
+        self.ok(RawConfig::deserialize(de).map_err(|e| self.toml_err(&e)))
+    }
+
     fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         let (line, col) = line_col(self.text, span.start);
         ConfigError {
@@ -646,30 +845,48 @@ impl Ctx<'_> {
         }
     }
 
-    /// The whole file, one section at a time; each section's defaults are
-    /// in its own function.
-    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
-        let top = self.top_level(&raw)?;
-        let title = self.title(raw.title)?;
-        let site_url = self.site_url(raw.site_url)?;
-        let digests = self.digests(raw.digest, raw.digests, &title, &site_url)?;
-        Ok(Config {
+    /// The whole file, one section at a time (each section's defaults are
+    /// in its own function); every error is recorded, `None` when any.
+    fn validate(&self, raw: RawConfig) -> Option<Config> {
+        let top = self.top_level(&raw);
+        let title = self.ok(self.title(raw.title));
+        let site_url = self.ok(self.site_url(raw.site_url));
+        let default_site = Url::parse(DEFAULT_SITE_URL).expect("static url");
+        let digests = self.ok(self.digests(
+            raw.digest,
+            raw.digests,
+            title.as_deref().unwrap_or(DEFAULT_TITLE),
+            site_url.as_ref().unwrap_or(&default_site),
+        ));
+        let database = self.ok(self.database_setting(raw.database.as_ref()));
+        let fetch = self.fetch(raw.fetch);
+        let http = self.http(raw.http);
+        let publish = self.publish(raw.publish);
+        let dedup = self.dedup(raw.dedup);
+        let tags = self.tags(raw.tags);
+        let exclude = self.exclude(raw.exclude);
+        let feeds = self.feeds(raw.feeds, &top);
+        if !self.errors.borrow().is_empty() {
+            return None;
+        }
+        Some(Config {
             path: self.path.to_path_buf(),
-            database: self.database_setting(raw.database.as_ref())?,
-            fetch: self.fetch(raw.fetch)?,
-            http: self.http(raw.http)?,
-            publish: self.publish(raw.publish)?,
-            dedup: self.dedup(raw.dedup)?,
-            tags: self.tags(raw.tags)?,
-            exclude: self.exclude(raw.exclude)?,
-            feeds: self.feeds(raw.feeds, top.poll_interval)?,
-            digests,
-            title,
-            site_url,
+            database: database?,
+            fetch,
+            http,
+            publish,
+            dedup,
+            tags,
+            exclude,
+            feeds,
+            digests: digests?,
+            title: title?,
+            site_url: site_url?,
             poll_interval: top.poll_interval,
             min_interval: top.min_interval,
             retention: top.retention,
             shutdown_timeout: top.shutdown_timeout,
+            warnings: Vec::new(),
         })
     }
 
@@ -705,230 +922,270 @@ impl Ctx<'_> {
         Ok(u)
     }
 
-    /// The top-level durations.
-    fn top_level(&self, raw: &RawConfig) -> Result<TopLevel, ConfigError> {
-        let or = |v: &Option<Spanned<String>>, default: Duration| match v {
-            Some(d) => self.duration(d),
-            None => Ok(default),
-        };
-        let retention = match &raw.retention {
-            Some(d) => {
-                let r = self.duration(d)?;
-                if r < MIN_RETENTION {
-                    return Err(self.err(d.span(), "retention must be at least 1d"));
-                }
-                Some(r)
+    /// `v` read by `read` when given and valid (an error is recorded), else `default`.
+    fn or<V, T>(
+        &self,
+        v: &Option<V>,
+        default: T,
+        read: impl FnOnce(&V) -> Result<T, ConfigError>,
+    ) -> T {
+        match v {
+            Some(v) => self.ok(read(v)).unwrap_or(default),
+            None => default,
+        }
+    }
+
+    /// The top-level durations; a `poll_interval` below `min_interval` is a warning.
+    fn top_level(&self, raw: &RawConfig) -> TopLevel {
+        let duration = |d: &Spanned<String>| self.duration(d);
+        let retention = raw.retention.as_ref().and_then(|d| {
+            let r = self.ok(self.duration(d))?;
+            if r < MIN_RETENTION {
+                self.ok::<()>(Err(self.err(d.span(), "retention must be at least 1d")));
+                return None;
             }
-            None => None,
-        };
-        Ok(TopLevel {
-            poll_interval: or(&raw.poll_interval, DEFAULT_POLL_INTERVAL)?,
-            min_interval: or(&raw.min_interval, DEFAULT_MIN_INTERVAL)?,
-            shutdown_timeout: or(&raw.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT)?,
+            Some(r)
+        });
+        let top = TopLevel {
+            poll_interval: self.or(&raw.poll_interval, DEFAULT_POLL_INTERVAL, duration),
+            min_interval: self.or(&raw.min_interval, DEFAULT_MIN_INTERVAL, duration),
+            shutdown_timeout: self.or(&raw.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT, duration),
             retention,
-        })
+        };
+        if let Some(p) = &raw.poll_interval {
+            self.below_min(p, top.poll_interval, top.min_interval, "poll_interval");
+        }
+        top
+    }
+
+    /// Warns when `interval` (written at `at`) is below `min`: feeds are
+    /// never polled more often than `min_interval`.
+    fn below_min(&self, at: &Spanned<String>, interval: Duration, min: Duration, what: &str) {
+        if interval < min {
+            self.warn(
+                at.span(),
+                format!(
+                    "{what} {} is below min_interval {}: polled every {} instead",
+                    humantime::format_duration(interval),
+                    humantime::format_duration(min),
+                    humantime::format_duration(min)
+                ),
+            );
+        }
     }
 
     /// `[fetch]`; defaults in [`FetchConfig::default`].
-    fn fetch(&self, f: Option<RawFetch>) -> Result<FetchConfig, ConfigError> {
-        let mut fetch = FetchConfig::default();
+    fn fetch(&self, f: Option<RawFetch>) -> FetchConfig {
+        let d = FetchConfig::default();
         let Some(f) = f else {
-            return Ok(fetch);
+            return d;
         };
-        if let Some(v) = &f.timeout {
-            fetch.timeout = self.duration(v)?;
+        let duration = |v: &Spanned<String>| self.duration(v);
+        FetchConfig {
+            timeout: self.or(&f.timeout, d.timeout, duration),
+            connect_timeout: self.or(&f.connect_timeout, d.connect_timeout, duration),
+            max_body_size: self.or(&f.max_body_size, d.max_body_size, |v| {
+                parse_size(v.get_ref()).map_err(|m| self.err(v.span(), m))
+            }),
+            concurrency: self.or(&f.concurrency, d.concurrency, |v| {
+                self.positive(v, "concurrency")
+            }),
+            per_host: self.or(&f.per_host, d.per_host, |v| self.positive(v, "per_host")),
+            max_backoff: self.or(&f.max_backoff, d.max_backoff, duration),
+            parse_timeout: self.or(&f.parse_timeout, d.parse_timeout, duration),
+            user_agent: f.user_agent,
         }
-        if let Some(v) = &f.connect_timeout {
-            fetch.connect_timeout = self.duration(v)?;
-        }
-        if let Some(v) = &f.max_body_size {
-            fetch.max_body_size = parse_size(v.get_ref()).map_err(|m| self.err(v.span(), m))?;
-        }
-        if let Some(v) = &f.concurrency {
-            fetch.concurrency = self.positive(v, "concurrency")?;
-        }
-        if let Some(v) = &f.per_host {
-            fetch.per_host = self.positive(v, "per_host")?;
-        }
-        if let Some(v) = &f.max_backoff {
-            fetch.max_backoff = self.duration(v)?;
-        }
-        if let Some(v) = &f.parse_timeout {
-            fetch.parse_timeout = self.duration(v)?;
-        }
-        fetch.user_agent = f.user_agent;
-        Ok(fetch)
     }
 
     /// `[http]`; loopback by default.
-    fn http(&self, h: Option<RawHttp>) -> Result<HttpConfig, ConfigError> {
+    fn http(&self, h: Option<RawHttp>) -> HttpConfig {
         let h = h.unwrap_or(RawHttp {
             listen: None,
             header_read_timeout: None,
             max_connections: None,
         });
-        Ok(HttpConfig {
-            listen: match &h.listen {
-                Some(l) => parse_listen(l.get_ref()).map_err(|m| self.err(l.span(), m))?,
-                None => DEFAULT_LISTEN.parse().expect("static addr"),
-            },
-            header_read_timeout: match &h.header_read_timeout {
-                Some(v) => self.duration(v)?,
-                None => DEFAULT_HEADER_READ_TIMEOUT,
-            },
-            max_connections: match &h.max_connections {
-                Some(v) => self.positive(v, "max_connections")?,
-                None => DEFAULT_MAX_CONNECTIONS,
-            },
-        })
+        HttpConfig {
+            listen: self.or(
+                &h.listen,
+                DEFAULT_LISTEN.parse().expect("static addr"),
+                |l| parse_listen(l.get_ref()).map_err(|m| self.err(l.span(), m)),
+            ),
+            header_read_timeout: self.or(
+                &h.header_read_timeout,
+                DEFAULT_HEADER_READ_TIMEOUT,
+                |v| self.duration(v),
+            ),
+            max_connections: self.or(&h.max_connections, DEFAULT_MAX_CONNECTIONS, |v| {
+                self.positive(v, "max_connections")
+            }),
+        }
     }
 
     /// `[publish]`.
-    fn publish(&self, p: Option<RawPublish>) -> Result<PublishConfig, ConfigError> {
+    fn publish(&self, p: Option<RawPublish>) -> PublishConfig {
         let mut publish = PublishConfig {
             dir: self.resolve(DEFAULT_PUBLISH_DIR),
             entries: DEFAULT_ENTRIES,
             hub: None,
         };
         let Some(p) = p else {
-            return Ok(publish);
+            return publish;
         };
         if let Some(h) = &p.hub {
-            publish.hub = Some(self.http_url(h, "hub")?);
+            publish.hub = self.ok(self.http_url(h, "hub"));
         }
         if let Some(d) = p.dir {
             publish.dir = self.resolve(&d);
         }
-        if let Some(e) = &p.entries {
-            publish.entries = self.positive(e, "entries")?;
-        }
-        Ok(publish)
+        publish.entries = self.or(&p.entries, DEFAULT_ENTRIES, |e| self.positive(e, "entries"));
+        publish
     }
 
     /// `[dedup]`; defaults in [`DedupConfig::default`].
-    fn dedup(&self, d: Option<RawDedup>) -> Result<DedupConfig, ConfigError> {
+    fn dedup(&self, d: Option<RawDedup>) -> DedupConfig {
         let mut dedup = DedupConfig::default();
         let Some(d) = d else {
-            return Ok(dedup);
+            return dedup;
         };
-        if let Some(w) = &d.window {
-            dedup.window = self.duration(w)?;
-        }
-        if let Some(t) = &d.threshold {
+        dedup.window = self.or(&d.window, dedup.window, |w| self.duration(w));
+        dedup.threshold = self.or(&d.threshold, dedup.threshold, |t| {
             if !(0.0..=1.0).contains(t.get_ref()) || *t.get_ref() == 0.0 {
                 return Err(self.err(
                     t.span(),
                     "threshold must be above 0 and at most 1 (e.g. 0.5)",
                 ));
             }
-            dedup.threshold = *t.get_ref();
-        }
+            Ok(*t.get_ref())
+        });
         dedup.strip_params = d.strip_params;
-        Ok(dedup)
+        dedup
     }
 
-    /// `[[tags]]`: unique slugs, each with something to match.
-    fn tags(&self, raw: Vec<Spanned<RawTag>>) -> Result<Vec<TagRule>, ConfigError> {
+    /// `[[tags]]`: unique slugs, each with something to match; a wrong
+    /// rule is recorded and left out.
+    fn tags(&self, raw: Vec<Spanned<RawTag>>) -> Vec<TagRule> {
         let mut tags = Vec::new();
         let mut names: HashMap<String, usize> = HashMap::new();
         for t in raw {
             let span = t.span();
             let t = t.into_inner();
-            self.slug(&t.name)?;
+            let mut good = self.ok(self.slug(&t.name)).is_some();
             if let Some(first) = names.get(t.name.get_ref()) {
-                return Err(self.err(
+                self.ok::<()>(Err(self.err(
                     t.name.span(),
                     format!(
                         "tag {:?} is already defined on line {}",
                         t.name.get_ref(),
                         self.line(*first)
                     ),
-                ));
+                )));
+                good = false;
+            } else {
+                names.insert(t.name.get_ref().clone(), span.start);
             }
-            names.insert(t.name.get_ref().clone(), span.start);
             if t.keywords.is_empty() && t.regex.is_empty() && t.categories.is_empty() {
-                return Err(self.err(span, "a [[tags]] rule needs keywords, regex or categories"));
+                self.ok::<()>(Err(
+                    self.err(span, "a [[tags]] rule needs keywords, regex or categories")
+                ));
+                good = false;
             }
-            tags.push(TagRule {
-                name: t.name.into_inner(),
-                matcher: self.matcher(t.keywords, t.regex, t.fields)?,
-                categories: t.categories,
-            });
+            let matcher = self.matcher(t.keywords, t.regex, t.fields);
+            if let (true, Some(matcher)) = (good, matcher) {
+                tags.push(TagRule {
+                    name: t.name.into_inner(),
+                    matcher,
+                    categories: t.categories,
+                });
+            }
         }
-        Ok(tags)
+        tags
     }
 
-    /// `[[exclude]]`.
-    fn exclude(&self, raw: Vec<Spanned<RawExclude>>) -> Result<Vec<Matcher>, ConfigError> {
+    /// `[[exclude]]`; a wrong rule is recorded and left out.
+    fn exclude(&self, raw: Vec<Spanned<RawExclude>>) -> Vec<Matcher> {
         let mut exclude = Vec::new();
         for x in raw {
             let span = x.span();
             let x = x.into_inner();
             if x.keywords.is_empty() && x.regex.is_empty() {
-                return Err(self.err(span, "an [[exclude]] rule needs keywords or regex"));
+                self.ok::<()>(Err(
+                    self.err(span, "an [[exclude]] rule needs keywords or regex")
+                ));
+                continue;
             }
-            exclude.push(self.matcher(x.keywords, x.regex, x.fields)?);
+            if let Some(m) = self.matcher(x.keywords, x.regex, x.fields) {
+                exclude.push(m);
+            }
         }
-        Ok(exclude)
+        exclude
     }
 
-    /// `[[feeds]]`: unique names (ignoring case) and sources.
-    fn feeds(
-        &self,
-        raw: Vec<Spanned<RawFeed>>,
-        poll_interval: Duration,
-    ) -> Result<Vec<FeedConfig>, ConfigError> {
+    /// `[[feeds]]`: unique names (ignoring case) and sources; an
+    /// `interval` below `min_interval` is a warning. A wrong feed is
+    /// recorded and left out.
+    fn feeds(&self, raw: Vec<Spanned<RawFeed>>, top: &TopLevel) -> Vec<FeedConfig> {
         let mut feeds = Vec::new();
         // Byte offsets of first uses; turned into line numbers only for an error.
         let mut names: HashMap<String, usize> = HashMap::new();
         let mut urls: HashMap<FeedSource, usize> = HashMap::new();
         for f in raw {
             let f = f.into_inner();
+            let before = self.errors.borrow().len();
             let name = f.name.get_ref().trim().to_string();
             if name.is_empty() {
-                return Err(self.err(f.name.span(), "feed name must not be empty"));
-            }
-            if let Some(first) = names.get(&name.to_lowercase()) {
-                return Err(self.err(
+                self.ok::<()>(Err(self.err(f.name.span(), "feed name must not be empty")));
+            } else if let Some(first) = names.get(&name.to_lowercase()) {
+                self.ok::<()>(Err(self.err(
                     f.name.span(),
                     format!(
                         "duplicate feed name {name:?}: already used on line {}",
                         self.line(*first)
                     ),
-                ));
+                )));
+            } else {
+                names.insert(name.to_lowercase(), f.name.span().start);
             }
-            names.insert(name.to_lowercase(), f.name.span().start);
-            let source = self.feed_source(&f.url)?;
-            if let Some(first) = urls.get(&source) {
-                return Err(self.err(
-                    f.url.span(),
-                    format!(
-                        "duplicate feed url {source}: already listed on line {}",
-                        self.line(*first)
-                    ),
-                ));
+            let source = self.ok(self.feed_source(&f.url));
+            if let Some(source) = &source {
+                if let Some(first) = urls.get(source) {
+                    self.ok::<()>(Err(self.err(
+                        f.url.span(),
+                        format!(
+                            "duplicate feed url {source}: already listed on line {}",
+                            self.line(*first)
+                        ),
+                    )));
+                } else {
+                    urls.insert(source.clone(), f.url.span().start);
+                }
             }
-            urls.insert(source.clone(), f.url.span().start);
             let mut feed_tags = Vec::new();
             for t in &f.tags {
-                self.slug(t)?;
-                if !feed_tags.contains(t.get_ref()) {
+                if self.ok(self.slug(t)).is_some() && !feed_tags.contains(t.get_ref()) {
                     feed_tags.push(t.get_ref().clone());
                 }
             }
             let interval = match &f.interval {
-                Some(d) => self.duration(d)?,
-                None => poll_interval,
+                Some(d) => {
+                    let i = self.ok(self.duration(d));
+                    if let Some(i) = i {
+                        self.below_min(d, i, top.min_interval, "interval");
+                    }
+                    i.unwrap_or(top.poll_interval)
+                }
+                None => top.poll_interval,
             };
-            feeds.push(FeedConfig {
-                name,
-                source,
-                tags: feed_tags,
-                interval,
-                priority: f.priority,
-            });
+            if let (Some(source), true) = (source, self.errors.borrow().len() == before) {
+                feeds.push(FeedConfig {
+                    name,
+                    source,
+                    tags: feed_tags,
+                    interval,
+                    priority: f.priority,
+                });
+            }
         }
-        Ok(feeds)
+        feeds
     }
 
     /// An http(s) URL.
@@ -954,19 +1211,23 @@ impl Ctx<'_> {
         s.parse::<Mailbox>().map_err(|_| bad())
     }
 
+    /// Keywords and regexes; `None` (each error recorded) when one is wrong.
     fn matcher(
         &self,
         keywords: Vec<Spanned<String>>,
         regex: Vec<Spanned<String>>,
         fields: Option<Vec<Field>>,
-    ) -> Result<Matcher, ConfigError> {
+    ) -> Option<Matcher> {
         let mut m = Matcher {
             fields: fields.unwrap_or_else(|| ALL_FIELDS.to_vec()),
             ..Matcher::default()
         };
+        let mut good = true;
         for k in keywords {
             if k.get_ref().trim().is_empty() {
-                return Err(self.err(k.span(), "keywords must not be empty"));
+                self.ok::<()>(Err(self.err(k.span(), "keywords must not be empty")));
+                good = false;
+                continue;
             }
             m.keywords.push(k.into_inner().trim().to_string());
         }
@@ -974,14 +1235,16 @@ impl Ctx<'_> {
             if let Err(e) = regex::Regex::new(r.get_ref()) {
                 let first = e.to_string();
                 let first = first.lines().last().unwrap_or("invalid").trim();
-                return Err(self.err(
+                self.ok::<()>(Err(self.err(
                     r.span(),
                     format!("invalid regex {:?}: {first}", r.get_ref()),
-                ));
+                )));
+                good = false;
+                continue;
             }
             m.regex.push(r.into_inner());
         }
-        Ok(m)
+        good.then_some(m)
     }
 
     /// `database`, or the [`DATABASE_ENV`] variable that overrides it (so
@@ -1035,7 +1298,19 @@ impl Ctx<'_> {
                 ),
             ));
         }
-        Ok(FeedSource::File(self.resolve(s)))
+        // A path: it must name a file (`url = "not a url at all"` is a typo,
+        // not a feed); `file://` URLs are taken as given.
+        let path = self.resolve(s);
+        if !path.is_file() {
+            return Err(self.err(
+                u.span(),
+                format!(
+                    "feed url {s:?} is neither an http://, https:// or file:// URL nor an existing file ({} not found)",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(FeedSource::File(path))
     }
 
     fn slug(&self, t: &Spanned<String>) -> Result<(), ConfigError> {
@@ -1475,8 +1750,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 mod tests {
     use super::*;
 
+    /// The configuration, or its first error.
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(Path::new("feeds.toml"), text)
+        Config::parse(Path::new("feeds.toml"), text).map_err(|e| e.first().clone())
     }
 
     const MINIMAL: &str = r#"
@@ -1514,7 +1790,7 @@ interval = "30m"
         // Line 3, after the 13 characters `title = "Genè`: column 14.
         let mut text = b"# Gen\xc3\xa8ve\nsite_url = \"https://news.example.org/\"\ntitle = \"Gen\xc3\xa8\xe8ve\"\n".to_vec();
         std::fs::write(&path, &text).unwrap();
-        let e = Config::load(&path).unwrap_err();
+        let e = Config::load(&path).unwrap_err().first().clone();
         assert_eq!((e.line, e.col), (3, 14), "{e}");
         assert_eq!(
             e.to_string(),
@@ -1526,7 +1802,7 @@ interval = "30m"
         // A truncated sequence at the very end, on the first line.
         text = b"title = \"x\xc3".to_vec();
         std::fs::write(&path, &text).unwrap();
-        let e = Config::load(&path).unwrap_err();
+        let e = Config::load(&path).unwrap_err().first().clone();
         assert_eq!(
             (e.line, e.col, e.message.contains("0xC3")),
             (1, 11, true),
@@ -1578,10 +1854,25 @@ interval = "30m"
         assert_eq!(e.line, 7, "{e}");
         let e = parse(&MINIMAL.replace("https://ishr.ch/feed/", "ftp://x.org/f")).unwrap_err();
         assert!(e.message.contains("unsupported url scheme"), "{e}");
-        let c = parse(&MINIMAL.replace("https://ishr.ch/feed/", "feeds/local.xml")).unwrap();
+        // A path must name an existing file, relative to the configuration.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("feeds")).unwrap();
+        std::fs::write(dir.path().join("feeds/local.xml"), "<rss/>").unwrap();
+        let beside = dir.path().join("feeds.toml");
+        let local = MINIMAL.replace("https://ishr.ch/feed/", "feeds/local.xml");
+        let c = Config::parse(&beside, &local).unwrap();
         assert_eq!(
             c.feeds[0].source,
-            FeedSource::File(PathBuf::from("./feeds/local.xml"))
+            FeedSource::File(dir.path().join("feeds/local.xml"))
+        );
+        let e = Config::parse(&beside, &local.replace("local.xml", "missing.xml")).unwrap_err();
+        assert_eq!((e.first().line, e.first().col), (7, 7), "{e}");
+        let e = parse(&MINIMAL.replace("https://ishr.ch/feed/", "not a url at all")).unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(
+            e.message
+                .contains("neither an http://, https:// or file:// URL nor an existing file"),
+            "{e}"
         );
         let c = parse(&MINIMAL.replace("https://ishr.ch/feed/", "file:///tmp/x.xml")).unwrap();
         assert_eq!(
@@ -1590,6 +1881,94 @@ interval = "30m"
         );
         let e = parse(&MINIMAL.replace("https://news.example.org/", "news")).unwrap_err();
         assert_eq!(e.line, 3, "{e}");
+    }
+
+    #[test]
+    fn every_error_of_a_file_is_reported_sorted_by_line() {
+        let text = r#"title = "Watch"
+poll_intervall = "1h"
+min_interval = "10m"
+
+[fetch]
+timeout = "soon"
+concurrency = 0
+
+[[feeds]]
+name = "One"
+url = "not a url at all"
+interval = "forever"
+
+[[feeds]]
+name = "Two"
+url = "https://two.example/feed"
+colour = "red"
+
+[[feeds]]
+name = "one"
+url = "https://one.example/feed"
+tags = ["Bad Tag"]
+
+[[tags]]
+name = "un"
+regex = ["(unclosed"]
+"#;
+        let e = Config::parse(Path::new("feeds.toml"), text).unwrap_err();
+        let at: Vec<(usize, usize)> = e.errors.iter().map(|e| (e.line, e.col)).collect();
+        assert_eq!(
+            at,
+            [
+                (2, 1),
+                (6, 11),
+                (7, 15),
+                (11, 7),
+                (12, 12),
+                (17, 1),
+                (20, 8),
+                (22, 9),
+                (26, 10)
+            ],
+            "{e}"
+        );
+        assert!(
+            e.errors[0].message.contains("did you mean `poll_interval`"),
+            "{e}"
+        );
+        assert!(e.errors[5].message.contains("unknown key `colour`"), "{e}");
+        assert!(e.errors[6].message.contains("duplicate feed name"), "{e}");
+        // Printed one per line, in line order.
+        let printed = e.to_string();
+        assert_eq!(printed.lines().count(), 9, "{printed}");
+        assert!(
+            printed
+                .lines()
+                .next()
+                .unwrap()
+                .starts_with("feeds.toml:2:1: ")
+        );
+
+        // Several syntax errors at once, too.
+        let e =
+            Config::parse(Path::new("feeds.toml"), "title = \n\n[fetch\nx = = 1\n").unwrap_err();
+        assert!(e.errors.len() >= 2, "{e}");
+        assert!(e.errors.windows(2).all(|w| w[0].line <= w[1].line), "{e}");
+    }
+
+    #[test]
+    fn intervals_below_min_interval_are_warnings_naming_both() {
+        let text = MINIMAL
+            .replace("\"30m\"", "\"1m\"")
+            .replace("site_url", "poll_interval = \"2m\"\nsite_url");
+        let c = parse(&text).unwrap();
+        let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            w,
+            [
+                "feeds.toml:3:17: warning: poll_interval 2m is below min_interval 5m: polled every 5m instead",
+                "feeds.toml:10:12: warning: interval 1m is below min_interval 5m: polled every 5m instead",
+            ]
+        );
+        let text = text.replace("poll_interval = \"2m\"", "min_interval = \"1m\"");
+        assert!(parse(&text).unwrap().warnings.is_empty());
     }
 
     #[test]

@@ -238,12 +238,17 @@ fn init_tracing(verbose: u8, format: LogFormat) {
     }
 }
 
-/// Loads the configuration, printing `file:line:col: message` on error.
+/// Loads the configuration, printing every error and warning as
+/// `file:line:col: message`, in line order.
 fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|e| {
+    let config = Config::load(path).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(2)
-    })
+    })?;
+    for w in &config.warnings {
+        eprintln!("{w}");
+    }
+    Ok(config)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -252,7 +252,8 @@ pub fn import(config: &Config, opml: &Path) -> Result<Imported, OpmlError> {
                 }
                 Err(e) => {
                     done.renamed.retain(|(_, n)| *n != name);
-                    done.refused.push((url, e.to_string()));
+                    let why: Vec<String> = e.errors.iter().map(|e| e.to_string()).collect();
+                    done.refused.push((url, why.join("; ")));
                 }
             }
         }

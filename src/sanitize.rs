@@ -13,7 +13,10 @@ use url::Url;
 
 /// A configured HTML sanitiser for one feed (relative URLs resolve against its base).
 pub struct Sanitizer {
-    builder: Builder<'static>,
+    /// ammonia, configured when a document first needs it: most feed HTML
+    /// takes the fast path, and building ammonia's tables costs about as
+    /// much as sanitising a short item.
+    builder: std::sync::OnceLock<Builder<'static>>,
     base: Option<Url>,
 }
 
@@ -131,33 +134,47 @@ impl Sanitizer {
         let base = base
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .cloned();
-        let mut b = Builder::default();
-        b.tags(TAGS.iter().copied().collect::<HashSet<_>>())
-            .clean_content_tags(CLEAN_CONTENT_TAGS.iter().copied().collect())
-            .generic_attributes(GENERIC_ATTRS.iter().copied().collect())
-            .tag_attributes(
-                TAG_ATTRS
-                    .iter()
-                    .map(|(t, a)| (*t, a.iter().copied().collect()))
-                    .collect(),
-            )
-            .url_schemes(URL_SCHEMES.iter().copied().collect())
-            .link_rel(Some(LINK_REL))
-            .strip_comments(true)
-            // [`filter_url`] makes relative URLs absolute, in every URL
-            // attribute (ammonia's own rewriting knows only some of them).
-            .url_relative(UrlRelative::PassThrough);
-        let filter_base = base.clone();
-        b.attribute_filter(move |_element, attr, value| {
-            if is_url_attr(attr) {
-                filter_url(value, filter_base.as_ref()).map(Cow::Owned)
-            } else {
-                Some(Cow::Borrowed(value))
-            }
-        });
-        Sanitizer { builder: b, base }
+        Sanitizer {
+            builder: std::sync::OnceLock::new(),
+            base,
+        }
     }
 
+    /// ammonia, configured for this sanitiser's base.
+    fn builder(&self) -> &Builder<'static> {
+        self.builder.get_or_init(|| ammonia_for(self.base.clone()))
+    }
+}
+
+/// ammonia with gazette's allowlists, resolving relative URLs against `base`.
+fn ammonia_for(base: Option<Url>) -> Builder<'static> {
+    let mut b = Builder::default();
+    b.tags(TAGS.iter().copied().collect::<HashSet<_>>())
+        .clean_content_tags(CLEAN_CONTENT_TAGS.iter().copied().collect())
+        .generic_attributes(GENERIC_ATTRS.iter().copied().collect())
+        .tag_attributes(
+            TAG_ATTRS
+                .iter()
+                .map(|(t, a)| (*t, a.iter().copied().collect()))
+                .collect(),
+        )
+        .url_schemes(URL_SCHEMES.iter().copied().collect())
+        .link_rel(Some(LINK_REL))
+        .strip_comments(true)
+        // [`filter_url`] makes relative URLs absolute, in every URL
+        // attribute (ammonia's own rewriting knows only some of them).
+        .url_relative(UrlRelative::PassThrough);
+    b.attribute_filter(move |_element, attr, value| {
+        if is_url_attr(attr) {
+            filter_url(value, base.as_ref()).map(Cow::Owned)
+        } else {
+            Some(Cow::Borrowed(value))
+        }
+    });
+    b
+}
+
+impl Sanitizer {
     /// Sanitised HTML.
     ///
     /// Most feed HTML is simple, well-formed markup that already uses only
@@ -186,7 +203,7 @@ impl Sanitizer {
 
     /// Sanitised by ammonia alone (the reference for the fast path).
     pub fn ammonia(&self, html: &str) -> String {
-        self.builder.clean(&split_long_text(html)).to_string()
+        self.builder().clean(&split_long_text(html)).to_string()
     }
 }
 
@@ -321,6 +338,11 @@ fn is_url_attr(attr: &str) -> bool {
 /// (kept relative without one, unless it reads as another scheme once every
 /// space and control is gone). `None`: the attribute is dropped.
 pub fn filter_url(value: &str, base: Option<&Url>) -> Option<String> {
+    // Most links in feed HTML are absolute http(s) URLs already in the
+    // form the parser writes back: they are kept without a parse.
+    if is_canonical_web_url(value) {
+        return Some(value.to_string());
+    }
     match Url::parse(value) {
         Ok(u) => URL_SCHEMES.contains(&u.scheme()).then(|| u.into()),
         Err(url::ParseError::RelativeUrlWithoutBase) => match base {
@@ -351,6 +373,78 @@ pub fn filter_url(value: &str, base: Option<&Url>) -> Option<String> {
         },
         Err(_) => None,
     }
+}
+
+/// Whether `v` is an http(s) URL that `Url::parse` would give back
+/// unchanged: a conservative check (lower-case host name whose last label
+/// starts with a letter, no port or user, a path, no dot segments, only
+/// characters the parser never encodes). Anything else is parsed.
+fn is_canonical_web_url(v: &str) -> bool {
+    let Some(rest) = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let Some(slash) = rest.find('/') else {
+        return false;
+    };
+    let host = &rest[..slash];
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && !l.starts_with("xn--"))
+        && host
+            .rsplit('.')
+            .next()
+            .is_some_and(|l| l.as_bytes()[0].is_ascii_lowercase());
+    if !host_ok {
+        return false;
+    }
+    // Characters no part of a URL encodes (the path also keeps `?`-free
+    // and `#`-free; the query and fragment may hold `?` and `/`).
+    let plain = |b: u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+                    | b'%'
+            )
+    };
+    let tail = &rest[slash..];
+    let (before_fragment, fragment) = match tail.split_once('#') {
+        Some((a, f)) => (a, Some(f)),
+        None => (tail, None),
+    };
+    let (path, query) = match before_fragment.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (before_fragment, None),
+    };
+    let path_ok = path.bytes().all(plain)
+        && !path.to_ascii_lowercase().contains("%2e")
+        && path.split('/').all(|seg| seg != "." && seg != "..");
+    let rest_ok = |part: Option<&str>| {
+        part.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| plain(b) || b == b'?'))
+    };
+    path_ok && rest_ok(query) && rest_ok(fragment)
 }
 
 /// Whether `s` has the shape of a URL scheme (a letter, then letters, digits, `+`, `-`, `.`).
@@ -958,7 +1052,7 @@ fn attribute(html: &str, mut i: usize) -> Option<(&str, Option<&str>, usize)> {
             return None;
         }
         let v_start = j + 1;
-        let v_end = v_start + html[v_start..].find(quote as char)?;
+        let v_end = v_start + memchr::memchr(quote, &b[v_start..])?;
         let v = &html[v_start..v_end];
         if memchr::memchr2(b'<', 0, v.as_bytes()).is_some() {
             return None;
@@ -1085,7 +1179,7 @@ fn clean_url(raw: &str, base: Option<&Url>) -> Option<Option<String>> {
     // reference would be decoded by a browser: leave those to ammonia.
     let mut v = String::with_capacity(raw.len());
     let mut rest = raw;
-    while let Some(p) = rest.find('&') {
+    while let Some(p) = memchr::memchr(b'&', rest.as_bytes()) {
         v.push_str(&rest[..p]);
         rest = &rest[p..];
         if let Some(after) = rest.strip_prefix("&amp;") {
@@ -1465,13 +1559,14 @@ pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
 
 /// At most `max` characters of `text`, cut on a word boundary, with an ellipsis when cut.
 pub fn excerpt(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
+    // Where the character after the first `max` starts: none, no cut.
+    let Some((end, _)) = text.char_indices().nth(max) else {
         return text.to_string();
-    }
-    let cut: String = text.chars().take(max).collect();
+    };
+    let cut = &text[..end];
     let cut = match cut.rfind(char::is_whitespace) {
         Some(i) if i > max / 2 => &cut[..i],
-        _ => &cut[..],
+        _ => cut,
     };
     format!(
         "{}…",
@@ -1783,6 +1878,73 @@ mod tests {
     }
 
     #[test]
+    fn canonical_web_urls_skip_the_parse_and_mean_the_same() {
+        let parsed = |v: &str| Url::parse(v).map(String::from).ok();
+        for v in [
+            "https://example.org/",
+            "http://news.example.org/2026/11/a-story?utm_source=x&b=1#top",
+            "https://cdn.example.com/wp-content/uploads/a-300x200.jpg",
+            "https://a.example/p;x=1/(c)/%20/~u/@me:1/*/!$",
+        ] {
+            assert!(is_canonical_web_url(v), "{v}");
+            assert_eq!(parsed(v).as_deref(), Some(v));
+        }
+        for v in [
+            "https://example.org",
+            "HTTPS://example.org/",
+            "https://Example.org/",
+            "https://example.org:443/",
+            "https://u@example.org/",
+            "https://1.2.3.4/",
+            "https://example.123/",
+            "https://xn--bcher-kva.example/",
+            "https://example.org/a/../b",
+            "https://example.org/a/%2E/b",
+            "https://example.org/a b",
+            "https://example.org/a\\b",
+            "https://example.org/?",
+            "https://example.org/#",
+            "https://example.org/?q='x'",
+            "https://example.org/é",
+            "javascript:alert(1)",
+            "/relative",
+        ] {
+            assert!(!is_canonical_web_url(v), "{v}");
+        }
+        // Random URLs made of the characters that matter: whatever the
+        // check takes, the parser gives back unchanged.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+        let hosts = [
+            "a.example",
+            "x-1.b.org",
+            "localhost",
+            "1.a",
+            "a.1",
+            "a..b",
+            "A.b",
+            ".a",
+        ];
+        let alphabet: Vec<char> = "aZ09-._~!$&()*+,;=:@/%?#.. '\"<>`{}|^[]\\\t2eEé"
+            .chars()
+            .collect();
+        let mut taken = 0;
+        for _ in 0..50_000 {
+            let mut v = String::from(["https://", "http://"][rng.random_range(0..2)]);
+            v.push_str(hosts[rng.random_range(0..hosts.len())]);
+            v.push('/');
+            for _ in 0..rng.random_range(0..12) {
+                v.push(alphabet[rng.random_range(0..alphabet.len())]);
+            }
+            if is_canonical_web_url(&v) {
+                taken += 1;
+                assert_eq!(parsed(&v).as_deref(), Some(v.as_str()), "{v:?}");
+            }
+        }
+        assert!(taken > 1_000, "{taken}");
+    }
+
+    #[test]
     fn cite_and_every_url_attribute_go_through_the_url_filter() {
         let base = Url::parse("https://ishr.example/news/").unwrap();
         let s = Sanitizer::new(Some(&base));
@@ -1862,8 +2024,8 @@ mod tests {
             let split = split_long_text(&html);
             assert!(matches!(split, Cow::Owned(_)), "{html}");
             assert_eq!(
-                s.builder.clean(&split).to_string(),
-                s.builder.clean(&html).to_string()
+                s.builder().clean(&split).to_string(),
+                s.builder().clean(&html).to_string()
             );
         }
         // Inside tags, comments and raw text, nothing is added.

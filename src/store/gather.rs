@@ -19,6 +19,11 @@ pub(super) struct Gathering<'a> {
     /// Each item's LSH band keys (none without a signature).
     pub bands: Vec<Vec<i64>>,
     suggested: Vec<Vec<i64>>,
+    /// The change time of each stored item the document updates or
+    /// renames (by position), once [`Gathering::place`] gave them one.
+    changed: HashMap<usize, i64>,
+    /// The change time of each stored story new items join.
+    joined: HashMap<i64, i64>,
 }
 
 /// What filing decided for a document, as writes.
@@ -37,8 +42,9 @@ pub(super) struct Plan {
 pub(super) struct Rows {
     /// New stories: id, stored signature, date, position of the item that starts it.
     pub stories: Vec<(i64, Option<Vec<u8>>, i64, usize)>,
-    /// Stored stories joined, with the earliest date of the items joining.
-    pub merged: Vec<(i64, i64)>,
+    /// Stored stories joined, with the earliest date of the items joining
+    /// and the story's change time.
+    pub merged: Vec<(i64, i64, i64)>,
     /// New items: position in the document, item id, story id, why.
     pub items: Vec<(usize, i64, i64, MergeReason)>,
     /// Their tags: item id, tag.
@@ -69,6 +75,8 @@ impl<'a> Gathering<'a> {
             dates,
             bands,
             suggested: Vec::new(),
+            changed: HashMap::new(),
+            joined: HashMap::new(),
         }
     }
 
@@ -148,6 +156,67 @@ impl<'a> Gathering<'a> {
         plan
     }
 
+    /// Whether the item at `at` has no date of its own.
+    fn undated(&self, at: usize) -> bool {
+        let item = &self.doc.items[at].item;
+        item.published.is_none() && item.updated.is_none()
+    }
+
+    /// How many instants the plan needs (see [`filing::free_instants`]):
+    /// one per undated new item, changed item and joined story.
+    pub fn instants_needed(&self, plan: &Plan) -> usize {
+        let undated = plan
+            .fresh
+            .iter()
+            .filter(|(at, _)| self.undated(*at))
+            .count();
+        let joined: HashSet<i64> = plan
+            .fresh
+            .iter()
+            .filter_map(|(_, j)| j.as_ref().map(|(s, _)| *s))
+            .collect();
+        undated + plan.updates.len() + plan.renames.len() + joined.len()
+    }
+
+    /// Gives the plan its instants (latest first, as many as
+    /// [`Gathering::instants_needed`]): the latest to the undated new items
+    /// in document order (a feed lists its newest first), then the change
+    /// times of updated items and joined stories. Dated items keep their
+    /// own dates.
+    pub fn place(&mut self, plan: &Plan, instants: &[i64]) {
+        let mut next = instants.iter().copied();
+        let fallback = self.doc.now.timestamp();
+        let mut take = || next.next().unwrap_or(fallback);
+        for (at, _) in &plan.fresh {
+            if self.undated(*at) {
+                self.dates[*at] = take();
+            }
+        }
+        for at in plan
+            .updates
+            .iter()
+            .chain(plan.renames.iter().map(|(at, _)| at))
+        {
+            self.changed.insert(*at, take());
+        }
+        for (_, j) in &plan.fresh {
+            if let Some((story, _)) = j
+                && !self.joined.contains_key(story)
+            {
+                self.joined.insert(*story, take());
+            }
+        }
+    }
+
+    /// The change time of the stored item the document updates at `at`:
+    /// its placed instant, else the fetch time.
+    pub fn changed_at(&self, at: usize) -> i64 {
+        self.changed
+            .get(&at)
+            .copied()
+            .unwrap_or_else(|| self.doc.now.timestamp())
+    }
+
     /// The rows the plan's new items add, numbered from the next free story
     /// and item ids.
     pub fn rows(&self, plan: &Plan, next_story: i64, next_item: i64) -> Rows {
@@ -174,7 +243,11 @@ impl<'a> Gathering<'a> {
             rows.items.push((*at, item, story_id, reason));
             item += 1;
         }
-        rows.merged = merged.into_iter().collect();
+        let now = self.doc.now.timestamp();
+        rows.merged = merged
+            .into_iter()
+            .map(|(s, d)| (s, d, self.joined.get(&s).copied().unwrap_or(now)))
+            .collect();
         rows.merged.sort_unstable();
         rows
     }
@@ -187,7 +260,7 @@ impl<'a> Gathering<'a> {
                 near.insert(*story_id, *date, &self.bands[*at]);
             }
         }
-        for (story_id, date) in &rows.merged {
+        for (story_id, date, _) in &rows.merged {
             if let Some(s) = known.stories.get(story_id)
                 && *date < s.date.timestamp()
             {

@@ -14,7 +14,7 @@
 //!   ([`SENDER_LOCK`]), which the server drops when the session ends (a
 //!   crash too), and each delivery is claimed by a compare-and-set.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,7 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, QueryBuilder, Row, Transaction};
 
-use super::gather::{Gathering, Rows};
+use super::gather::{Gathering, Plan, Rows};
 use super::{
     Backend, DeliveryOutcome, Document, HttpValidator, ISSUES_SQL, Kind, Leases, NEAR_MAX_POSTINGS,
     Prepared, STORED_ITEM_COLUMNS, SaveCounts, SenderLock, StoreError, StoredItem, Table,
@@ -36,7 +36,7 @@ use super::{
 };
 use crate::config::FeedConfig;
 use crate::dedup::{self, NearIndex};
-use crate::filing::Known;
+use crate::filing::{self, Known};
 use crate::model::{
     Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, Issue, ItemQuery, NewPeriod,
     PeriodStatus, Story, Suppression, TaggingInput,
@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "digests",
         include_str!("../../migrations/postgres/0002_digests.sql"),
+    ),
+    (
+        3,
+        "story_changes",
+        include_str!("../../migrations/postgres/0003_story_changes.sql"),
     ),
 ];
 
@@ -1028,12 +1033,13 @@ async fn save_document(
         read_known(tx, doc.feed_id, &doc.items, &candidates).await?;
     let plan = g.file(&known);
     let now = secs(doc.now);
+    place_instants(tx, &mut g, &plan, now).await?;
     let mut counts = SaveCounts {
         new: plan.fresh.len(),
         updated: 0,
     };
     for &i in &plan.updates {
-        if update_item(tx, doc.feed_id, &doc.items[i], now).await? {
+        if update_item(tx, doc.feed_id, &doc.items[i], g.changed_at(i)).await? {
             counts.updated += 1;
         }
     }
@@ -1043,7 +1049,7 @@ async fn save_document(
             .bind(&doc.items[i].item.key)
             .execute(&mut **tx)
             .await?;
-        if update_item(tx, doc.feed_id, &doc.items[i], now).await? {
+        if update_item(tx, doc.feed_id, &doc.items[i], g.changed_at(i)).await? {
             counts.updated += 1;
         }
     }
@@ -1051,6 +1057,42 @@ async fn save_document(
     insert_rows(tx, doc, &g, &rows).await?;
     g.index_written(near, &rows, &known);
     Ok(counts)
+}
+
+/// Gives the document's undated new stories and its change times seconds
+/// no stored story holds (see [`filing::free_instants`]), reading the
+/// stored ones back from the fetch time as far as needed.
+async fn place_instants(
+    tx: &mut Transaction<'static, Postgres>,
+    g: &mut Gathering<'_>,
+    plan: &Plan,
+    now: i64,
+) -> Result<(), StoreError> {
+    let need = g.instants_needed(plan);
+    if need == 0 {
+        return Ok(());
+    }
+    let mut span = need as i64;
+    loop {
+        let floor = now - span + 1;
+        let taken: HashSet<i64> = sqlx::query_scalar::<_, i64>(
+            "SELECT sort_date FROM stories WHERE sort_date BETWEEN $1 AND $2
+             UNION SELECT updated_at FROM stories WHERE updated_at BETWEEN $1 AND $2",
+        )
+        .bind(floor)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
+        match filing::free_instants(now, need, floor, &taken) {
+            Some(instants) => {
+                g.place(plan, &instants);
+                return Ok(());
+            }
+            None => span = filing::wider_span(need, taken.len()),
+        }
+    }
 }
 
 /// What bears on the document, in one statement; and the next free ids.
@@ -1098,18 +1140,20 @@ async fn read_known(
 }
 
 /// Rewrites the stored item with `prepared`'s key when its raw hash
-/// changed; whether it did.
+/// changed; whether it did. The first-seen time stays, and so does the
+/// placed date of an undated item; its story is marked changed at `changed_at`.
 async fn update_item(
     tx: &mut Transaction<'static, Postgres>,
     feed_id: i64,
     prepared: &Prepared,
-    now: i64,
+    changed_at: i64,
 ) -> Result<bool, StoreError> {
     let item = &prepared.item;
     let id: Option<i64> = sqlx::query_scalar(
         "UPDATE items SET raw_hash = $3, guid = $4, link = $5, title = $6, summary_html = $7,
            content_html = $8, excerpt = $9, authors = $10, categories = $11, enclosures = $12,
-           published = $13, updated = $14, sort_date = COALESCE($13, $14, first_seen),
+           published = $13, updated = $14, sort_date = COALESCE($13, $14,
+             CASE WHEN published IS NULL AND updated IS NULL THEN sort_date ELSE first_seen END),
            canonical_link = $15, excluded = $16
          WHERE feed_id = $1 AND item_key = $2 AND raw_hash <> $3
          RETURNING id",
@@ -1139,7 +1183,7 @@ async fn update_item(
         "UPDATE stories SET updated_at = $2 WHERE id = (SELECT story_id FROM items WHERE id = $1)",
     )
     .bind(id)
-    .bind(now)
+    .bind(changed_at)
     .execute(&mut **tx)
     .await?;
     sqlx::query("DELETE FROM item_tags WHERE item_id = $1")
@@ -1174,14 +1218,17 @@ async fn insert_rows(
         q.build().persistent(false).execute(&mut **tx).await?;
     }
     if !rows.merged.is_empty() {
-        let (ids, dates): (Vec<i64>, Vec<i64>) = rows.merged.iter().copied().unzip();
+        let ids: Vec<i64> = rows.merged.iter().map(|m| m.0).collect();
+        let dates: Vec<i64> = rows.merged.iter().map(|m| m.1).collect();
+        let changed: Vec<i64> = rows.merged.iter().map(|m| m.2).collect();
         sqlx::query(
-            "UPDATE stories SET sort_date = LEAST(sort_date, j.d), updated_at = $3
-             FROM UNNEST($1::bigint[], $2::bigint[]) AS j(id, d) WHERE stories.id = j.id",
+            "UPDATE stories SET sort_date = LEAST(sort_date, j.d), updated_at = j.u
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS j(id, d, u)
+             WHERE stories.id = j.id",
         )
         .bind(&ids)
         .bind(&dates)
-        .bind(now)
+        .bind(&changed)
         .execute(&mut **tx)
         .await?;
     }

@@ -2,7 +2,7 @@
 //! `migrations/sqlite/`. Gathers the candidates filing needs and applies
 //! its decisions ([`crate::filing`]); decides nothing itself.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-use super::gather::{Gathering, Rows};
+use super::gather::{Gathering, Plan, Rows};
 use super::{
     Backend, DeliveryOutcome, Document, HttpValidator, ISSUES_SQL, Kind, Leases, NEAR_MAX_POSTINGS,
     Prepared, STORED_ITEM_COLUMNS, SaveCounts, SenderLock, StoreError, StoredItem, Table,
@@ -25,7 +25,7 @@ use super::{
 };
 use crate::config::FeedConfig;
 use crate::dedup::{self, NearIndex};
-use crate::filing::Known;
+use crate::filing::{self, Known};
 use crate::model::{
     Delivery, DeliveryState, DigestPeriod, FeedRow, FetchState, Issue, ItemQuery, NewPeriod,
     PeriodStatus, Story, Suppression, TaggingInput,
@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0007_bands_in_memory.sql"),
     include_str!("../../migrations/sqlite/0008_leases.sql"),
     include_str!("../../migrations/sqlite/0009_digests.sql"),
+    include_str!("../../migrations/sqlite/0010_story_changes.sql"),
 ];
 
 /// A store in an SQLite file.
@@ -1239,12 +1240,13 @@ async fn save_document(
     let (known, next) = read_known(tx, doc.feed_id, &doc.items, &candidates).await?;
     let plan = g.file(&known);
     let now = secs(doc.now);
+    place_instants(tx, &mut g, &plan, now).await?;
     let mut counts = SaveCounts {
         new: plan.fresh.len(),
         updated: 0,
     };
     for &i in &plan.updates {
-        if update_item(tx, doc.feed_id, &doc.items[i], now).await? {
+        if update_item(tx, doc.feed_id, &doc.items[i], g.changed_at(i)).await? {
             counts.updated += 1;
         }
     }
@@ -1254,7 +1256,7 @@ async fn save_document(
             .bind(&doc.items[i].item.key)
             .execute(&mut **tx)
             .await?;
-        if update_item(tx, doc.feed_id, &doc.items[i], now).await? {
+        if update_item(tx, doc.feed_id, &doc.items[i], g.changed_at(i)).await? {
             counts.updated += 1;
         }
     }
@@ -1262,6 +1264,42 @@ async fn save_document(
     insert_rows(tx, doc, &g, &rows).await?;
     g.index_written(near, &rows, &known);
     Ok(counts)
+}
+
+/// Gives the document's undated new stories and its change times seconds
+/// no stored story holds (see [`filing::free_instants`]), reading the
+/// stored ones back from the fetch time as far as needed.
+async fn place_instants(
+    tx: &mut Transaction<'_, Sqlite>,
+    g: &mut Gathering<'_>,
+    plan: &Plan,
+    now: i64,
+) -> Result<(), StoreError> {
+    let need = g.instants_needed(plan);
+    if need == 0 {
+        return Ok(());
+    }
+    let mut span = need as i64;
+    loop {
+        let floor = now - span + 1;
+        let taken: HashSet<i64> = sqlx::query_scalar::<_, i64>(
+            "SELECT sort_date FROM stories WHERE sort_date BETWEEN ?1 AND ?2
+             UNION SELECT updated_at FROM stories WHERE updated_at BETWEEN ?1 AND ?2",
+        )
+        .bind(floor)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
+        match filing::free_instants(now, need, floor, &taken) {
+            Some(instants) => {
+                g.place(plan, &instants);
+                return Ok(());
+            }
+            None => span = filing::wider_span(need, taken.len()),
+        }
+    }
 }
 
 /// The next story and item ids.
@@ -1327,19 +1365,20 @@ async fn read_known(
 }
 
 /// Rewrites the stored item with `prepared`'s key when its raw hash
-/// changed; whether it did. The first-seen time stays; its story is marked
-/// updated.
+/// changed; whether it did. The first-seen time stays, and so does the
+/// placed date of an undated item; its story is marked changed at `changed_at`.
 async fn update_item(
     tx: &mut Transaction<'_, Sqlite>,
     feed_id: i64,
     prepared: &Prepared,
-    now: i64,
+    changed_at: i64,
 ) -> Result<bool, StoreError> {
     let item = &prepared.item;
     let id: Option<i64> = sqlx::query_scalar(
         "UPDATE items SET raw_hash = ?3, guid = ?4, link = ?5, title = ?6, summary_html = ?7,
            content_html = ?8, excerpt = ?9, authors = ?10, categories = ?11, enclosures = ?12,
-           published = ?13, updated = ?14, sort_date = COALESCE(?13, ?14, first_seen),
+           published = ?13, updated = ?14, sort_date = COALESCE(?13, ?14,
+             CASE WHEN published IS NULL AND updated IS NULL THEN sort_date ELSE first_seen END),
            canonical_link = ?15, excluded = ?16
          WHERE feed_id = ?1 AND item_key = ?2 AND raw_hash <> ?3
          RETURNING id",
@@ -1369,7 +1408,7 @@ async fn update_item(
         "UPDATE stories SET updated_at = ?2 WHERE id = (SELECT story_id FROM items WHERE id = ?1)",
     )
     .bind(id)
-    .bind(now)
+    .bind(changed_at)
     .execute(&mut **tx)
     .await?;
     sqlx::query("DELETE FROM item_tags WHERE item_id = ?1")
@@ -1405,10 +1444,10 @@ async fn insert_rows(
         w.flush_if_full(tx).await?;
     }
     if !rows.merged.is_empty() {
-        w.q.push("UPDATE stories SET sort_date = min(sort_date, j.d), updated_at = ");
-        w.q.push_bind(now);
         w.q.push(
-            " FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS d
+            "UPDATE stories SET sort_date = min(sort_date, j.d), updated_at = j.u
+             FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS d,
+                     json_extract(value, '$[2]') AS u
                    FROM json_each(",
         );
         w.q.push_bind(json(&rows.merged));

@@ -28,6 +28,78 @@ fn check_reports_file_line_and_column() {
 }
 
 #[test]
+fn check_prints_every_error_sorted_by_line_and_warns_below_min_interval() {
+    let ws = Workspace::new();
+    std::fs::write(ws.dir.path().join("local.xml"), fixture("rss2.xml")).unwrap();
+    std::fs::write(
+        ws.config_path(),
+        r#"title = "x"
+min_interval = "10m"
+
+[[feeds]]
+name = "Typo"
+url = "not a url at all"
+
+[[feeds]]
+name = "Local"
+url = "local.xml"
+interval = "1m"
+
+[[feeds]]
+name = "Slow"
+url = "https://slow.example/feed"
+interval = "later"
+colour = "red"
+"#,
+    )
+    .unwrap();
+    let out = gazette(&ws, &["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let file = ws.config_path().display().to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    let expected = [
+        format!("{file}:6:7: feed url \"not a url at all\" is neither"),
+        format!("{file}:11:12: warning: interval 1m is below min_interval 10m"),
+        format!("{file}:16:12: invalid duration"),
+        format!("{file}:17:1: unknown key `colour`"),
+    ];
+    for (line, want) in lines.iter().zip(&expected) {
+        assert!(
+            line.starts_with(want.as_str()),
+            "{line}\nwanted {want}\n{err}"
+        );
+    }
+    // Other commands refuse the file with the same list.
+    let poll = gazette(&ws, &["poll"]);
+    assert_eq!(poll.status.code(), Some(2));
+    assert_eq!(String::from_utf8(poll.stderr).unwrap(), err);
+
+    // Fixed: check passes and still shows the warning.
+    let text = std::fs::read_to_string(ws.config_path()).unwrap();
+    let fixed = text
+        .replace("not a url at all", "https://typo.example/feed")
+        .replace("\"later\"", "\"2h\"")
+        .replace("colour = \"red\"\n", "");
+    std::fs::write(ws.config_path(), fixed).unwrap();
+    let out = gazette(&ws, &["check"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.trim(),
+        format!(
+            "{file}:11:12: warning: interval 1m is below min_interval 10m: polled every 10m instead"
+        )
+    );
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("ok (3 feeds")
+    );
+}
+
+#[test]
 fn check_accepts_the_shipped_configs() {
     for path in ["feeds.toml", "examples/demo.toml"] {
         let out = Command::new(env!("CARGO_BIN_EXE_gazette"))

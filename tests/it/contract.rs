@@ -63,6 +63,7 @@ macro_rules! contract_suite {
             case!(a_late_backlog_item_joins_its_weeks_old_story);
             case!(a_renamed_item_is_updated_not_duplicated);
             case!(an_unchanged_item_is_not_rewritten_and_an_edit_is);
+            case!(undated_items_and_changes_never_share_an_instant);
             case!(retagging_changes_tags_listings_and_the_content_version);
             case!(listing_by_tag_since_limit_and_exclusion);
             case!(pruning_leaves_tombstones_and_keeps_the_newest_ids);
@@ -439,6 +440,117 @@ async fn an_unchanged_item_is_not_rewritten_and_an_edit_is(db: &impl TestDb) {
     let listed = store.list_stories(&ItemQuery::default()).await.unwrap();
     assert_eq!(listed[0].title, "Edited title");
     assert!(listed[0].changed_at.is_some());
+    store.close().await;
+}
+
+/// An item without a date, with its own words (so that nothing joins it).
+fn undated(key: &str, words: &str) -> Item {
+    let title = format!("Undated report {key}: {words}");
+    let text = format!("{words} was reported by the feed {key} without any date at all.");
+    let mut i = item(key, &title, &text, None, now());
+    i.published = None;
+    i
+}
+
+async fn undated_items_and_changes_never_share_an_instant(db: &impl TestDb) {
+    let store = db.open().await;
+    let f = feeds(&store, &["a", "b"]).await;
+    let secs = |d: DateTime<Utc>| d.timestamp();
+    let t = secs(now());
+    let dated = item(
+        "d",
+        VOTE,
+        VOTE_TEXT,
+        Some("https://a.example/v"),
+        days_ago(1),
+    );
+    let a = vec![
+        undated("a1", "floods in the northern valley"),
+        dated,
+        undated("a2", "a court hearing on press freedom"),
+        undated("a3", "the harvest festival of the lake villages"),
+    ];
+    // Two feeds fetched in the same second.
+    assert_eq!(file(&store, f["a"], a.clone(), now()).await, (4, 0));
+    let b = vec![
+        undated("b1", "a new school opened by the river"),
+        undated("b2", "the mountain railway reopens"),
+    ];
+    assert_eq!(file(&store, f["b"], b.clone(), now()).await, (2, 0));
+    let dates = |listed: &[gazette::model::Story]| -> HashMap<String, i64> {
+        listed
+            .iter()
+            .map(|s| (s.guid.clone().unwrap(), secs(s.published)))
+            .collect()
+    };
+    let listed = store.list_stories(&ItemQuery::default()).await.unwrap();
+    let first = dates(&listed);
+    // Document order, the latest first, below the fetch time; the real date kept.
+    assert_eq!(first["a1"], t);
+    assert_eq!(first["a2"], t - 1);
+    assert_eq!(first["a3"], t - 2);
+    assert_eq!(first["b1"], t - 3);
+    assert_eq!(first["b2"], t - 4);
+    assert_eq!(first["d"], secs(days_ago(1)));
+    let guids: Vec<String> = listed.iter().map(|s| s.guid.clone().unwrap()).collect();
+    assert_eq!(guids, ["a1", "a2", "a3", "b1", "b2", "d"]);
+
+    // Ten seconds later: two undated items are edited, one is new, and the
+    // dated story is edited too; each change takes a second of its own.
+    let later = now() + TimeDelta::seconds(10);
+    let mut a = a;
+    for i in [0usize, 2, 1] {
+        a[i].excerpt.push_str(" (corrected)");
+        a[i].raw_hash += 1;
+    }
+    a.insert(0, undated("a0", "the parliament votes on the budget"));
+    assert_eq!(file(&store, f["a"], a.clone(), later).await, (1, 3));
+    let listed = store.list_stories(&ItemQuery::default()).await.unwrap();
+    let second = dates(&listed);
+    assert_eq!(second["a0"], t + 10);
+    for key in ["a1", "a2", "a3", "b1", "b2", "d"] {
+        assert_eq!(second[key], first[key], "{key} keeps its date");
+    }
+    // What a published entry shows as `updated`: all distinct.
+    let updated: Vec<i64> = listed
+        .iter()
+        .map(|s| {
+            [Some(s.published), s.updated, s.changed_at]
+                .into_iter()
+                .flatten()
+                .max()
+                .map(secs)
+                .unwrap()
+        })
+        .collect();
+    let mut distinct = updated.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), updated.len(), "{updated:?}");
+    let changed: Vec<i64> = listed
+        .iter()
+        .filter_map(|s| s.changed_at)
+        .map(secs)
+        .collect();
+    assert_eq!(changed.len(), 3);
+    assert!(
+        changed.iter().all(|c| (t + 7..=t + 9).contains(c)),
+        "{changed:?}"
+    );
+
+    // Filed again unchanged, and read by another handle: nothing moves.
+    assert_eq!(
+        file(&store, f["a"], a, later + TimeDelta::seconds(5)).await,
+        (0, 0)
+    );
+    let other = db.open().await;
+    let again = other.list_stories(&ItemQuery::default()).await.unwrap();
+    assert_eq!(dates(&again), second);
+    assert_eq!(
+        again.iter().map(|s| s.changed_at).collect::<Vec<_>>(),
+        listed.iter().map(|s| s.changed_at).collect::<Vec<_>>()
+    );
+    other.close().await;
     store.close().await;
 }
 

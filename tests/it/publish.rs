@@ -79,6 +79,7 @@ pub fn check_atom(xml: &[u8]) -> Vec<AtomEntry> {
     );
     let feed_has_author = children(feed, "author").next().is_some();
     let mut ids = HashSet::new();
+    let mut updates = HashSet::new();
     let mut entries = Vec::new();
     let mut last_published: Option<DateTime<chrono::FixedOffset>> = None;
     for e in children(feed, "entry") {
@@ -88,6 +89,11 @@ pub fn check_atom(xml: &[u8]) -> Vec<AtomEntry> {
         let title = one(e, "title", "entry");
         assert_ne!(title.attribute("type"), Some("xhtml"));
         let updated = assert_date(one(e, "updated", "entry"), "entry updated");
+        // The W3C validator warns "Two entries with the same value for atom:updated".
+        assert!(
+            updates.insert(updated.clone()),
+            "entry {id}: another entry has the same updated {updated}"
+        );
         let published: Vec<_> = children(e, "published").collect();
         assert!(published.len() <= 1);
         let published = published

@@ -304,11 +304,16 @@ pub struct NearIndex {
     /// The highest story id the index has seen (stories the store added
     /// since are read before the next use).
     pub seen_up_to: i64,
+    /// (shared bands, story) of the latest lookup, kept to reuse its memory.
+    counted: Vec<(usize, i64)>,
 }
 
 /// Entries a slab takes in its hash table before they are merged into its
 /// sorted array.
 const RECENT_MAX: usize = 1 << 16;
+
+/// Bits of a key that index [`Slab::starts`].
+const PREFIX_BITS: u32 = 12;
 
 /// One slab's band entries: most of them in an array sorted by key (8 bytes
 /// an entry), the latest in a [`BandIndex`] until they are merged in.
@@ -316,6 +321,10 @@ const RECENT_MAX: usize = 1 << 16;
 struct Slab {
     /// (folded key, story id), sorted.
     frozen: Vec<(u32, u32)>,
+    /// Where the keys of each top-[`PREFIX_BITS`]-bit prefix start in
+    /// `frozen` (one more entry than prefixes): a lookup searches a few
+    /// hundred neighbouring entries, not the whole array.
+    starts: Vec<u32>,
     recent: BandIndex,
     /// The lookup that last used it.
     used: u64,
@@ -356,13 +365,26 @@ impl Slab {
                 self.frozen[k] = add[j];
             }
         }
+        let shift = 32 - PREFIX_BITS;
+        self.starts.clear();
+        self.starts.extend((0..=1u32 << PREFIX_BITS).map(|b| {
+            self.frozen
+                .partition_point(|e| u64::from(e.0 >> shift) < u64::from(b)) as u32
+        }));
     }
 
     /// Appends the stories listed under the folded `key`, at most
     /// `budget` of them (which it lowers); `false` when there were more.
     fn collect_key(&self, key: u32, budget: &mut usize, out: &mut Vec<i64>) -> bool {
-        let from = self.frozen.partition_point(|e| e.0 < key);
-        for e in self.frozen[from..].iter().take_while(|e| e.0 == key) {
+        let (lo, hi) = match self.starts.len() {
+            0 => (0, self.frozen.len()),
+            _ => {
+                let b = (key >> (32 - PREFIX_BITS)) as usize;
+                (self.starts[b] as usize, self.starts[b + 1] as usize)
+            }
+        };
+        let from = lo + self.frozen[lo..hi].partition_point(|e| e.0 < key);
+        for e in self.frozen[from..hi].iter().take_while(|e| e.0 == key) {
             if *budget == 0 {
                 return false;
             }
@@ -482,18 +504,31 @@ impl NearIndex {
     pub fn candidates(&mut self, date: i64, window: i64, bands: &[i64], out: &mut Vec<i64>) {
         out.clear();
         self.tick += 1;
-        let slabs: Vec<i64> =
-            (slab_of(date.saturating_sub(window))..=slab_of(date.saturating_add(window))).collect();
-        for slab in &slabs {
-            if let Some(s) = self.slabs.get_mut(slab) {
+        let slabs = slab_of(date.saturating_sub(window))..=slab_of(date.saturating_add(window));
+        let mut held: [Option<&Slab>; 8] = [None; 8];
+        let mut n = 0;
+        for slab in slabs.clone() {
+            if let Some(s) = self.slabs.get_mut(&slab) {
                 s.used = self.tick;
+            }
+        }
+        let mut more: Vec<&Slab> = Vec::new();
+        for slab in slabs {
+            if let Some(s) = self.slabs.get(&slab) {
+                if n < held.len() {
+                    held[n] = Some(s);
+                    n += 1;
+                } else {
+                    more.push(s);
+                }
             }
         }
         for &key in bands {
             let (mark, mut budget) = (out.len(), MAX_POSTINGS_PER_KEY);
-            let all = slabs
+            let all = held[..n]
                 .iter()
-                .filter_map(|n| self.slabs.get(n))
+                .flatten()
+                .chain(more.iter())
                 .all(|s| s.collect_key(fold(key), &mut budget, out));
             if !all {
                 out.truncate(mark);
@@ -501,14 +536,15 @@ impl NearIndex {
         }
         out.sort_unstable();
         // (shared bands, id) runs, most shared first, then the oldest.
-        let mut counted: Vec<(usize, i64)> = Vec::new();
+        let counted = &mut self.counted;
+        counted.clear();
         for run in out.chunk_by(|a, b| a == b) {
             counted.push((run.len(), run[0]));
         }
         counted.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         counted.truncate(MAX_CANDIDATES);
         out.clear();
-        out.extend(counted.into_iter().map(|(_, id)| id));
+        out.extend(counted.iter().map(|&(_, id)| id));
     }
 
     /// Drops the least recently used slabs until the index holds at most

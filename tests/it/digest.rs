@@ -138,6 +138,19 @@ fn run(ws: &Workspace, args: &[&str]) -> Output {
     })
 }
 
+/// `digest send` started in the background, to be killed mid-send.
+fn spawn_send(ws: &Workspace) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("--config")
+        .arg(ws.config_path())
+        .args(["digest", "send"])
+        .env(PASSWORD_VAR, "s3cret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -432,15 +445,7 @@ async fn killed_between_recipients_then_rerun_gives_each_recipient_exactly_one()
     let server = SmtpServer::start().await;
     let ws = setup(&server, 2, "").await;
     server.inject(Fault::Stall(B.into()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gazette"))
-        .arg("--config")
-        .arg(ws.config_path())
-        .args(["digest", "send"])
-        .env(PASSWORD_VAR, "s3cret")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_send(&ws);
     let stalled = wait_for(|| server.stalled().iter().any(|s| s == B)).await;
     assert!(stalled, "the second recipient's RCPT never arrived");
     assert_eq!(server.received_by(A).len(), 1);
@@ -491,15 +496,7 @@ async fn a_delivery_is_recorded_sent_before_the_next_smtp_command() {
     let server = SmtpServer::start().await;
     let ws = setup(&server, 2, "").await;
     server.inject(Fault::HoldAfterData(A.into()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gazette"))
-        .arg("--config")
-        .arg(ws.config_path())
-        .args(["digest", "send"])
-        .env(PASSWORD_VAR, "s3cret")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_send(&ws);
     let held = wait_for(|| server.stalled().iter().any(|s| s == A)).await;
     assert!(held, "the command after A's message never arrived");
     assert_eq!(server.received_by(A).len(), 1);

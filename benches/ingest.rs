@@ -15,7 +15,9 @@
 //! stage, over the corpus's normalised items: tagging with the shipped
 //! feeds.toml's rules, the near-duplicate signature, the store's encoding)
 //! (make the corpus with ../shared/bench/gen_corpus.py). One core, in process;
-//! each stage's median of REPS rounds, every round running every stage in turn.
+//! each stage's median of REPS rounds, every round running every stage in turn
+//! (`--min`: each stage's fastest round instead, the least disturbed one on
+//! a shared machine).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -77,9 +79,14 @@ fn main() {
         .collect();
     let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
     println!(
-        "corpus {dir}: {} files, {:.1} MB, {reps} interleaved rounds (median)",
+        "corpus {dir}: {} files, {:.1} MB, {reps} interleaved rounds ({})",
         files.len(),
-        bytes as f64 / 1e6
+        bytes as f64 / 1e6,
+        if std::env::args().any(|a| a == "--min") {
+            "fastest"
+        } else {
+            "median"
+        }
     );
 
     if oracle {
@@ -278,8 +285,6 @@ fn check_oracle(files: &[(Url, Vec<u8>)]) {
     );
 }
 
-/// For each stage, the median wall time of `reps` runs and its result; the
-/// stages run in turn, one round after another.
 /// Times the stages that follow normalising in a poll's parsing threads.
 fn after_normalise(files: &[(Url, Vec<u8>)], reps: usize) {
     let config = gazette::config::Config::load(std::path::Path::new("feeds.toml"))
@@ -368,7 +373,10 @@ fn after_normalise(files: &[(Url, Vec<u8>)], reps: usize) {
     }
 }
 
+/// For each stage, the median (or fastest) wall time of `reps` runs and its
+/// result; the stages run in turn, one round after another.
 fn interleaved(reps: usize, stages: &mut [&mut dyn FnMut() -> usize]) -> Vec<(Duration, usize)> {
+    let fastest = std::env::args().any(|a| a == "--min");
     let mut times = vec![Vec::new(); stages.len()];
     let mut out = vec![0; stages.len()];
     for _ in 0..reps.max(1) {
@@ -383,7 +391,7 @@ fn interleaved(reps: usize, stages: &mut [&mut dyn FnMut() -> usize]) -> Vec<(Du
         .zip(out)
         .map(|(mut t, o)| {
             t.sort();
-            (t[t.len() / 2], o)
+            (if fastest { t[0] } else { t[t.len() / 2] }, o)
         })
         .collect()
 }

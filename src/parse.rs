@@ -638,6 +638,7 @@ impl RawEntry {
             .collect();
         let authors: Vec<String> = authors;
         let categories: Vec<String> = categories;
+        let now = Utc::now();
         Item {
             key: self.key.clone(),
             raw_hash: self.raw_hash,
@@ -653,8 +654,8 @@ impl RawEntry {
                 .map(sanitize::strip_controls)
                 .collect(),
             enclosures,
-            published: e.published.or(e.updated).map(trim_future),
-            updated: e.updated.map(trim_future),
+            published: e.published.or(e.updated).map(|d| trim_future(d, now)),
+            updated: e.updated.map(|d| trim_future(d, now)),
             tags: Vec::new(),
             canonical_link: None,
             signature: None,
@@ -664,8 +665,7 @@ impl RawEntry {
 }
 
 /// Dates more than a day ahead are publisher clock or time-zone mistakes: clamp them to now.
-fn trim_future(d: DateTime<Utc>) -> DateTime<Utc> {
-    let now = Utc::now();
+fn trim_future(d: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
     if d > now + chrono::Duration::days(1) {
         now
     } else {
@@ -685,7 +685,7 @@ fn text_to_plain(t: &TextData, html_by_default: bool) -> String {
     let plain = if html {
         sanitize::html_to_text(&t.content)
     } else {
-        t.content.split_whitespace().collect::<Vec<_>>().join(" ")
+        sanitize::collapse_whitespace(&t.content)
     };
     if plain.len() > MAX_TITLE_CHARS {
         sanitize::excerpt(&plain, MAX_TITLE_CHARS)
@@ -752,6 +752,9 @@ fn html_of(body: &str, is_html: bool) -> Cow<'_, str> {
 /// `data:` and their kind never become a story's link.
 fn web_link(href: &str, base: Option<&Url>) -> Option<String> {
     let href = href.trim();
+    if sanitize::is_canonical_web_url(href) {
+        return Some(href.to_string());
+    }
     let web = |u: &Url| matches!(u.scheme(), "http" | "https");
     match Url::parse(href) {
         // An absolute href is kept as written.

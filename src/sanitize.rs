@@ -343,6 +343,10 @@ pub fn filter_url(value: &str, base: Option<&Url>) -> Option<String> {
     if is_canonical_web_url(value) {
         return Some(value.to_string());
     }
+    // And relative ones, when simple, are joined without a parse.
+    if let Some(joined) = base.and_then(|b| join_plain(b, value)) {
+        return Some(joined);
+    }
     match Url::parse(value) {
         Ok(u) => URL_SCHEMES.contains(&u.scheme()).then(|| u.into()),
         Err(url::ParseError::RelativeUrlWithoutBase) => match base {
@@ -379,72 +383,146 @@ pub fn filter_url(value: &str, base: Option<&Url>) -> Option<String> {
 /// unchanged: a conservative check (lower-case host name whose last label
 /// starts with a letter, no port or user, a path, no dot segments, only
 /// characters the parser never encodes). Anything else is parsed.
-fn is_canonical_web_url(v: &str) -> bool {
+pub(crate) fn is_canonical_web_url(v: &str) -> bool {
     let Some(rest) = v
         .strip_prefix("https://")
         .or_else(|| v.strip_prefix("http://"))
     else {
         return false;
     };
-    let Some(slash) = rest.find('/') else {
+    let Some(slash) = memchr::memchr(b'/', rest.as_bytes()) else {
         return false;
     };
-    let host = &rest[..slash];
-    let host_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && host
-            .split('.')
-            .all(|l| !l.is_empty() && !l.starts_with("xn--"))
-        && host
-            .rsplit('.')
-            .next()
-            .is_some_and(|l| l.as_bytes()[0].is_ascii_lowercase());
-    if !host_ok {
-        return false;
+    // One pass over the host: lower-case letters, digits, `-` and `.`,
+    // no empty label, no `xn--` label, the last label starting with a letter.
+    let host = &rest.as_bytes()[..slash];
+    let mut label_start = 0;
+    for (i, &c) in host.iter().enumerate() {
+        if c == b'.' {
+            if i == label_start {
+                return false;
+            }
+            label_start = i + 1;
+        } else if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+            || (i == label_start && host[i..].starts_with(b"xn--"))
+        {
+            return false;
+        }
     }
-    // Characters no part of a URL encodes (the path also keeps `?`-free
-    // and `#`-free; the query and fragment may hold `?` and `/`).
-    let plain = |b: u8| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-                    | b'/'
-                    | b'%'
-            )
+    host.get(label_start).is_some_and(u8::is_ascii_lowercase) && is_plain_reference(&rest[slash..])
+}
+
+/// Bytes no part of a URL encodes: ASCII letters and digits and
+/// `-._~!$&()*+,;=:@/%`.
+const URL_PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).is_ascii_alphanumeric();
+        c += 1;
+    }
+    let extra = b"-._~!$&()*+,;=:@/%";
+    let mut k = 0;
+    while k < extra.len() {
+        t[extra[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
+
+/// Whether `r` (a path, then an optional `?query` and `#fragment`) is one
+/// the URL parser keeps as written: only characters it never encodes, no
+/// dot segments (`.`, `..`, `%2e`), a query or fragment not empty. The
+/// query and fragment may also hold `?`.
+fn is_plain_reference(r: &str) -> bool {
+    #[derive(PartialEq)]
+    enum Part {
+        Path,
+        Query,
+        Fragment,
+    }
+    let b = r.as_bytes();
+    let mut part = Part::Path;
+    let mut part_start = 0;
+    let mut segment_start = 0;
+    let dot_segment = |seg: &[u8]| seg == b"." || seg == b"..";
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'?' | b'#' if part == Part::Path => {
+                if dot_segment(&b[segment_start..i]) {
+                    return false;
+                }
+                part = if c == b'?' {
+                    Part::Query
+                } else {
+                    Part::Fragment
+                };
+                part_start = i + 1;
+            }
+            b'#' if part == Part::Query => {
+                if i == part_start {
+                    return false;
+                }
+                part = Part::Fragment;
+                part_start = i + 1;
+            }
+            b'?' => {}
+            b'/' if part == Part::Path => {
+                if dot_segment(&b[segment_start..i]) {
+                    return false;
+                }
+                segment_start = i + 1;
+            }
+            b'%' if part == Part::Path
+                && b.get(i + 1) == Some(&b'2')
+                && matches!(b.get(i + 2), Some(b'e' | b'E')) =>
+            {
+                return false;
+            }
+            c if URL_PLAIN[c as usize] => {}
+            _ => return false,
+        }
+    }
+    match part {
+        Part::Path => !dot_segment(&b[segment_start..]),
+        _ => part_start < b.len(),
+    }
+}
+
+/// `value`, a relative reference, made absolute against an http(s) `base`
+/// without a parse, when the result is sure to be what `Url::join` gives
+/// (a test holds the two equal on random references): `/path`, `?query`,
+/// `#fragment` and `dir/file` made only of characters the parser keeps as
+/// written, without dot segments. `None`: use the parser.
+fn join_plain(base: &Url, value: &str) -> Option<String> {
+    use url::Position;
+    if !matches!(base.scheme(), "http" | "https") {
+        return None;
+    }
+    let head = match *value.as_bytes().first()? {
+        b'/' if !value.starts_with("//") => &base[..Position::BeforePath],
+        b'?' => &base[..Position::AfterPath],
+        b'#' => &base[..Position::AfterQuery],
+        c if c.is_ascii_alphanumeric() => {
+            // A first segment with `:` would read as a scheme.
+            let first = value.split(['/', '?', '#']).next().unwrap_or("");
+            if first.contains(':') {
+                return None;
+            }
+            let upto_path = &base[..Position::AfterPath];
+            &upto_path[..upto_path.rfind('/')? + 1]
+        }
+        _ => return None,
     };
-    let tail = &rest[slash..];
-    let (before_fragment, fragment) = match tail.split_once('#') {
-        Some((a, f)) => (a, Some(f)),
-        None => (tail, None),
-    };
-    let (path, query) = match before_fragment.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (before_fragment, None),
-    };
-    let path_ok = path.bytes().all(plain)
-        && !path.to_ascii_lowercase().contains("%2e")
-        && path.split('/').all(|seg| seg != "." && seg != "..");
-    let rest_ok = |part: Option<&str>| {
-        part.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| plain(b) || b == b'?'))
-    };
-    path_ok && rest_ok(query) && rest_ok(fragment)
+    // The base's part is already in the parser's form; the reference's
+    // is kept as written when it is plain.
+    if !is_plain_reference(value) {
+        return None;
+    }
+    let mut out = String::with_capacity(head.len() + value.len());
+    out.push_str(head);
+    out.push_str(value);
+    Some(out)
 }
 
 /// Whether `s` has the shape of a URL scheme (a letter, then letters, digits, `+`, `-`, `.`).
@@ -795,7 +873,9 @@ fn comment_end(html: &str, start: usize) -> Option<usize> {
     if body.starts_with('>') || body.starts_with("->") {
         return None;
     }
-    let end = memchr::memmem::find(body.as_bytes(), b"-->")?;
+    static END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"-->"));
+    let end = END.find(body.as_bytes())?;
     if body[..end].contains("--!>") {
         return None;
     }
@@ -1174,31 +1254,41 @@ fn other_tag(
 /// A URL attribute's raw value through [`filter_url`]: `Some(None)` drops
 /// the attribute; `None` when in doubt (the caller leaves the fragment to
 /// ammonia).
-fn clean_url(raw: &str, base: Option<&Url>) -> Option<Option<String>> {
+fn clean_url<'a>(raw: &'a str, base: Option<&Url>) -> Option<Option<Cow<'a, str>>> {
     // `&amp;` is decoded; a bare `&` (as in `?a=1&b=2`) stays. Any other
     // reference would be decoded by a browser: leave those to ammonia.
-    let mut v = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(p) = memchr::memchr(b'&', rest.as_bytes()) {
-        v.push_str(&rest[..p]);
-        rest = &rest[p..];
-        if let Some(after) = rest.strip_prefix("&amp;") {
-            rest = after;
-        } else if is_char_ref(rest)
-            || legacy_ref_in_attr(rest)
-            || numeric_ref_without_semicolon(rest)
-        {
-            return None;
-        } else {
-            rest = &rest[1..];
+    let v: Cow<'a, str> = if memchr::memchr(b'&', raw.as_bytes()).is_none() {
+        Cow::Borrowed(raw)
+    } else {
+        let mut v = String::with_capacity(raw.len());
+        let mut rest = raw;
+        while let Some(p) = memchr::memchr(b'&', rest.as_bytes()) {
+            v.push_str(&rest[..p]);
+            rest = &rest[p..];
+            if let Some(after) = rest.strip_prefix("&amp;") {
+                rest = after;
+            } else if is_char_ref(rest)
+                || legacy_ref_in_attr(rest)
+                || numeric_ref_without_semicolon(rest)
+            {
+                return None;
+            } else {
+                rest = &rest[1..];
+            }
+            v.push('&');
         }
-        v.push('&');
-    }
-    v.push_str(rest);
+        v.push_str(rest);
+        Cow::Owned(v)
+    };
     if v.is_empty() || v.bytes().any(|c| c <= b' ' || c == 0x7f || c == b'\\') {
         return None;
     }
-    Some(filter_url(&v, base))
+    // The common case, an absolute link already in the parser's form, is
+    // kept as it is, without a copy.
+    if is_canonical_web_url(&v) {
+        return Some(Some(v));
+    }
+    Some(filter_url(&v, base).map(Cow::Owned))
 }
 
 /// Text between tags: `&` that does not start a character reference is escaped, `>` too.
@@ -1280,10 +1370,10 @@ fn legacy_ref_in_attr(s: &str) -> bool {
 /// An attribute value inside double quotes. URL values were decoded, so every `&` is escaped.
 fn push_attr_value(out: &mut String, v: &str, decoded: bool) {
     let mut start = 0;
-    for (k, c) in v.bytes().enumerate() {
-        let escaped = match c {
+    for k in memchr::memchr2_iter(b'"', b'&', v.as_bytes()) {
+        let escaped = match v.as_bytes()[k] {
             b'"' => "&quot;",
-            b'&' if decoded || !is_char_ref(&v[k..]) => "&amp;",
+            _ if decoded || !is_char_ref(&v[k..]) => "&amp;",
             _ => continue,
         };
         out.push_str(&v[start..k]);
@@ -1458,23 +1548,28 @@ fn decoded(s: &str) -> Cow<'_, str> {
 /// Where the tag starting at `b[i]` (a `<`) ends: just past its `>`.
 /// Quoted attribute values may hold `>`.
 pub fn skip_tag(b: &[u8], mut i: usize) -> usize {
-    let mut quote = 0u8;
     i += 1;
     while i < b.len() {
-        match (quote, b[i]) {
-            (0, b'>') => break,
-            (0, q @ (b'"' | b'\'')) => quote = q,
-            (q, c) if q == c => quote = 0,
-            _ => {}
+        let Some(p) = memchr::memchr3(b'>', b'"', b'\'', &b[i..]) else {
+            break;
+        };
+        let at = i + p;
+        if b[at] == b'>' {
+            return at + 1;
         }
-        i += 1;
+        // A quoted value, to its closing quote.
+        match memchr::memchr(b[at], &b[at + 1..]) {
+            Some(q) => i = at + 1 + q + 1,
+            None => break,
+        }
     }
-    i + 1
+    b.len() + 1
 }
 
 /// Plain text of sanitised HTML, in one pass: block-level tags become
 /// spaces, inline tags vanish, entities are decoded, white space collapses.
-/// Stops after about `max_chars` characters.
+/// Stops after about `max_chars` characters (at most one more, which is
+/// how [`excerpt`] sees whether it must cut).
 pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
     let b = clean.as_bytes();
     let mut out = String::with_capacity(clean.len().min(max_chars.saturating_mul(2)).min(1 << 20));
@@ -1492,16 +1587,31 @@ pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
                     k += 1;
                     continue;
                 }
-                // A run of ASCII non-space characters, copied at once.
+                // A run of ASCII words with single spaces between them,
+                // copied at once.
                 let start = k;
-                while k < t.len()
-                    && t[k].is_ascii()
-                    && !matches!(t[k], b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
-                {
+                while k < t.len() && t[k].is_ascii() {
+                    if matches!(t[k], b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c') {
+                        let word_follows = t[k] == b' '
+                            && t.get(k + 1).is_some_and(|n| {
+                                n.is_ascii()
+                                    && !matches!(
+                                        n,
+                                        b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c'
+                                    )
+                            });
+                        if !word_follows {
+                            break;
+                        }
+                    }
                     k += 1;
                 }
                 if *space && !out.is_empty() {
                     out.push(' ');
+                    *count += 1;
+                    if *count > max_chars {
+                        return;
+                    }
                 }
                 *space = false;
                 let take = (k - start).min(max_chars.saturating_add(1) - *count);
@@ -1516,6 +1626,10 @@ pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
                 }
                 if *space && !out.is_empty() {
                     out.push(' ');
+                    *count += 1;
+                    if *count > max_chars {
+                        return;
+                    }
                 }
                 *space = false;
                 out.push(ch);
@@ -1557,21 +1671,69 @@ pub fn clean_html_to_text(clean: &str, max_chars: usize) -> String {
     out
 }
 
+/// `text` with each run of white space made one space, and trimmed.
+pub fn collapse_whitespace(text: &str) -> String {
+    // Most titles need nothing: one pass over the bytes to see, then a copy.
+    let b = text.as_bytes();
+    let mut after_space = true;
+    let mut clean = true;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b' ' {
+            clean &= !after_space;
+            after_space = true;
+            i += 1;
+        } else if c.is_ascii() {
+            clean &= !c.is_ascii_whitespace() && c != b'\x0b';
+            after_space = false;
+            i += 1;
+        } else {
+            let ch = text[i..].chars().next().unwrap_or(' ');
+            clean &= !ch.is_whitespace();
+            after_space = false;
+            i += ch.len_utf8();
+        }
+        if !clean {
+            break;
+        }
+    }
+    if clean && !after_space {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
 /// At most `max` characters of `text`, cut on a word boundary, with an ellipsis when cut.
 pub fn excerpt(text: &str, max: usize) -> String {
     // Where the character after the first `max` starts: none, no cut.
-    let Some((end, _)) = text.char_indices().nth(max) else {
+    let end = if text.len() <= max {
         return text.to_string();
+    } else if text.as_bytes()[..=max].is_ascii() {
+        max
+    } else {
+        match text.char_indices().nth(max) {
+            Some((end, _)) => end,
+            None => return text.to_string(),
+        }
     };
     let cut = &text[..end];
     let cut = match cut.rfind(char::is_whitespace) {
         Some(i) if i > max / 2 => &cut[..i],
         _ => cut,
     };
-    format!(
-        "{}…",
-        cut.trim_end_matches(|c: char| c.is_whitespace() || c.is_ascii_punctuation())
-    )
+    let cut = cut.trim_end_matches(|c: char| c.is_whitespace() || c.is_ascii_punctuation());
+    let mut out = String::with_capacity(cut.len() + '…'.len_utf8());
+    out.push_str(cut);
+    out.push('…');
+    out
 }
 
 /// `s` without the characters XML 1.0 forbids and no page or email wants:
@@ -1939,6 +2101,106 @@ mod tests {
             if is_canonical_web_url(&v) {
                 taken += 1;
                 assert_eq!(parsed(&v).as_deref(), Some(v.as_str()), "{v:?}");
+            }
+        }
+        assert!(taken > 1_000, "{taken}");
+    }
+
+    #[test]
+    fn collapse_whitespace_and_excerpt_agree_with_their_slow_forms() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let pieces = [
+            "a", "Word", " ", "  ", "\t", "\n", "\u{0b}", "\u{0c}", "\u{a0}", "\u{2009}",
+            "\u{3000}", "’", "é", "—", "…", ".", "x\u{85}y", "\u{1c}",
+        ];
+        for _ in 0..20_000 {
+            let text: String = (0..rng.random_range(0..14))
+                .map(|_| pieces[rng.random_range(0..pieces.len())])
+                .collect();
+            let slow = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(collapse_whitespace(&text), slow, "{text:?}");
+            let max = rng.random_range(0..12);
+            let chars: Vec<(usize, char)> = text.char_indices().collect();
+            // The cut as written before the ASCII shortcut.
+            let want = match chars.get(max) {
+                None => text.clone(),
+                Some(&(end, _)) => {
+                    let cut = &text[..end];
+                    let cut = match cut.rfind(char::is_whitespace) {
+                        Some(i) if i > max / 2 => &cut[..i],
+                        _ => cut,
+                    };
+                    format!(
+                        "{}…",
+                        cut.trim_end_matches(
+                            |c: char| c.is_whitespace() || c.is_ascii_punctuation()
+                        )
+                    )
+                }
+            };
+            assert_eq!(excerpt(&text, max), want, "{text:?} {max}");
+        }
+    }
+
+    #[test]
+    fn plain_relative_references_join_as_the_parser_joins_them() {
+        let base = Url::parse("https://ishr.example/news/a?x=1#f").unwrap();
+        for (v, want) in [
+            (
+                "/node/7?utm_source=rss&b=1",
+                "https://ishr.example/node/7?utm_source=rss&b=1",
+            ),
+            ("#fn3", "https://ishr.example/news/a?x=1#fn3"),
+            ("?page=2", "https://ishr.example/news/a?page=2"),
+            ("b/c.jpg", "https://ishr.example/news/b/c.jpg"),
+        ] {
+            assert_eq!(join_plain(&base, v).as_deref(), Some(want), "{v}");
+        }
+        for v in [
+            "//cdn.example/x",
+            "../x",
+            "./x",
+            "a/%2E%2E/b",
+            "a:b/c",
+            "#",
+            "?",
+            "x y",
+            "",
+        ] {
+            assert_eq!(join_plain(&base, v), None, "{v}");
+        }
+        // Random references against bases of every shape: whatever the
+        // shortcut joins, the parser joins the same.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        let bases: Vec<Url> = [
+            "https://ishr.example/news/",
+            "https://ishr.example/news/a?x=1#f",
+            "http://a.example:8080/dir/file.html?q",
+            "http://127.0.0.1/feed.xml",
+            "https://[::1]/a/b",
+            "https://example.org",
+            "http://u:p@Example.ORG/x/",
+            "https://xn--bcher-kva.example/%7Eu/",
+        ]
+        .iter()
+        .map(|b| Url::parse(b).unwrap())
+        .collect();
+        let starts = ["", "/", "//", "?", "#", "./", "../", "a:", "x/", "%2e", "."];
+        let alphabet: Vec<char> = "aZ09-._~!$&()*+,;=:@/%?#.. '\"<>`{}|^[]\\\t2eEé"
+            .chars()
+            .collect();
+        let mut taken = 0;
+        for _ in 0..50_000 {
+            let b = &bases[rng.random_range(0..bases.len())];
+            let mut v = String::from(starts[rng.random_range(0..starts.len())]);
+            for _ in 0..rng.random_range(0..12) {
+                v.push(alphabet[rng.random_range(0..alphabet.len())]);
+            }
+            if let Some(j) = join_plain(b, &v) {
+                taken += 1;
+                assert_eq!(Some(j), b.join(&v).ok().map(String::from), "{b} + {v:?}");
             }
         }
         assert!(taken > 1_000, "{taken}");
@@ -2402,10 +2664,17 @@ mod tests {
             clean_html_to_text("<img alt=\"a > b\">after  the\n image", usize::MAX),
             "after the image"
         );
-        assert_eq!(
-            clean_html_to_text("<p>one two three four</p>", 5),
-            "one two"
-        );
+        // Cut short, the text still gives the excerpt the whole text gives.
+        let html = "<p>one  two <em>three</em>\n four</p><p>five, six &amp; seven — eight</p>";
+        for max in 0..40 {
+            let short = clean_html_to_text(html, max + 1);
+            assert!(short.chars().count() <= max + 2, "{max}: {short:?}");
+            assert_eq!(
+                excerpt(&short, max),
+                excerpt(&clean_html_to_text(html, usize::MAX), max),
+                "{max}"
+            );
+        }
     }
 
     #[test]

@@ -905,9 +905,14 @@ fn parse_uri(uri: &str, base: Option<&Url>) -> Option<Url> {
 
 /// feed-rs's `Link::new`.
 fn link_new(href: &str, base: Option<&Url>) -> LinkData {
-    let href = match parse_uri(href, base) {
-        Some(u) => String::from(u).trim().to_string(),
-        None => href.trim().to_string(),
+    let href = if crate::sanitize::is_canonical_web_url(href) {
+        // What the parse would give back.
+        href.to_string()
+    } else {
+        match parse_uri(href, base) {
+            Some(u) => String::from(u).trim().to_string(),
+            None => href.trim().to_string(),
+        }
     };
     LinkData {
         href,

@@ -221,8 +221,9 @@ const MAX_POSTINGS_PER_KEY: usize = 256;
 /// candidate against the stored story and its signature.
 #[derive(Debug, Default)]
 pub struct BandIndex {
-    /// Folded key → position in `postings` of the last story added under it.
-    heads: rustc_hash::FxHashMap<u32, u32>,
+    /// Folded key → position in `postings` of the last story added under
+    /// it, and how many stories it lists.
+    heads: rustc_hash::FxHashMap<u32, (u32, u32)>,
     /// (story id, position of the previous story under the same key + 1, or 0).
     postings: Vec<(u32, u32)>,
 }
@@ -236,7 +237,9 @@ impl BandIndex {
         };
         for &key in bands {
             let at = self.postings.len() as u32;
-            let prev = self.heads.insert(fold(key), at).map_or(0, |p| p + 1);
+            let head = self.heads.entry(fold(key)).or_insert((u32::MAX, 0));
+            let prev = head.0.wrapping_add(1);
+            *head = (at, head.1 + 1);
             self.postings.push((story, prev));
         }
     }
@@ -256,14 +259,19 @@ impl BandIndex {
     /// Appends the stories listed under the folded `key`, newest first, at
     /// most `budget` of them (which it lowers); `false` when there were more.
     fn collect_key(&self, key: u32, budget: &mut usize, out: &mut Vec<i64>) -> bool {
-        let mut next = self.heads.get(&key).map_or(0, |p| p + 1);
+        let Some(&(head, count)) = self.heads.get(&key) else {
+            return true;
+        };
+        // More than the budget: nothing is walked.
+        if count as usize > *budget {
+            *budget = 0;
+            return false;
+        }
+        *budget -= count as usize;
+        let mut next = head + 1;
         while next > 0 {
-            if *budget == 0 {
-                return false;
-            }
             let (story, prev) = self.postings[next as usize - 1];
             out.push(story as i64);
-            *budget -= 1;
             next = prev;
         }
         true
@@ -306,6 +314,10 @@ pub struct NearIndex {
     pub seen_up_to: i64,
     /// (shared bands, story) of the latest lookup, kept to reuse its memory.
     counted: Vec<(usize, i64)>,
+    /// The block of seconds this process's documents took as instants
+    /// (see [`crate::filing::InstantSearch`]), held with the index so that
+    /// it is forgotten with it (after a failed commit).
+    pub instants: Option<(i64, i64)>,
 }
 
 /// Entries a slab takes in its hash table before they are merged into its
@@ -342,7 +354,7 @@ impl Slab {
     fn freeze(&mut self) {
         let recent = std::mem::take(&mut self.recent);
         let mut add: Vec<(u32, u32)> = Vec::with_capacity(recent.len());
-        for (&key, &head) in &recent.heads {
+        for (&key, &(head, _)) in &recent.heads {
             let mut next = head + 1;
             while next > 0 {
                 let (story, prev) = recent.postings[next as usize - 1];
@@ -384,13 +396,14 @@ impl Slab {
             }
         };
         let from = lo + self.frozen[lo..hi].partition_point(|e| e.0 < key);
-        for e in self.frozen[from..hi].iter().take_while(|e| e.0 == key) {
-            if *budget == 0 {
-                return false;
-            }
-            out.push(e.1 as i64);
-            *budget -= 1;
+        let to = from + self.frozen[from..hi].partition_point(|e| e.0 == key);
+        // More than the budget (boilerplate): nothing is copied.
+        if to - from > *budget {
+            *budget = 0;
+            return false;
         }
+        *budget -= to - from;
+        out.extend(self.frozen[from..to].iter().map(|e| e.1 as i64));
         self.recent.collect_key(key, budget, out)
     }
 

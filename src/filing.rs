@@ -115,6 +115,93 @@ pub fn wider_span(n: usize, taken: usize) -> i64 {
     (n + taken) as i64
 }
 
+/// The search for a document's free instants ([`free_instants`]), one
+/// read of taken instants after another, each reaching further back. A
+/// process remembers the block of seconds its earlier documents took (from
+/// the lowest instant it handed out up to that fetch time: every second in
+/// it is taken or passed over) and the search treats the block as taken
+/// without reading it again: without that, a burst of changes made every
+/// document read every instant the burst had taken before it.
+#[derive(Debug, Clone, Copy)]
+pub struct InstantSearch {
+    now: i64,
+    need: usize,
+    /// Seconds outside `skip` the next read covers, `now` included.
+    span: i64,
+    skip: Option<(i64, i64)>,
+}
+
+impl InstantSearch {
+    /// A search for `need` instants at or before `now`, passing over the
+    /// block `skip` (ignored when it is not below `now`: the clock went back).
+    pub fn new(now: i64, need: usize, skip: Option<(i64, i64)>) -> InstantSearch {
+        InstantSearch {
+            now,
+            need,
+            span: need as i64,
+            skip: skip.filter(|(lo, hi)| lo <= hi && *hi <= now),
+        }
+    }
+
+    /// The lowest second the next read covers.
+    fn floor(&self) -> i64 {
+        let floor = self.now - self.span + 1;
+        match self.skip {
+            Some((lo, hi)) if floor <= hi => floor - (hi - lo + 1),
+            _ => floor,
+        }
+    }
+
+    /// The two ranges of seconds (`[from, to]`, empty when `from > to`)
+    /// whose stored instants the backend must read next.
+    pub fn ranges(&self) -> [(i64, i64); 2] {
+        let floor = self.floor();
+        match self.skip {
+            Some((lo, hi)) if floor <= hi => [(hi + 1, self.now), (floor, lo - 1)],
+            _ => [(floor, self.now), (1, 0)],
+        }
+    }
+
+    /// Given the stored instants of [`InstantSearch::ranges`]: the
+    /// instants, latest first; `None` when the read was too short (the
+    /// next [`InstantSearch::ranges`] reach further back).
+    pub fn place(&mut self, taken: &HashSet<i64>) -> Option<Vec<i64>> {
+        let floor = self.floor();
+        let mut free = Vec::with_capacity(self.need);
+        let mut t = self.now;
+        while free.len() < self.need {
+            if t < floor {
+                self.span = wider_span(self.need, taken.len());
+                return None;
+            }
+            if let Some((lo, hi)) = self.skip
+                && (lo..=hi).contains(&t)
+            {
+                t = lo - 1;
+                continue;
+            }
+            if !taken.contains(&t) {
+                free.push(t);
+            }
+            t -= 1;
+        }
+        Some(free)
+    }
+
+    /// The block to pass over next time, once `instants` (from
+    /// [`InstantSearch::place`]) are stored.
+    pub fn block_after(&self, instants: &[i64]) -> Option<(i64, i64)> {
+        let Some(&lowest) = instants.iter().min() else {
+            return self.skip;
+        };
+        match self.skip {
+            // Reached down to the old block: one block.
+            Some((lo, hi)) if lowest <= hi + 1 => Some((lo.min(lowest), self.now)),
+            _ => Some((lowest, self.now)),
+        }
+    }
+}
+
 /// One item of an incoming document, as filing sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming<'a> {
@@ -731,6 +818,44 @@ mod tests {
             free_instants(100, 3, 100 - span + 1, &taken),
             Some(vec![99, 97, 96])
         );
+    }
+
+    #[test]
+    fn instant_search_passes_over_the_block_it_already_took() {
+        // Stored: 100, 98; the process took 90..=95 earlier (at now = 95).
+        let mut taken: HashSet<i64> = [100, 98].into();
+        taken.extend(90..=95);
+        let read = |ranges: [(i64, i64); 2]| -> HashSet<i64> {
+            taken
+                .iter()
+                .copied()
+                .filter(|t| ranges.iter().any(|(a, b)| (a..=b).contains(&t)))
+                .collect()
+        };
+        let mut search = InstantSearch::new(100, 6, Some((90, 95)));
+        let mut reads = 0;
+        let got = loop {
+            let ranges = search.ranges();
+            // The block is never read.
+            assert!(
+                ranges.iter().all(|(a, b)| a > b || *b < 90 || *a > 95),
+                "{ranges:?}"
+            );
+            reads += 1;
+            if let Some(got) = search.place(&read(ranges)) {
+                break got;
+            }
+        };
+        // The same instants a full read gives, the block skipped.
+        assert_eq!(got, vec![99, 97, 96, 89, 88, 87]);
+        assert!(reads <= 3, "{reads}");
+        assert_eq!(search.block_after(&got), Some((87, 100)));
+        // Far above an old block: a new block.
+        let search = InstantSearch::new(1000, 1, Some((87, 100)));
+        assert_eq!(search.block_after(&[1000]), Some((1000, 1000)));
+        // The clock went back: the block is ignored.
+        let search = InstantSearch::new(50, 1, Some((87, 100)));
+        assert_eq!(search.ranges(), [(50, 50), (1, 0)]);
     }
 
     fn member(

@@ -1240,7 +1240,7 @@ async fn save_document(
     let (known, next) = read_known(tx, doc.feed_id, &doc.items, &candidates).await?;
     let plan = g.file(&known);
     let now = secs(doc.now);
-    place_instants(tx, &mut g, &plan, now).await?;
+    place_instants(tx, &mut g, &plan, now, near).await?;
     let mut counts = SaveCounts {
         new: plan.fresh.len(),
         updated: 0,
@@ -1267,37 +1267,40 @@ async fn save_document(
 }
 
 /// Gives the document's undated new stories and its change times seconds
-/// no stored story holds (see [`filing::free_instants`]), reading the
+/// no stored story holds (see [`filing::InstantSearch`]), reading the
 /// stored ones back from the fetch time as far as needed.
 async fn place_instants(
     tx: &mut Transaction<'_, Sqlite>,
     g: &mut Gathering<'_>,
     plan: &Plan,
     now: i64,
+    near: &mut NearIndex,
 ) -> Result<(), StoreError> {
     let need = g.instants_needed(plan);
     if need == 0 {
         return Ok(());
     }
-    let mut span = need as i64;
+    let mut search = filing::InstantSearch::new(now, need, near.instants);
     loop {
-        let floor = now - span + 1;
+        let [(a, b), (c, d)] = search.ranges();
         let taken: HashSet<i64> = sqlx::query_scalar::<_, i64>(
             "SELECT sort_date FROM stories WHERE sort_date BETWEEN ?1 AND ?2
-             UNION SELECT updated_at FROM stories WHERE updated_at BETWEEN ?1 AND ?2",
+             UNION SELECT sort_date FROM stories WHERE sort_date BETWEEN ?3 AND ?4
+             UNION SELECT updated_at FROM stories WHERE updated_at BETWEEN ?1 AND ?2
+             UNION SELECT updated_at FROM stories WHERE updated_at BETWEEN ?3 AND ?4",
         )
-        .bind(floor)
-        .bind(now)
+        .bind(a)
+        .bind(b)
+        .bind(c)
+        .bind(d)
         .fetch_all(&mut **tx)
         .await?
         .into_iter()
         .collect();
-        match filing::free_instants(now, need, floor, &taken) {
-            Some(instants) => {
-                g.place(plan, &instants);
-                return Ok(());
-            }
-            None => span = filing::wider_span(need, taken.len()),
+        if let Some(instants) = search.place(&taken) {
+            near.instants = search.block_after(&instants);
+            g.place(plan, &instants);
+            return Ok(());
         }
     }
 }

@@ -176,8 +176,10 @@ enum DigestCommand {
 
 /// glibc gives each thread that allocates its own malloc arena (up to 8
 /// per core) and keeps what the parsing and store threads free in them: on
-/// a large poll that is as much memory again as the heap itself. Two
-/// arenas keep the resident size near the heap's (2,000 feeds: 126 -> 96 MB).
+/// a large poll that is as much memory again as the heap itself. Four
+/// arenas keep the resident size near the heap's; two made the threads
+/// queue on the arena locks (2,000 feeds: 18.5 -> 15.8 s of CPU, 40% fewer
+/// context switches, peak RSS 130 -> 133 MB).
 /// `MALLOC_ARENA_MAX` in the environment, read by glibc itself, wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -185,7 +187,7 @@ fn limit_malloc_arenas() {
         // SAFETY: mallopt only sets an allocator parameter; it is called
         // before any other thread exists.
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+            libc::mallopt(libc::M_ARENA_MAX, 4);
         }
     }
 }

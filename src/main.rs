@@ -179,7 +179,7 @@ enum DigestCommand {
 /// a large poll that is as much memory again as the heap itself. Four
 /// arenas keep the resident size near the heap's; two made the threads
 /// queue on the arena locks (2,000 feeds: 18.5 -> 15.8 s of CPU, 40% fewer
-/// context switches, peak RSS 130 -> 133 MB).
+/// context switches, peak RSS 127–129 -> 129–132 MB).
 /// `MALLOC_ARENA_MAX` in the environment, read by glibc itself, wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

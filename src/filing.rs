@@ -86,37 +86,19 @@ pub fn item_date(
     published.or(updated).unwrap_or(now)
 }
 
-/// The `n` latest seconds at or before `now` (unix seconds) that no stored
-/// story holds as its date or change time, latest first: the instants a
-/// document gives its undated new stories (in document order) and its
-/// changed ones, so that no two published entries share an `updated`
-/// instant. `taken` holds the stored instants from `floor` to `now`; `None`
-/// when `n` free seconds reach below `floor`: the caller reads further back
-/// (see [`wider_span`]) and asks again.
-pub fn free_instants(now: i64, n: usize, floor: i64, taken: &HashSet<i64>) -> Option<Vec<i64>> {
-    let mut free = Vec::with_capacity(n);
-    let mut t = now;
-    while free.len() < n {
-        if t < floor {
-            return None;
-        }
-        if !taken.contains(&t) {
-            free.push(t);
-        }
-        t -= 1;
-    }
-    Some(free)
-}
-
 /// How far back (in seconds, `now` included) to read taken instants next,
-/// after [`free_instants`] found `span` seconds holding `taken` of them too
+/// after [`InstantSearch::place`] found `span` seconds holding `taken` of them too
 /// short for `n`: strictly more than `span`, so the search ends.
 pub fn wider_span(n: usize, taken: usize) -> i64 {
     (n + taken) as i64
 }
 
-/// The search for a document's free instants ([`free_instants`]), one
-/// read of taken instants after another, each reaching further back. A
+/// The search for a document's instants: the latest seconds at or before
+/// its fetch time that no stored story holds as its date or change time,
+/// latest first (given to its undated new stories, in document order, and
+/// its changed ones, so that no two published entries share an `updated`
+/// instant); one read of taken instants after another, each reaching
+/// further back. A
 /// process remembers the block of seconds its earlier documents took (from
 /// the lowest instant it handed out up to that fetch time: every second in
 /// it is taken or passed over) and the search treats the block as taken
@@ -808,16 +790,18 @@ mod tests {
     #[test]
     fn free_instants_skip_stored_ones_latest_first() {
         let taken: HashSet<i64> = [100, 98].into();
-        assert_eq!(free_instants(100, 3, 90, &taken), Some(vec![99, 97, 96]));
-        assert_eq!(free_instants(100, 0, 100, &taken), Some(vec![]));
+        let place = |need: usize, span: i64| {
+            let mut search = InstantSearch::new(100, need, None);
+            search.span = span;
+            search.place(&taken)
+        };
+        assert_eq!(place(3, 11), Some(vec![99, 97, 96]));
+        assert_eq!(place(0, 1), Some(vec![]));
         // Not enough room above the floor: read further back.
-        assert_eq!(free_instants(100, 3, 97, &taken), None);
+        assert_eq!(place(3, 4), None);
         let span = wider_span(3, taken.len());
         assert!(span > 4);
-        assert_eq!(
-            free_instants(100, 3, 100 - span + 1, &taken),
-            Some(vec![99, 97, 96])
-        );
+        assert_eq!(place(3, span), Some(vec![99, 97, 96]));
     }
 
     #[test]

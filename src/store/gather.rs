@@ -162,7 +162,7 @@ impl<'a> Gathering<'a> {
         item.published.is_none() && item.updated.is_none()
     }
 
-    /// How many instants the plan needs (see [`filing::free_instants`]):
+    /// How many instants the plan needs (see [`filing::InstantSearch`]):
     /// one per undated new item, changed item and joined story.
     pub fn instants_needed(&self, plan: &Plan) -> usize {
         let undated = plan

@@ -22,8 +22,6 @@ pub(super) struct Gathering<'a> {
     /// The change time of each stored item the document updates or
     /// renames (by position), once [`Gathering::place`] gave them one.
     changed: HashMap<usize, i64>,
-    /// The change time of each stored story new items join.
-    joined: HashMap<i64, i64>,
 }
 
 /// What filing decided for a document, as writes.
@@ -42,9 +40,12 @@ pub(super) struct Plan {
 pub(super) struct Rows {
     /// New stories: id, stored signature, date, position of the item that starts it.
     pub stories: Vec<(i64, Option<Vec<u8>>, i64, usize)>,
-    /// Stored stories joined, with the earliest date of the items joining
-    /// and the story's change time.
-    pub merged: Vec<(i64, i64, i64)>,
+    /// Stored stories joined, with the earliest date of the items joining.
+    /// A join keeps the story's `updated` instant (another outlet carrying
+    /// a story is no change to show readers again); when it moves the
+    /// story's date earlier, the backend keeps the old date as the change
+    /// time so that `updated` never goes back.
+    pub merged: Vec<(i64, i64)>,
     /// New items: position in the document, item id, story id, why.
     pub items: Vec<(usize, i64, i64, MergeReason)>,
     /// Their tags: item id, tag.
@@ -76,7 +77,6 @@ impl<'a> Gathering<'a> {
             bands,
             suggested: Vec::new(),
             changed: HashMap::new(),
-            joined: HashMap::new(),
         }
     }
 
@@ -163,33 +163,29 @@ impl<'a> Gathering<'a> {
     }
 
     /// How many instants the plan needs (see [`filing::InstantSearch`]):
-    /// one per undated new item, changed item and joined story.
+    /// one per undated item that starts a story, and one per changed item.
     pub fn instants_needed(&self, plan: &Plan) -> usize {
         let undated = plan
             .fresh
             .iter()
-            .filter(|(at, _)| self.undated(*at))
+            .filter(|(at, joins)| joins.is_none() && self.undated(*at))
             .count();
-        let joined: HashSet<i64> = plan
-            .fresh
-            .iter()
-            .filter_map(|(_, j)| j.as_ref().map(|(s, _)| *s))
-            .collect();
-        undated + plan.updates.len() + plan.renames.len() + joined.len()
+        undated + plan.updates.len() + plan.renames.len()
     }
 
     /// Gives the plan its instants (latest first, as many as
-    /// [`Gathering::instants_needed`]): the latest to the undated new items
-    /// in document order (a feed lists its newest first), then the change
-    /// times of updated items and joined stories. Dated items keep their
-    /// own dates.
+    /// [`Gathering::instants_needed`]): the latest to the undated items
+    /// that start stories, in document order (a feed lists its newest
+    /// first), then the change times of updated items. Dated items keep
+    /// their own dates; an undated item joining a stored story takes the
+    /// fetch time (it leaves the story's date alone).
     pub fn place(&mut self, plan: &Plan, instants: &[i64]) {
         let mut next = instants.iter().copied();
         let fallback = self.doc.now.timestamp();
         let mut take = || next.next().unwrap_or(fallback);
-        for (at, _) in &plan.fresh {
+        for (at, joins) in &plan.fresh {
             if self.undated(*at) {
-                self.dates[*at] = take();
+                self.dates[*at] = if joins.is_none() { take() } else { fallback };
             }
         }
         for at in plan
@@ -198,13 +194,6 @@ impl<'a> Gathering<'a> {
             .chain(plan.renames.iter().map(|(at, _)| at))
         {
             self.changed.insert(*at, take());
-        }
-        for (_, j) in &plan.fresh {
-            if let Some((story, _)) = j
-                && !self.joined.contains_key(story)
-            {
-                self.joined.insert(*story, take());
-            }
         }
     }
 
@@ -243,11 +232,7 @@ impl<'a> Gathering<'a> {
             rows.items.push((*at, item, story_id, reason));
             item += 1;
         }
-        let now = self.doc.now.timestamp();
-        rows.merged = merged
-            .into_iter()
-            .map(|(s, d)| (s, d, self.joined.get(&s).copied().unwrap_or(now)))
-            .collect();
+        rows.merged = merged.into_iter().collect();
         rows.merged.sort_unstable();
         rows
     }
@@ -260,7 +245,7 @@ impl<'a> Gathering<'a> {
                 near.insert(*story_id, *date, &self.bands[*at]);
             }
         }
-        for (story_id, date, _) in &rows.merged {
+        for (story_id, date) in &rows.merged {
             if let Some(s) = known.stories.get(story_id)
                 && *date < s.date.timestamp()
             {

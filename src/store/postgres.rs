@@ -1223,15 +1223,15 @@ async fn insert_rows(
     if !rows.merged.is_empty() {
         let ids: Vec<i64> = rows.merged.iter().map(|m| m.0).collect();
         let dates: Vec<i64> = rows.merged.iter().map(|m| m.1).collect();
-        let changed: Vec<i64> = rows.merged.iter().map(|m| m.2).collect();
         sqlx::query(
-            "UPDATE stories SET sort_date = LEAST(sort_date, j.d), updated_at = j.u
-             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS j(id, d, u)
+            "UPDATE stories SET sort_date = LEAST(sort_date, j.d),
+               updated_at = CASE WHEN j.d < sort_date AND COALESCE(updated_at, 0) < sort_date
+                 THEN sort_date ELSE updated_at END
+             FROM UNNEST($1::bigint[], $2::bigint[]) AS j(id, d)
              WHERE stories.id = j.id",
         )
         .bind(&ids)
         .bind(&dates)
-        .bind(&changed)
         .execute(&mut **tx)
         .await?;
     }

@@ -1448,9 +1448,10 @@ async fn insert_rows(
     }
     if !rows.merged.is_empty() {
         w.q.push(
-            "UPDATE stories SET sort_date = min(sort_date, j.d), updated_at = j.u
-             FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS d,
-                     json_extract(value, '$[2]') AS u
+            "UPDATE stories SET sort_date = min(sort_date, j.d),
+               updated_at = CASE WHEN j.d < sort_date AND coalesce(updated_at, 0) < sort_date
+                 THEN sort_date ELSE updated_at END
+             FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS d
                    FROM json_each(",
         );
         w.q.push_bind(json(&rows.merged));

@@ -64,6 +64,7 @@ macro_rules! contract_suite {
             case!(a_renamed_item_is_updated_not_duplicated);
             case!(an_unchanged_item_is_not_rewritten_and_an_edit_is);
             case!(undated_items_and_changes_never_share_an_instant);
+            case!(a_joined_story_keeps_its_updated_instant);
             case!(retagging_changes_tags_listings_and_the_content_version);
             case!(listing_by_tag_since_limit_and_exclusion);
             case!(pruning_leaves_tombstones_and_keeps_the_newest_ids);
@@ -551,6 +552,73 @@ async fn undated_items_and_changes_never_share_an_instant(db: &impl TestDb) {
         listed.iter().map(|s| s.changed_at).collect::<Vec<_>>()
     );
     other.close().await;
+    store.close().await;
+}
+
+/// What a published entry shows as `updated` (see `publish::entry`).
+fn shown_updated(s: &gazette::model::Story) -> DateTime<Utc> {
+    [Some(s.published), s.updated, s.changed_at]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap()
+}
+
+async fn a_joined_story_keeps_its_updated_instant(db: &impl TestDb) {
+    let store = db.open().await;
+    let f = feeds(&store, &["a", "b"]).await;
+    let mut vote = item("a1", VOTE, VOTE_TEXT, None, now());
+    vote.published = None;
+    let trial = item(
+        "a2",
+        TRIAL,
+        TRIAL_TEXT,
+        Some("https://a.example/t"),
+        days_ago(1),
+    );
+    assert_eq!(
+        file(&store, f["a"], vec![vote, trial], days_ago(0)).await,
+        (2, 0)
+    );
+    // By title: the backlog copy becomes the trial's primary (the earliest).
+    let by_title = |listed: Vec<gazette::model::Story>| -> HashMap<String, gazette::model::Story> {
+        listed.into_iter().map(|s| (s.title.clone(), s)).collect()
+    };
+    let before = by_title(store.list_stories(&ItemQuery::default()).await.unwrap());
+    assert_eq!(before[VOTE].published, now());
+
+    // An hour later feed b carries both: the undated story again, and the
+    // trial from its backlog, dated a day before feed a's copy.
+    let later = now() + TimeDelta::hours(1);
+    let mut vote_b = item("b1", VOTE, VOTE_TEXT, None, later);
+    vote_b.published = None;
+    let trial_b = item(
+        "b2",
+        TRIAL,
+        TRIAL_TEXT,
+        Some("https://b.example/t"),
+        days_ago(2),
+    );
+    assert_eq!(
+        file(&store, f["b"], vec![vote_b, trial_b], later).await,
+        (2, 0)
+    );
+    let listed = store.list_stories(&ItemQuery::default()).await.unwrap();
+    assert_eq!(listed.len(), 2, "both joined their stories");
+    let after = by_title(listed);
+    let (vote, trial) = (&after[VOTE], &after[TRIAL]);
+    assert_eq!(trial.guid.as_deref(), Some("b2"));
+    assert_eq!(vote.sources.len(), 2);
+    assert_eq!(trial.sources.len(), 2);
+    // The joined story keeps its date and its `updated`.
+    assert_eq!(vote.published, before[VOTE].published);
+    assert_eq!(vote.changed_at, None);
+    assert_eq!(shown_updated(vote), shown_updated(&before[VOTE]));
+    // The backlog copy moves the trial's date back a day; its `updated`
+    // stays where it was instead of going back with it.
+    assert_eq!(trial.published, days_ago(2));
+    assert_eq!(trial.changed_at, Some(days_ago(1)));
+    assert_eq!(shown_updated(trial), shown_updated(&before[TRIAL]));
     store.close().await;
 }
 

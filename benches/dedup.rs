@@ -31,6 +31,13 @@ use common::{populate, populate_pg, text};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    // GAZETTE_LOG=sqlx=debug,gazette=debug shows each statement's time.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("GAZETTE_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -98,6 +105,10 @@ async fn main() {
             }
             DatabaseUrl::Sqlite(_) => populate(&db, n, rows[0].id, recent.map(|r| r.min(n))).await,
         }
+        // Opened afresh on the filled store, as a process starts: the first
+        // handle's checkpointer would copy the bulk load's WAL meanwhile.
+        store.close().await;
+        let store = Store::open(&url).await.unwrap();
         let now = chrono::Utc::now();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let started = Instant::now();

@@ -340,6 +340,8 @@ struct Slab {
     recent: BandIndex,
     /// The lookup that last used it.
     used: u64,
+    /// The earliest date it holds: every story from there to its end.
+    from: i64,
 }
 
 impl Slab {
@@ -447,28 +449,35 @@ fn slab_of(date: i64) -> i64 {
 impl NearIndex {
     /// The time ranges `[from, to)` whose stories must be read (and given
     /// to [`NearIndex::fill`]) before items dated `dates` are looked up with
-    /// `window` seconds either side: the slabs not held, merged into runs.
+    /// `window` seconds either side: what the slabs do not hold yet, merged
+    /// into runs. A slab is read from the earliest date an item needs, not
+    /// from its start: the rest is read if a later item needs it.
     pub fn missing(&self, dates: impl IntoIterator<Item = i64>, window: i64) -> Vec<(i64, i64)> {
-        let mut need: Vec<i64> = Vec::new();
+        // (slab, earliest date needed in it)
+        let mut need: Vec<(i64, i64)> = Vec::new();
         for d in dates {
-            for slab in slab_of(d.saturating_sub(window))..=slab_of(d.saturating_add(window)) {
-                if !self.slabs.contains_key(&slab) {
-                    need.push(slab);
+            let first = d.saturating_sub(window);
+            for slab in slab_of(first)..=slab_of(d.saturating_add(window)) {
+                let from = first.max(slab * SLAB_SECS);
+                if self.slabs.get(&slab).is_none_or(|s| s.from > from) {
+                    need.push((slab, from));
                 }
             }
         }
         need.sort_unstable();
-        need.dedup();
+        need.dedup_by_key(|(slab, _)| *slab);
         let mut runs: Vec<(i64, i64)> = Vec::new();
-        for slab in need {
+        for (slab, from) in need {
+            let to = self
+                .slabs
+                .get(&slab)
+                .map_or((slab + 1) * SLAB_SECS, |s| s.from);
             match runs.last_mut() {
-                Some((_, end)) if *end == slab => *end = slab + 1,
-                _ => runs.push((slab, slab + 1)),
+                Some((_, end)) if *end == from => *end = to,
+                _ => runs.push((from, to)),
             }
         }
-        runs.into_iter()
-            .map(|(a, b)| (a * SLAB_SECS, b * SLAB_SECS))
-            .collect()
+        runs
     }
 
     /// Holds the slabs of `[from, to)` (a range from [`NearIndex::missing`])
@@ -486,22 +495,27 @@ impl NearIndex {
         }
     }
 
-    /// Holds the slabs of `[from, to)`, to be given their stories one at a
-    /// time through the returned [`Filler`] (a store streaming them).
+    /// Holds `[from, to)` (a range from [`NearIndex::missing`]), to be given
+    /// its stories one at a time through the returned [`Filler`] (a store
+    /// streaming them).
     pub fn filler(&mut self, from: i64, to: i64) -> Filler<'_> {
-        for slab in slab_of(from)..slab_of(to) {
-            self.slabs.entry(slab).or_default().used = self.tick;
+        let slabs = (slab_of(from), slab_of(to.saturating_sub(1)) + 1);
+        for slab in slabs.0..slabs.1 {
+            let s = self.slabs.entry(slab).or_insert_with(|| Slab {
+                from: (slab + 1) * SLAB_SECS,
+                ..Slab::default()
+            });
+            s.used = self.tick;
+            s.from = s.from.min(from.max(slab * SLAB_SECS));
         }
-        Filler {
-            index: self,
-            slabs: (slab_of(from), slab_of(to)),
-        }
+        Filler { index: self, slabs }
     }
 
-    /// Indexes a story dated `date`, when its slab is held (otherwise the
-    /// store has it, and reading the slab later finds it).
+    /// Indexes a story dated `date`, when its slab holds that date
+    /// (otherwise the store has it, and reading the slab later finds it).
     pub fn insert(&mut self, id: i64, date: i64, bands: &[i64]) {
         if let Some(slab) = self.slabs.get_mut(&slab_of(date))
+            && date >= slab.from
             && u32::try_from(id).is_ok()
         {
             slab.insert(id, bands);
@@ -826,6 +840,53 @@ mod tests {
         index.trim(0);
         assert_eq!(index.len(), BANDS, "only the slab in use stays");
         assert_eq!(index.missing([t0], 7 * day).len(), 1);
+    }
+
+    #[test]
+    fn a_slab_is_read_from_the_earliest_date_needed_and_the_rest_when_needed() {
+        let day = 86_400;
+        let t0 = 400 * SLAB_SECS;
+        let vote = signature(
+            "States at the UN General Assembly vote on Russia's record",
+            "",
+        )
+        .unwrap();
+        let stored = signature_to_bytes(&vote);
+        let mut index = NearIndex::default();
+        // An item three days into a slab, 2-day window: from a day into it
+        // to the slab's end.
+        assert_eq!(
+            index.missing([t0 + 3 * day], 2 * day),
+            vec![(t0 + day, t0 + SLAB_SECS)]
+        );
+        index.fill(
+            t0 + day,
+            t0 + SLAB_SECS,
+            [(2, t0 + 2 * day, stored.as_slice())],
+        );
+        assert!(index.missing([t0 + 3 * day], 2 * day).is_empty());
+        // A story dated before what the slab holds waits for the store.
+        index.insert(1, t0, &bands(&vote));
+        assert_eq!(index.len(), BANDS);
+        // An earlier item needs the rest of the slab, and the slab before.
+        assert_eq!(
+            index.missing([t0 + day / 2], 2 * day),
+            vec![(t0 - 2 * day + day / 2, t0 + day)]
+        );
+        index.fill(
+            t0 - 2 * day + day / 2,
+            t0 + day,
+            [(1, t0, stored.as_slice())],
+        );
+        let mut out = Vec::new();
+        index.candidates(t0 + day / 2, 2 * day, &bands(&vote), &mut out);
+        assert_eq!(out, vec![1, 2]);
+        assert_eq!(index.len(), 2 * BANDS, "each story once");
+        // A later item: only the next slab.
+        assert_eq!(
+            index.missing([t0 + 6 * day], 2 * day),
+            vec![(t0 + SLAB_SECS, t0 + 2 * SLAB_SECS)]
+        );
     }
 
     #[test]

@@ -446,10 +446,26 @@ fn known_from_json(
 
 /// Bytes of a hex string (either case).
 fn unhex(s: &str) -> Vec<u8> {
-    s.as_bytes()
-        .chunks_exact(2)
-        .filter_map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
-        .collect()
+    let mut out = Vec::with_capacity(s.len() / 2);
+    unhex_into(s.as_bytes(), &mut out);
+    out
+}
+
+/// Appends the bytes of hex digits `s` (either case) to `out`; a pair
+/// that is not two hex digits is skipped.
+fn unhex_into(s: &[u8], out: &mut Vec<u8>) {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    out.extend(
+        s.chunks_exact(2)
+            .filter_map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?)),
+    );
 }
 
 /// Unix seconds of `t`, rounded up.

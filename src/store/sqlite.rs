@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -1223,18 +1222,7 @@ async fn save_document(
 ) -> Result<SaveCounts, StoreError> {
     let mut g = Gathering::new(doc);
     for (from, to) in g.missing_slabs(near) {
-        // Streamed: a slab of a large store holds many stories.
-        let mut rows = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(
-            "SELECT id, sort_date, signature FROM stories
-             WHERE sort_date >= ?1 AND sort_date < ?2 AND signature IS NOT NULL",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch(&mut **tx);
-        let mut filler = near.filler(from, to);
-        while let Some((id, date, sig)) = rows.try_next().await? {
-            filler.add(id, date, &sig);
-        }
+        read_slabs(tx, near, from, to).await?;
     }
     let candidates = g.suggest(near);
     let (known, next) = read_known(tx, doc.feed_id, &doc.items, &candidates).await?;
@@ -1264,6 +1252,71 @@ async fn save_document(
     insert_rows(tx, doc, &g, &rows).await?;
     g.index_written(near, &rows, &known);
     Ok(counts)
+}
+
+/// Stories read per statement when the index reads slabs.
+const SLAB_CHUNK: i64 = 2_000;
+
+/// Gives the index the stories dated in `[from, to)`. A slab of a large
+/// store holds many stories: they come a chunk at a time, each chunk as one
+/// value (`id,date,length,signature` per story, back to back), since the
+/// driver hands every row over from its worker thread on its own (about
+/// 10 µs a story, against 3 µs this way).
+async fn read_slabs(
+    tx: &mut Transaction<'_, Sqlite>,
+    near: &mut NearIndex,
+    from: i64,
+    to: i64,
+) -> Result<(), StoreError> {
+    let mut filler = near.filler(from, to);
+    let mut after = (from, i64::MIN);
+    loop {
+        let chunk: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT CAST(group_concat(id || ',' || sort_date || ',' || length(signature) || ','
+                 || signature, '') AS BLOB)
+             FROM (SELECT id, sort_date, signature FROM stories
+                   WHERE (sort_date, id) > (?1, ?2) AND sort_date < ?3
+                     AND signature IS NOT NULL
+                   ORDER BY sort_date, id LIMIT ?4)",
+        )
+        .bind(after.0)
+        .bind(after.1)
+        .bind(to)
+        .bind(SLAB_CHUNK)
+        .fetch_one(&mut **tx)
+        .await?;
+        let Some(chunk) = chunk else {
+            return Ok(());
+        };
+        let mut rest = chunk.as_slice();
+        let mut read = 0;
+        while !rest.is_empty() {
+            let Some((id, date, sig, tail)) = slab_record(rest) else {
+                return Err(StoreError::Corrupt(format!(
+                    "a story's record in the slab of {from}..{to} cannot be read"
+                )));
+            };
+            filler.add(id, date, sig);
+            (after, rest, read) = ((date, id), tail, read + 1);
+        }
+        if read < SLAB_CHUNK {
+            return Ok(());
+        }
+    }
+}
+
+/// One `id,date,length,signature` record of [`read_slabs`], and the rest.
+fn slab_record(b: &[u8]) -> Option<(i64, i64, &[u8], &[u8])> {
+    fn field(b: &[u8]) -> Option<(i64, &[u8])> {
+        let comma = memchr::memchr(b',', b)?;
+        let n = std::str::from_utf8(&b[..comma]).ok()?.parse().ok()?;
+        Some((n, &b[comma + 1..]))
+    }
+    let (id, b) = field(b)?;
+    let (date, b) = field(b)?;
+    let (len, b) = field(b)?;
+    let len = usize::try_from(len).ok().filter(|l| *l <= b.len())?;
+    Some((id, date, &b[..len], &b[len..]))
 }
 
 /// Gives the document's undated new stories and its change times seconds
@@ -1590,4 +1643,67 @@ fn html_column<I: sqlx::ColumnIndex<sqlx::sqlite::SqliteRow>>(
 
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slab holding more stories than one chunk is read whole, stories
+    /// on a chunk's edge and sharing a date included, and nothing outside
+    /// the range.
+    #[tokio::test]
+    async fn slabs_are_read_whole_a_chunk_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = sqlx::SqlitePool::connect_with(
+            SqliteConnectOptions::new()
+                .filename(dir.path().join("slabs.db"))
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        let n = 2 * SLAB_CHUNK + 500;
+        // Dates in pairs (two stories a second), from 1,000 on; one story
+        // without a signature and one past the range.
+        sqlx::raw_sql(&format!(
+            "CREATE TABLE stories (id INTEGER PRIMARY KEY, signature BLOB, sort_date INTEGER NOT NULL);
+             CREATE INDEX stories_sort_date ON stories (sort_date DESC, id DESC);
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n})
+             INSERT INTO stories SELECT x, randomblob(256), 1000 + x / 2 FROM c;
+             INSERT INTO stories VALUES ({}, NULL, 1500), ({}, randomblob(256), 999999);",
+            n + 1,
+            n + 2
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        let mut near = NearIndex::default();
+        read_slabs(&mut tx, &mut near, 0, dedup::SLAB_SECS)
+            .await
+            .unwrap();
+        assert_eq!(near.len(), n as usize * dedup::BANDS);
+        // Each story is found by its own bands.
+        let mut out = Vec::new();
+        for id in [1, SLAB_CHUNK, SLAB_CHUNK + 1, 2 * SLAB_CHUNK, n] {
+            let sig: Vec<u8> = sqlx::query_scalar("SELECT signature FROM stories WHERE id = ?1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            let bands = dedup::bands(&dedup::signature_from_bytes(&sig));
+            near.candidates(1000 + id / 2, 86_400, &bands, &mut out);
+            assert_eq!(out.first(), Some(&id), "story {id}");
+        }
+    }
+
+    #[test]
+    fn a_slab_record_is_split_and_a_broken_one_refused() {
+        let rec = b"12,-3,4,\x00,;\x0199,1,0,";
+        let (id, date, sig, rest) = slab_record(rec).unwrap();
+        assert_eq!((id, date, sig), (12, -3, &b"\x00,;\x01"[..]));
+        assert_eq!(slab_record(rest).unwrap(), (99, 1, &b""[..], &b""[..]));
+        assert_eq!(slab_record(b"12,3,9,abc"), None);
+        assert_eq!(slab_record(b"12,x,1,a"), None);
+    }
 }

@@ -441,6 +441,9 @@ impl Drop for Filler<'_> {
     }
 }
 
+/// What a slab is read in addition to: a whole day (see [`NearIndex::missing`]).
+const READ_STEP: i64 = 86_400;
+
 /// The slab a date falls in.
 fn slab_of(date: i64) -> i64 {
     date.div_euclid(SLAB_SECS)
@@ -456,7 +459,9 @@ impl NearIndex {
         // (slab, earliest date needed in it)
         let mut need: Vec<(i64, i64)> = Vec::new();
         for d in dates {
-            let first = d.saturating_sub(window);
+            // From the start of its day: the held part of a slab grows back
+            // a day at a time, not one read per document.
+            let first = d.saturating_sub(window).div_euclid(READ_STEP) * READ_STEP;
             for slab in slab_of(first)..=slab_of(d.saturating_add(window)) {
                 let from = first.max(slab * SLAB_SECS);
                 if self.slabs.get(&slab).is_none_or(|s| s.from > from) {
@@ -868,16 +873,13 @@ mod tests {
         // A story dated before what the slab holds waits for the store.
         index.insert(1, t0, &bands(&vote));
         assert_eq!(index.len(), BANDS);
-        // An earlier item needs the rest of the slab, and the slab before.
+        // An earlier item needs the rest of the slab, and the slab before
+        // (from the start of a day).
         assert_eq!(
             index.missing([t0 + day / 2], 2 * day),
-            vec![(t0 - 2 * day + day / 2, t0 + day)]
+            vec![(t0 - 2 * day, t0 + day)]
         );
-        index.fill(
-            t0 - 2 * day + day / 2,
-            t0 + day,
-            [(1, t0, stored.as_slice())],
-        );
+        index.fill(t0 - 2 * day, t0 + day, [(1, t0, stored.as_slice())]);
         let mut out = Vec::new();
         index.candidates(t0 + day / 2, 2 * day, &bands(&vote), &mut out);
         assert_eq!(out, vec![1, 2]);

@@ -444,28 +444,16 @@ fn known_from_json(
     })
 }
 
-/// Bytes of a hex string (either case).
+/// Bytes of a hex string (either case); a pair that is not two hex digits
+/// is skipped.
 fn unhex(s: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len() / 2);
-    unhex_into(s.as_bytes(), &mut out);
-    out
-}
-
-/// Appends the bytes of hex digits `s` (either case) to `out`; a pair
-/// that is not two hex digits is skipped.
-fn unhex_into(s: &[u8], out: &mut Vec<u8>) {
     fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
+        char::from(c).to_digit(16).map(|d| d as u8)
     }
-    out.extend(
-        s.chunks_exact(2)
-            .filter_map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?)),
-    );
+    s.as_bytes()
+        .chunks_exact(2)
+        .filter_map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
+        .collect()
 }
 
 /// Unix seconds of `t`, rounded up.
